@@ -1,0 +1,139 @@
+"""`create_app`: builds the Flask app and wires the components into `app.extensions`.
+
+Nothing is global: every component (Redis client, state, data store, locks, hooks, service) is
+made here or passed in, so tests can build as many independent apps as they like.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import redis
+from flask import Flask, Response, g, request
+from werkzeug.exceptions import HTTPException
+from werkzeug.middleware.proxy_fix import ProxyFix
+
+from .errors import TusError
+from .hooks import Hooks
+from .locks.keeper import LockKeeper
+from .locks.redis import LockManager
+from .protocol import safe_header_value
+from .service import UploadService
+from .settings import Settings
+from .state.redis import RedisState, connect
+from .storage.base import DataStore
+from .views import api, download, tus, web
+from .views.common import render_error, render_http_exception, render_unexpected
+
+log = logging.getLogger("tusserver.request")
+
+OVERRIDABLE_METHODS = {"PATCH", "DELETE", "HEAD", "OPTIONS", "GET", "POST"}
+
+
+@dataclass
+class Components:
+    """Everything a request handler may need, kept in `app.extensions['tusserver']`."""
+
+    settings: Settings
+    redis: redis.Redis
+    state: RedisState
+    store: DataStore
+    locks: LockManager
+    keeper: LockKeeper
+    service: UploadService
+
+
+class MethodOverride:
+    """`X-HTTP-Method-Override` on POST, for clients and proxies limited to GET and POST."""
+
+    def __init__(self, app: Callable[..., Iterable[bytes]]):
+        self.app = app
+
+    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
+        override = environ.get("HTTP_X_HTTP_METHOD_OVERRIDE", "").strip().upper()
+        if environ.get("REQUEST_METHOD") == "POST" and override in OVERRIDABLE_METHODS:
+            environ["REQUEST_METHOD"] = override
+        return self.app(environ, start_response)
+
+
+def make_store(settings: Settings) -> DataStore:
+    """The data store the settings name."""
+    if settings.storage == "s3":
+        from .storage.s3 import S3Store
+
+        store = S3Store(settings)
+        store.ensure_bucket()
+        return store
+    from .storage.local import LocalStore
+
+    return LocalStore(settings.uploads_dir, fsync=settings.fsync)
+
+
+def create_app(
+    settings: Settings | None = None,
+    *,
+    redis_client: redis.Redis | None = None,
+    store: DataStore | None = None,
+    hooks: Hooks | None = None,
+    clock: Callable[[], float] = time.time,
+) -> Flask:
+    """Build the app. Components not given are made from the settings."""
+    settings = settings or Settings.from_env()
+    client = redis_client or connect(settings.redis_url or "redis://127.0.0.1:6379/0")
+    state = RedisState(client, settings.redis_prefix)
+    store = store or make_store(settings)
+    locks = LockManager(client, settings.redis_prefix, settings.lock_ttl, settings.lock_wait)
+    keeper = LockKeeper(settings.read_timeout, settings.lock_ttl)
+    service = UploadService(settings, state, store, locks, keeper, hooks=hooks, clock=clock)
+
+    app = Flask(__name__, static_folder=None)
+    app.extensions["tusserver"] = Components(settings, client, state, store, locks, keeper, service)
+    app.register_blueprint(tus.bp)
+    app.register_blueprint(download.bp)
+    app.register_blueprint(api.bp)
+    app.register_blueprint(web.bp)
+    app.register_error_handler(TusError, render_error)
+    app.register_error_handler(HTTPException, render_http_exception)
+    app.register_error_handler(Exception, render_unexpected)
+    app.before_request(_start_request)
+    app.after_request(_finish_request)
+
+    wsgi: Any = MethodOverride(app.wsgi_app)
+    if settings.behind_proxy:
+        wsgi = ProxyFix(wsgi, x_for=1, x_proto=1, x_host=1, x_port=1, x_prefix=1)
+    app.wsgi_app = wsgi  # type: ignore[method-assign]
+    return app
+
+
+def _start_request() -> None:
+    g.started = time.monotonic()
+    incoming = request.headers.get("X-Request-ID", "")
+    g.request_id = safe_header_value(incoming, 128) if incoming else uuid.uuid4().hex
+
+
+def _finish_request(response: Response) -> Response:
+    """Security headers on every response, and one log line per request."""
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    response.headers["X-Request-ID"] = g.get("request_id", "")
+    body = g.get("body")
+    received = body.received if body is not None else 0
+    sent = g.get("bytes_sent", response.content_length or 0)
+    upload_id = (request.view_args or {}).get("upload_id", "-")
+    duration_ms = (time.monotonic() - g.get("started", time.monotonic())) * 1000
+    log.info(
+        "%s %s %s upload=%s in=%d out=%d %.1fms id=%s",
+        request.method,
+        request.path,
+        response.status_code,
+        upload_id,
+        received,
+        sent,
+        duration_ms,
+        g.get("request_id", "-"),
+    )
+    return response

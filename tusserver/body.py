@@ -1,0 +1,108 @@
+"""Streaming request bodies: bounded chunks, counted bytes, and a clean end on disconnect.
+
+The reader never holds a body in memory: it yields chunks of at most `chunk_size` bytes. A client
+that goes away mid-body (short read, reset, timeout, malformed chunked encoding) ends the stream
+cleanly with `disconnected` set, so the service can commit the bytes that did arrive.
+
+`interrupt()` ends a body early from another thread (the lock keeper): it sets a flag checked
+between chunks and shuts down the read side of the client socket, which makes a read that is
+blocked on a silent client return end-of-file at once.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import socket
+import time
+from collections.abc import Iterator
+from typing import BinaryIO
+
+log = logging.getLogger(__name__)
+
+
+class BodyReader:
+    """Iterate over a request body in bounded chunks.
+
+    `expected` is the Content-Length (None for a chunked body). `limit` is the most bytes the
+    upload can still take (None: no limit). A chunked body that goes past `limit` sets `overflow`
+    and nothing past the limit is ever yielded; a Content-Length beyond the limit is refused by
+    the service before reading.
+    """
+
+    def __init__(
+        self,
+        stream: BinaryIO,
+        expected: int | None,
+        chunk_size: int = 1024 * 1024,
+        sock: socket.socket | None = None,
+    ):
+        self.stream = stream
+        self.expected = expected
+        self.chunk_size = chunk_size
+        self.sock = sock
+        self.limit: int | None = None
+        self.received = 0
+        self.disconnected = False
+        self.overflow = False
+        self.interrupted: str | None = None
+        self._last_activity = time.monotonic()
+
+    @property
+    def idle_seconds(self) -> float:
+        """Seconds since the last byte arrived (or since the reader was made)."""
+        return time.monotonic() - self._last_activity
+
+    @property
+    def complete(self) -> bool:
+        """The whole body arrived: nothing was cut short by the client or an interrupt."""
+        return not self.disconnected and self.interrupted is None
+
+    def interrupt(self, reason: str) -> None:
+        """End the body early; safe to call from another thread, more than once."""
+        if self.interrupted is not None:
+            return
+        self.interrupted = reason
+        log.info("ending request body early: %s", reason)
+        if self.sock is not None:
+            with contextlib.suppress(OSError):
+                self.sock.shutdown(socket.SHUT_RD)
+
+    def __iter__(self) -> Iterator[bytes]:
+        while True:
+            if self.interrupted is not None:
+                return
+            want = self.chunk_size
+            if self.expected is not None:
+                want = min(want, self.expected - self.received)
+                if want <= 0:
+                    return
+            if self.limit is not None:
+                room = self.limit - self.received
+                if room <= 0:
+                    if self.expected is None:
+                        self._check_overflow()
+                    return
+                want = min(want, room)
+            chunk = self._read(want)
+            if not chunk:
+                if self.expected is not None and self.received < self.expected:
+                    self.disconnected = True
+                return
+            self.received += len(chunk)
+            self._last_activity = time.monotonic()
+            yield chunk
+
+    def _read(self, size: int) -> bytes:
+        try:
+            return self.stream.read(size)
+        except Exception as exc:  # any failure reading from the client is the client's end
+            log.info("client body ended with %s: %s", type(exc).__name__, exc)
+            self.disconnected = True
+            return b""
+
+    def _check_overflow(self) -> None:
+        """A chunked body at its limit: is there more? (One more byte is read, never stored.)"""
+        if self._read(1):
+            self.overflow = True
+            self.disconnected = False

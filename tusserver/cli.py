@@ -1,0 +1,114 @@
+"""The `tusserver` command: serve, cleanup, rebuild-index."""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import click
+
+from .settings import Settings, SettingsError
+
+
+def _settings() -> Settings:
+    try:
+        return Settings.from_env()
+    except SettingsError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+def _configure_logging(settings: Settings) -> None:
+    logging.basicConfig(
+        level=settings.log_level.upper(),
+        format="%(asctime)s %(levelname)s [%(process)d] %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+
+
+@contextmanager
+def redis_for(settings: Settings) -> Iterator[Settings]:
+    """The settings with a Redis URL: the configured one, or an embedded server's while open."""
+    if settings.redis_url:
+        yield settings
+        return
+    from .embedded_redis import EmbeddedRedis, EmbeddedRedisError
+
+    server = EmbeddedRedis(settings.redis_dir)
+    try:
+        server.start()
+    except EmbeddedRedisError as exc:
+        raise click.ClickException(str(exc)) from None
+    try:
+        yield settings.replace(redis_url=server.url)
+    finally:
+        server.stop()
+
+
+@click.group()
+@click.version_option(package_name="tusserver")
+def main() -> None:
+    """tusserver: resumable uploads (tus 1.0.0) with Redis state and local or S3 storage."""
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", default=8080, show_default=True, type=int, help="Port to listen on.")
+@click.option("--workers", default=2, show_default=True, type=int, help="Worker processes.")
+@click.option("--threads", default=8, show_default=True, type=int, help="Threads per worker.")
+def serve(host: str, port: int, workers: int, threads: int) -> None:
+    """Run the server under gunicorn (gthread workers)."""
+    settings = _settings()
+    _configure_logging(settings)
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    _check_storage(settings)
+    with redis_for(settings) as running:
+        # Workers read their settings from the environment, so pass the embedded server's URL on.
+        os.environ["TUSSERVER_REDIS_URL"] = running.redis_url
+        url = f"http://{'127.0.0.1' if host in ('0.0.0.0', '') else host}:{port}"
+        click.echo(f"tusserver listening on {url}  (uploads at {url}/files/)", err=True)
+        from .gunicorn import run_gunicorn
+
+        run_gunicorn(running, host, port, workers, threads)
+
+
+def _check_storage(settings: Settings) -> None:
+    """Fail fast, in one line, when the data store cannot be used."""
+    from .app import make_store
+    from .errors import TusError
+
+    try:
+        make_store(settings).check()
+    except TusError as exc:
+        raise click.ClickException(exc.message) from None
+
+
+@main.command()
+def cleanup() -> None:
+    """Remove expired uploads (state and data) once, now."""
+    settings = _settings()
+    _configure_logging(settings)
+    with redis_for(settings) as running:
+        service = _service(running)
+        removed = service.cleanup()
+    click.echo(f"removed {len(removed)} expired upload(s)")
+    for upload_id in removed:
+        click.echo(f"  {upload_id}")
+
+
+def _service(settings: Settings) -> Any:
+    from .app import create_app
+
+    return create_app(settings).extensions["tusserver"].service
+
+
+def _install_signal_defaults() -> None:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

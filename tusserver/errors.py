@@ -1,0 +1,130 @@
+"""The one catalogue of errors a client can see.
+
+Every failure that reaches a client is a `TusError` subclass carrying its HTTP status, a stable
+machine-readable code and a human message. Views render them (plain text on the tus endpoints, JSON
+under `/api/`, no body for HEAD); the service and the adapters raise them. Backend exceptions
+(Redis, S3, OS errors) are translated into `BackendUnavailable` at the adapter boundary, so nothing
+above the adapters ever sees a library's exception type.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+
+class TusError(Exception):
+    """An error with a status, a code and a message that is safe to show to the client."""
+
+    status: int = 500
+    code: str = "internal-error"
+    default_message: str = "Internal server error"
+
+    def __init__(self, message: str | None = None, headers: Mapping[str, str] | None = None):
+        self.message = message or self.default_message
+        self.headers: dict[str, str] = dict(headers or {})
+        super().__init__(self.message)
+
+
+class BadRequest(TusError):
+    status, code, default_message = 400, "bad-request", "Bad request"
+
+
+class InvalidHeader(BadRequest):
+    code = "invalid-header"
+
+
+class InvalidMetadata(BadRequest):
+    code = "invalid-metadata"
+
+
+class InvalidConcat(BadRequest):
+    code = "invalid-concat"
+
+
+class UnsupportedChecksumAlgorithm(BadRequest):
+    code, default_message = "unsupported-checksum-algorithm", "Unsupported checksum algorithm"
+
+
+class LengthRequired(BadRequest):
+    code = "length-required"
+    default_message = "Upload-Length or Upload-Defer-Length: 1 is required"
+
+
+class Forbidden(TusError):
+    status, code, default_message = 403, "forbidden", "Forbidden"
+
+
+class UploadNotFound(TusError):
+    status, code, default_message = 404, "not-found", "Upload not found"
+
+
+class MethodNotAllowed(TusError):
+    status, code, default_message = 405, "method-not-allowed", "Method not allowed"
+
+
+class Conflict(TusError):
+    status, code, default_message = 409, "conflict", "Conflict"
+
+
+class OffsetMismatch(Conflict):
+    code = "offset-mismatch"
+
+
+class UploadIncomplete(Conflict):
+    code = "upload-incomplete"
+
+
+class UploadGone(TusError):
+    status, code, default_message = 410, "gone", "Upload expired or terminated"
+
+
+class PreconditionFailed(TusError):
+    status, code = 412, "unsupported-version"
+    default_message = "Unsupported Tus-Resumable version"
+
+
+class TooLarge(TusError):
+    status, code, default_message = 413, "too-large", "Upload too large"
+
+
+class UnsupportedMediaType(TusError):
+    status, code = 415, "unsupported-media-type"
+    default_message = "Content-Type must be application/offset+octet-stream"
+
+
+class RangeNotSatisfiable(TusError):
+    status, code, default_message = 416, "range-not-satisfiable", "Range not satisfiable"
+
+
+class UploadLocked(TusError):
+    status, code = 423, "locked"
+    default_message = "Upload is locked by another request; retry shortly"
+
+
+class HeaderTooLarge(TusError):
+    status, code, default_message = 431, "header-too-large", "Request header too large"
+
+
+class ChecksumMismatch(TusError):
+    status, code = 460, "checksum-mismatch"
+    default_message = "Upload-Checksum does not match the received data"
+
+
+class HookRejected(TusError):
+    """A blocking hook refused the operation; its status and message are passed through."""
+
+    code, default_message = "rejected-by-hook", "Rejected by hook"
+
+    def __init__(self, message: str | None = None, status: int = 400):
+        super().__init__(message)
+        self.status = status
+
+
+class HookFailed(TusError):
+    status, code = 502, "hook-failed"
+    default_message = "A required hook did not answer; try again later"
+
+
+class BackendUnavailable(TusError):
+    status, code = 503, "backend-unavailable"
+    default_message = "Storage backend unavailable; try again later"

@@ -1,0 +1,90 @@
+"""Plain data the layers pass to each other: an upload's state and the parts it is stored in."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field, replace
+
+
+def new_upload_id() -> str:
+    """A server-generated id: 32 lower-case hex digits, never derived from client input."""
+    return uuid.uuid4().hex
+
+
+@dataclass(frozen=True, order=True)
+class Part:
+    """A stored byte range of an upload: `size` bytes starting at `start` (S3 part objects)."""
+
+    start: int
+    size: int
+
+    @property
+    def end(self) -> int:
+        """The offset just past the part's last byte."""
+        return self.start + self.size
+
+
+@dataclass(frozen=True)
+class UploadInfo:
+    """Everything the server knows about one upload, as kept in the state store.
+
+    `length` is None while the client has deferred it (creation-defer-length). `concat` is
+    "partial", "final" or None; a final upload lists its partial uploads in `members` and owns no
+    bytes of its own. `parts` is only filled for stores that keep bytes in several objects.
+    Times are Unix timestamps (seconds, float).
+    """
+
+    id: str
+    length: int | None
+    offset: int = 0
+    metadata: dict[str, str] = field(default_factory=dict)
+    created: float = 0.0
+    updated: float = 0.0
+    expires: float | None = None
+    completed: float | None = None
+    owner: str | None = None
+    concat: str | None = None
+    members: tuple[str, ...] = ()
+    parts: tuple[Part, ...] = ()
+
+    @property
+    def is_complete(self) -> bool:
+        """All declared bytes have arrived."""
+        return self.length is not None and self.offset >= self.length
+
+    @property
+    def is_partial(self) -> bool:
+        return self.concat == "partial"
+
+    @property
+    def is_final(self) -> bool:
+        return self.concat == "final"
+
+    @property
+    def filename(self) -> str:
+        """The client's name for the file (metadata `filename` or `name`), or ''."""
+        return self.metadata.get("filename") or self.metadata.get("name") or ""
+
+    @property
+    def filetype(self) -> str:
+        """The client's claimed media type (metadata `filetype`, `type` or `contentType`), or ''."""
+        for key in ("filetype", "type", "contentType", "content-type"):
+            if self.metadata.get(key):
+                return self.metadata[key]
+        return ""
+
+    def is_expired(self, now: float) -> bool:
+        """An incomplete upload past its expiry time; complete uploads never expire."""
+        return not self.is_complete and self.expires is not None and self.expires <= now
+
+    def evolve(self, **changes: object) -> UploadInfo:
+        """A copy with some fields changed."""
+        return replace(self, **changes)  # type: ignore[arg-type]
+
+
+@dataclass(frozen=True)
+class WriteResult:
+    """What a data store wrote for one request: how many bytes, in which new parts."""
+
+    bytes_written: int
+    parts: tuple[Part, ...] = ()

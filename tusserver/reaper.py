@@ -1,0 +1,32 @@
+"""The periodic expiry reaper that every worker runs, one at a time across all servers."""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+
+def start_reaper(app: Any) -> threading.Thread:
+    """Every `cleanup_interval` seconds, the worker holding a Redis lock removes expired uploads."""
+    components = app.extensions["tusserver"]
+    settings = components.settings
+    key = f"{settings.redis_prefix}reaper"
+
+    def run() -> None:
+        stop = threading.Event()
+        while not stop.wait(settings.cleanup_interval):
+            try:
+                if components.redis.set(key, os.getpid(), nx=True, ex=settings.cleanup_interval):
+                    removed = components.service.cleanup()
+                    if removed:
+                        log.info("reaper removed %d expired upload(s)", len(removed))
+            except Exception:  # the reaper must outlive a Redis hiccup
+                log.exception("expiry reaper run failed")
+
+    thread = threading.Thread(target=run, name="expiry-reaper", daemon=True)
+    thread.start()
+    return thread

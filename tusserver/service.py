@@ -1,0 +1,440 @@
+"""The upload rules, one method per operation, with no Flask and no backend types in sight.
+
+`UploadService` decides: whether an offset is right, whether a body fits, when an upload expires,
+who may write (the lock), when the offset moves (only after the data store made the bytes
+durable: data before state), and which hooks fire. Views translate HTTP into calls here; the
+state store, data store and lock manager are passed in.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hmac
+import logging
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .body import BodyReader
+from .errors import (
+    ChecksumMismatch,
+    Forbidden,
+    InvalidConcat,
+    InvalidHeader,
+    LengthRequired,
+    OffsetMismatch,
+    TooLarge,
+    TusError,
+    UploadGone,
+    UploadIncomplete,
+    UploadNotFound,
+)
+from .hooks import Hooks, NoHooks
+from .locks.keeper import LockKeeper
+from .locks.redis import LockManager
+from .models import Part, UploadInfo, WriteResult, new_upload_id
+from .protocol import Checksum, is_upload_id
+from .settings import Settings
+from .state.redis import Page, RedisState
+from .storage.base import DataStore
+
+log = logging.getLogger(__name__)
+
+FILENAME_MAX = 255
+
+
+@dataclass(frozen=True)
+class NewUpload:
+    """What a client asks for when it creates an upload."""
+
+    length: int | None = None
+    defer_length: bool = False
+    metadata: dict[str, str] | None = None
+    concat: str | None = None
+    members: tuple[str, ...] = ()
+    owner: str | None = None
+
+
+@dataclass(frozen=True)
+class Download:
+    """A complete upload ready to be served: its size, validators and a way to read it."""
+
+    info: UploadInfo
+    size: int
+    etag: str
+    last_modified: float
+    path: Path | None
+    reader: Callable[[int, int], Iterator[bytes]]
+
+    def read(self, start: int, end: int) -> Iterator[bytes]:
+        """Bytes `[start, end)`, streamed."""
+        return self.reader(start, end)
+
+
+class UploadService:
+    """Creates, appends to, reads and removes uploads."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        state: RedisState,
+        store: DataStore,
+        locks: LockManager,
+        keeper: LockKeeper,
+        hooks: Hooks | None = None,
+        clock: Callable[[], float] = time.time,
+    ):
+        self.settings = settings
+        self.state = state
+        self.store = store
+        self.locks = locks
+        self.keeper = keeper
+        self.hooks: Hooks = hooks or NoHooks()
+        self.clock = clock
+        self._last_receive_hook: dict[str, float] = {}
+
+    # -- reading state ---------------------------------------------------------------------
+    def info(self, upload_id: str, with_parts: bool = False) -> UploadInfo:
+        """The upload's state; 404 for unknown ids, 410 for expired or terminated uploads."""
+        if not is_upload_id(upload_id):
+            raise UploadNotFound()
+        info = self.state.get(upload_id, with_parts=with_parts)
+        if info is None:
+            if self.state.is_gone(upload_id):
+                raise UploadGone()
+            raise UploadNotFound()
+        if info.is_expired(self.clock()):
+            raise UploadGone("upload expired")
+        return info
+
+    def list(self, limit: int, offset: int = 0, owner: str | None = None) -> Page:
+        return self.state.list(limit, offset, owner)
+
+    # -- creation --------------------------------------------------------------------------
+    def create(self, request: NewUpload) -> UploadInfo:
+        """Create an upload (or a final upload from partial ones)."""
+        if request.concat == "final":
+            return self._create_final(request)
+        if request.length is None and not request.defer_length:
+            raise LengthRequired()
+        if request.length is not None:
+            self._check_size(request.length)
+        now = self.clock()
+        info = UploadInfo(
+            id=new_upload_id(),
+            length=request.length,
+            metadata=dict(request.metadata or {}),
+            created=now,
+            updated=now,
+            expires=now + self.settings.expire_after,
+            owner=request.owner,
+            concat=request.concat,
+        )
+        info = self._pre_create(info)
+        if info.length == 0:
+            info = info.evolve(completed=now, expires=None if not info.is_partial else info.expires)
+        self.store.create(info)
+        self.state.create(info)
+        self.hooks.after("post-create", info)
+        if info.is_complete and not info.is_partial:
+            self.hooks.after("post-finish", info)
+        return info
+
+    def _create_final(self, request: NewUpload) -> UploadInfo:
+        if request.length is not None or request.defer_length:
+            raise InvalidHeader("a final upload must not have Upload-Length: it is the sum")
+        if not request.members:
+            raise InvalidConcat("a final upload needs at least one partial upload")
+        members = [self._partial_member(member_id) for member_id in request.members]
+        length = sum(member.length or 0 for member in members)
+        self._check_size(length)
+        now = self.clock()
+        info = UploadInfo(
+            id=new_upload_id(),
+            length=length,
+            offset=length,
+            metadata=dict(request.metadata or {}),
+            created=now,
+            updated=now,
+            completed=now,
+            owner=request.owner,
+            concat="final",
+            members=tuple(member.id for member in members),
+        )
+        info = self._pre_create(info)
+        self.store.save_info(info)
+        self.state.create(info)
+        self.hooks.after("post-create", info)
+        self.hooks.after("post-finish", info)
+        return info
+
+    def _partial_member(self, member_id: str) -> UploadInfo:
+        try:
+            member = self.info(member_id)
+        except (UploadNotFound, UploadGone) as exc:
+            raise InvalidConcat(f"partial upload {member_id} does not exist") from exc
+        if not member.is_partial:
+            raise InvalidConcat(f"upload {member_id} is not a partial upload")
+        if not member.is_complete:
+            raise InvalidConcat(
+                f"partial upload {member_id} is not complete ({member.offset} of "
+                f"{member.length if member.length is not None else 'unknown'} bytes)"
+            )
+        return member
+
+    def _pre_create(self, info: UploadInfo) -> UploadInfo:
+        metadata = self.hooks.before("pre-create", info)
+        return info if metadata is None else info.evolve(metadata=dict(metadata))
+
+    def _check_size(self, length: int) -> None:
+        if self.settings.max_size and length > self.settings.max_size:
+            raise TooLarge(f"upload length {length} exceeds the maximum {self.settings.max_size}")
+
+    # -- appending -------------------------------------------------------------------------
+    def append(
+        self,
+        upload_id: str,
+        offset: int,
+        body: BodyReader,
+        checksum: Checksum | None = None,
+        length: int | None = None,
+    ) -> UploadInfo:
+        """Write the body at `offset` and advance the offset by what durably arrived."""
+        info = self.info(upload_id)
+        if info.is_final:
+            raise Forbidden("a final upload cannot be modified")
+        with self.locks.hold(upload_id) as lock, self.keeper.watch(lock, body):
+            info = self.info(upload_id, with_parts=self.store.keeps_parts)
+            if length is not None:
+                info = self._declare_length(info, length)
+            if offset != info.offset:
+                raise OffsetMismatch(
+                    f"Upload-Offset {offset} does not match the upload's offset {info.offset}",
+                    headers={"Upload-Offset": str(info.offset)},
+                )
+            body.limit = self._room(info)
+            if body.expected is not None and body.limit is not None and body.expected > body.limit:
+                raise TooLarge(
+                    f"the body ({body.expected} bytes) goes past the upload's length "
+                    f"({info.length}) at offset {info.offset}"
+                )
+            return self._write(info, body, checksum)
+
+    def _room(self, info: UploadInfo) -> int | None:
+        """How many more bytes the upload can take (None: no limit)."""
+        if info.length is not None:
+            return info.length - info.offset
+        if self.settings.max_size:
+            return self.settings.max_size - info.offset
+        return None
+
+    def _write(self, info: UploadInfo, body: BodyReader, checksum: Checksum | None) -> UploadInfo:
+        hasher = checksum.hasher() if checksum else None
+        chunks: Iterable[bytes] = _hashing(body, hasher) if hasher else body
+        result = self.store.write(info, chunks)
+        if body.overflow:
+            self.store.discard(info, result)
+            raise TooLarge(f"the body goes past the upload's length ({info.length})")
+        if checksum and hasher:
+            if not body.complete:
+                self.store.discard(info, result)
+                raise ChecksumMismatch("the body was cut short, so its checksum cannot match")
+            if not hmac.compare_digest(hasher.digest(), checksum.digest):
+                self.store.discard(info, result)
+                raise ChecksumMismatch()
+        if result.bytes_written == 0:
+            return info
+        return self._commit(info, result.bytes_written, result.parts)
+
+    def _commit(self, info: UploadInfo, written: int, parts: tuple[Part, ...]) -> UploadInfo:
+        now = self.clock()
+        new_offset = info.offset + written
+        done = info.length is not None and new_offset >= info.length
+        expires = None if done and not info.is_partial else now + self.settings.expire_after
+        try:
+            committed = self.state.commit_write(
+                info,
+                new_offset,
+                parts,
+                updated=now,
+                expires=expires,
+                completed=now if done else None,
+            )
+        except TusError:
+            self.store.discard(info, WriteResult(written, parts))
+            raise
+        self._after_write(committed, done)
+        return committed
+
+    def _after_write(self, info: UploadInfo, done: bool) -> None:
+        if done:
+            self._last_receive_hook.pop(info.id, None)
+            if not info.is_partial:
+                self.hooks.after("post-finish", info)
+            return
+        now = self.clock()
+        last = self._last_receive_hook.get(info.id, 0.0)
+        if now - last >= self.settings.hooks_receive_interval:
+            self._last_receive_hook[info.id] = now
+            self.hooks.after("post-receive", info)
+
+    def _declare_length(self, info: UploadInfo, length: int) -> UploadInfo:
+        if info.length is not None:
+            if info.length == length:
+                return info
+            raise InvalidHeader("Upload-Length is already set and cannot change")
+        if length < info.offset:
+            raise InvalidHeader(f"Upload-Length {length} is below the offset {info.offset}")
+        self._check_size(length)
+        now = self.clock()
+        if not self.state.set_length(info, length, now):
+            raise InvalidHeader("Upload-Length is already set and cannot change")
+        info = info.evolve(length=length, updated=now)
+        if info.is_complete:  # declared length equals what was already sent
+            info = self.state.commit_write(
+                info, info.offset, (), updated=now, expires=None, completed=now
+            )
+            self._after_write(info, True)
+        return info
+
+    # -- termination and expiry ------------------------------------------------------------
+    def terminate(self, upload_id: str) -> None:
+        """Remove an upload and its bytes (waiting for a running write to let go first)."""
+        info = self.info(upload_id)
+        if info.is_partial and self.state.referencing_finals(upload_id):
+            raise Forbidden("this partial upload is part of a final upload; terminate that one")
+        self.hooks.before("pre-terminate", info)
+        with self.locks.hold(upload_id):
+            info = self.info(upload_id, with_parts=self.store.keeps_parts)
+            self._remove(info)
+        self.hooks.after("post-terminate", info)
+
+    def _remove(self, info: UploadInfo) -> None:
+        """Forget state first (clients then see 410), then free the bytes; orphaned partials go."""
+        self.state.delete(info, self.settings.gone_ttl)
+        self._last_receive_hook.pop(info.id, None)
+        if not info.is_final:
+            self.store.delete(info)
+        for member_id in info.members:
+            self._remove_unused_partial(member_id)
+
+    def _remove_unused_partial(self, member_id: str) -> None:
+        if self.state.referencing_finals(member_id):
+            return
+        member = self.state.get(member_id, with_parts=self.store.keeps_parts)
+        if member is not None:
+            self.state.delete(member, self.settings.gone_ttl)
+            self.store.delete(member)
+
+    def cleanup(self) -> list[str]:
+        """Remove every expired upload (and unused complete partials past their expiry)."""
+        removed: list[str] = []
+        now = self.clock()
+        while True:
+            ids = [i for i in self.state.expired(now) if i not in removed]
+            if not ids:
+                return removed
+            for upload_id in ids:
+                removed.append(upload_id)
+                with contextlib.suppress(TusError):
+                    self._expire(upload_id, now)
+
+    def _expire(self, upload_id: str, now: float) -> None:
+        try:
+            lock = self.locks.acquire(upload_id, wait=0)
+        except TusError:
+            return  # being written right now: not expired after all
+        try:
+            info = self.state.get(upload_id, with_parts=self.store.keeps_parts)
+            if info is None or (info.expires or now + 1) > now:
+                return
+            if info.is_partial and self.state.referencing_finals(upload_id):
+                return
+            self._remove(info)
+            log.info("expired upload %s (%s of %s bytes)", info.id, info.offset, info.length)
+        finally:
+            lock.release()
+
+    # -- JSON API helpers ------------------------------------------------------------------
+    def rename(self, upload_id: str, filename: str) -> UploadInfo:
+        """Change the file name a download will carry."""
+        filename = filename.strip()
+        if not filename or len(filename) > FILENAME_MAX:
+            raise InvalidHeader(f"filename must be 1 to {FILENAME_MAX} characters")
+        if any(ord(ch) < 32 or ord(ch) == 127 for ch in filename) or "/" in filename:
+            raise InvalidHeader("filename must not contain '/' or control characters")
+        info = self.info(upload_id)
+        metadata = dict(info.metadata)
+        metadata.pop("name", None)
+        metadata["filename"] = filename
+        now = self.clock()
+        self.state.set_metadata(info, metadata, now)
+        info = info.evolve(metadata=metadata, updated=now)
+        self.store.save_info(info)
+        return info
+
+    # -- downloads -------------------------------------------------------------------------
+    def download(self, upload_id: str) -> Download:
+        """A complete upload, ready to stream; 409 while it is still incomplete."""
+        info = self.info(upload_id, with_parts=self.store.keeps_parts)
+        if not info.is_complete:
+            total = "unknown" if info.length is None else str(info.length)
+            raise UploadIncomplete(
+                f"upload incomplete: {info.offset} of {total} bytes received",
+                headers={"Upload-Offset": str(info.offset)},
+            )
+        size = info.length or 0
+        etag = f"{info.id}-{size}-{int((info.completed or info.created) * 1000)}"
+        last_modified = info.completed or info.updated
+        if info.is_final:
+            members = [self.info(m, with_parts=self.store.keeps_parts) for m in info.members]
+            return Download(info, size, etag, last_modified, None, _concat_reader(self, members))
+        path = self.store.local_path(info)
+        return Download(info, size, etag, last_modified, path, _store_reader(self.store, info))
+
+    # -- health ----------------------------------------------------------------------------
+    def health(self) -> dict[str, str]:
+        """Reachability of each backend: 'ok' or the reason it is not."""
+        report: dict[str, str] = {}
+        for name, check in (("redis", self.state.ping), ("storage", self.store.check)):
+            try:
+                check()
+                report[name] = "ok"
+            except TusError as exc:
+                report[name] = exc.message
+        return report
+
+
+def _hashing(chunks: Iterable[bytes], hasher: Any) -> Iterator[bytes]:
+    """Pass chunks through, feeding each to the checksum hasher on the way."""
+    for chunk in chunks:
+        hasher.update(chunk)
+        yield chunk
+
+
+def _store_reader(store: DataStore, info: UploadInfo) -> Callable[[int, int], Iterator[bytes]]:
+    def read(start: int, end: int) -> Iterator[bytes]:
+        return store.read(info, start, end)
+
+    return read
+
+
+def _concat_reader(
+    service: UploadService, members: list[UploadInfo]
+) -> Callable[[int, int], Iterator[bytes]]:
+    """Read a final upload by streaming the covered ranges of its partial uploads in order."""
+
+    def read(start: int, end: int) -> Iterator[bytes]:
+        base = 0
+        for member in members:
+            size = member.length or 0
+            lo, hi = max(start, base), min(end, base + size)
+            if lo < hi:
+                yield from service.store.read(member, lo - base, hi - base)
+            base += size
+            if base >= end:
+                return
+
+    return read

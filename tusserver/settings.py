@@ -1,0 +1,188 @@
+"""The server's configuration: one frozen `Settings`, read once from `TUSSERVER_*` variables.
+
+`Settings.from_env()` is the only reader of `os.environ` in the package. Every value is parsed and
+validated at start-up, and an unknown `TUSSERVER_*` name is an error: a typo in a deployment
+(`TUSSERVER_FSNYC=false`) must stop the server, not be silently ignored.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+PREFIX = "TUSSERVER_"
+MiB = 1024 * 1024
+
+HOOK_EVENTS = (
+    "pre-create",
+    "post-create",
+    "post-receive",
+    "post-finish",
+    "pre-terminate",
+    "post-terminate",
+)
+
+
+class SettingsError(ValueError):
+    """A `TUSSERVER_*` variable is unknown or has a value that cannot be used."""
+
+
+def _default_webclient_dir() -> Path:
+    """The `webclient/` folder beside the package (a source checkout or the Docker image)."""
+    return Path(__file__).resolve().parent.parent / "webclient"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything the server can be told. Field `x` is read from `TUSSERVER_X`."""
+
+    data_dir: Path = Path("data")
+    redis_url: str = ""
+    redis_prefix: str = "tusserver:"
+    storage: str = "local"
+    fsync: bool = True
+    max_size: int = 0
+    max_metadata_size: int = 4096
+    expire_after: int = 86400
+    cleanup_interval: int = 300
+    gone_ttl: int = 7 * 86400
+    read_chunk_size: int = MiB
+    lock_ttl: int = 30
+    lock_wait: float = 5.0
+    read_timeout: int = 60
+    shutdown_timeout: int = 25
+    behind_proxy: bool = False
+    log_level: str = "INFO"
+    webclient_dir: Path = field(default_factory=_default_webclient_dir)
+    # S3 / MinIO data store
+    s3_endpoint: str = ""
+    s3_access_key: str = ""
+    s3_secret_key: str = ""
+    s3_bucket: str = "tusserver"
+    s3_region: str = ""
+    s3_secure: bool = True
+    s3_prefix: str = ""
+    s3_part_size: int = 8 * MiB
+    # Cross-origin uploads
+    cors_origins: tuple[str, ...] = ()
+    cors_max_age: int = 86400
+    # Hooks
+    hooks_url: str = ""
+    hooks_enabled: tuple[str, ...] = HOOK_EVENTS
+    hooks_python: str = ""
+    hooks_timeout: float = 5.0
+    hooks_retries: int = 2
+    hooks_receive_interval: float = 1.0
+    # Metrics
+    metrics_enabled: bool = True
+    metrics_dir: Path | None = None
+
+    def __post_init__(self) -> None:
+        self._validate()
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
+        """Build settings from `TUSSERVER_*` variables (default: `os.environ`) plus overrides."""
+        environ = os.environ if environ is None else environ
+        fields = {f.name: f for f in dataclasses.fields(cls)}
+        values: dict[str, Any] = {}
+        for name, raw in environ.items():
+            if not name.startswith(PREFIX):
+                continue
+            key = name[len(PREFIX) :].lower()
+            if key not in fields:
+                raise SettingsError(f"unknown setting {name}")
+            values[key] = _parse(name, fields[key].type, raw)
+        values.update(overrides)
+        return cls(**values)
+
+    def replace(self, **changes: Any) -> Settings:
+        """A copy with some fields changed (validated again)."""
+        return dataclasses.replace(self, **changes)
+
+    @property
+    def uploads_dir(self) -> Path:
+        """Where the local data store keeps upload files."""
+        return self.data_dir / "uploads"
+
+    @property
+    def redis_dir(self) -> Path:
+        """Where the embedded Redis-compatible server keeps its append-only file."""
+        return self.data_dir / "redis"
+
+    def _validate(self) -> None:
+        if self.storage not in ("local", "s3"):
+            raise SettingsError(f"TUSSERVER_STORAGE must be 'local' or 's3', not {self.storage!r}")
+        if self.storage == "s3" and not self.s3_endpoint:
+            raise SettingsError("TUSSERVER_STORAGE=s3 needs TUSSERVER_S3_ENDPOINT")
+        positive = (
+            "max_metadata_size",
+            "expire_after",
+            "cleanup_interval",
+            "read_chunk_size",
+            "lock_ttl",
+            "read_timeout",
+            "s3_part_size",
+            "hooks_timeout",
+        )
+        for name in positive:
+            if getattr(self, name) <= 0:
+                raise SettingsError(f"{PREFIX}{name.upper()} must be greater than 0")
+        for name in ("max_size", "lock_wait", "shutdown_timeout", "hooks_retries", "gone_ttl"):
+            if getattr(self, name) < 0:
+                raise SettingsError(f"{PREFIX}{name.upper()} must not be negative")
+        if self.s3_part_size < 5 * 1024 and self.storage == "s3":
+            raise SettingsError("TUSSERVER_S3_PART_SIZE must be at least 5 KiB")
+        unknown = set(self.hooks_enabled) - set(HOOK_EVENTS)
+        if unknown:
+            raise SettingsError(
+                f"TUSSERVER_HOOKS_ENABLED has unknown events {sorted(unknown)}; "
+                f"known: {', '.join(HOOK_EVENTS)}"
+            )
+        if self.log_level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
+            raise SettingsError(f"TUSSERVER_LOG_LEVEL {self.log_level!r} is not a log level")
+
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off", ""}
+_SIZE_SUFFIXES = {"k": 1024, "m": 1024**2, "g": 1024**3, "t": 1024**4}
+
+
+def _parse(name: str, annotation: Any, raw: str) -> Any:
+    """Turn one environment string into the field's type, or explain why it cannot be."""
+    kind = str(annotation)
+    value = raw.strip()
+    try:
+        if kind == "bool":
+            if value.lower() in _TRUE:
+                return True
+            if value.lower() in _FALSE:
+                return False
+            raise ValueError("expected true or false")
+        if kind == "int":
+            return parse_size(value)
+        if kind == "float":
+            return float(value)
+        if kind.startswith("Path"):
+            return Path(value) if value else None
+        if kind.startswith("tuple"):
+            return tuple(item.strip() for item in value.split(",") if item.strip())
+        return value
+    except ValueError as exc:
+        raise SettingsError(f"{name}={raw!r}: {exc}") from None
+
+
+def parse_size(value: str) -> int:
+    """An integer, optionally with a binary suffix: `8M`, `1G`, `512k`, `4GiB`."""
+    text = value.strip().lower().removesuffix("ib").removesuffix("b")
+    multiplier = 1
+    if text and text[-1] in _SIZE_SUFFIXES:
+        multiplier = _SIZE_SUFFIXES[text[-1]]
+        text = text[:-1]
+    if not text.isascii() or not text.isdigit():
+        raise ValueError("expected a whole number, optionally with a K/M/G/T suffix")
+    return int(text) * multiplier

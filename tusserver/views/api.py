@@ -1,0 +1,101 @@
+"""The JSON API under /api/: list, inspect, rename and delete uploads; health."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from flask import Blueprint, Response, jsonify, request, url_for
+
+from ..errors import BadRequest
+from ..models import UploadInfo
+from .common import service, upload_url
+
+bp = Blueprint("api", __name__, url_prefix="/api")
+
+MAX_PAGE = 200
+
+
+def upload_json(info: UploadInfo) -> dict[str, Any]:
+    """The public view of an upload."""
+    return {
+        "id": info.id,
+        "filename": info.filename,
+        "filetype": info.filetype,
+        "size": info.length,
+        "offset": info.offset,
+        "complete": info.is_complete,
+        "created": _iso(info.created),
+        "updated": _iso(info.updated),
+        "expires": _iso(info.expires) if info.expires and not info.is_complete else None,
+        "metadata": info.metadata,
+        "url": upload_url(info.id),
+        "download_url": upload_url(info.id),
+    }
+
+
+@bp.get("/uploads")
+def list_uploads() -> Response:
+    """Uploads, newest first: `?limit=` (1-200, default 50) and `?offset=`."""
+    limit = _int_arg("limit", 50, 1, MAX_PAGE)
+    offset = _int_arg("offset", 0, 0, 10**9)
+    page = service().list(limit, offset)
+    following = offset + limit
+    next_url = (
+        url_for("api.list_uploads", limit=limit, offset=following, _external=True)
+        if following < page.total
+        else None
+    )
+    return jsonify(
+        uploads=[upload_json(info) for info in page.uploads],
+        total=page.total,
+        limit=limit,
+        offset=offset,
+        next=next_url,
+    )
+
+
+@bp.get("/uploads/<upload_id>")
+def get_upload(upload_id: str) -> Response:
+    return jsonify(upload_json(service().info(upload_id)))
+
+
+@bp.patch("/uploads/<upload_id>")
+def rename_upload(upload_id: str) -> Response:
+    """Rename: `{"filename": "new name"}`."""
+    body = request.get_json(silent=True)
+    if not isinstance(body, dict) or not isinstance(body.get("filename"), str):
+        raise BadRequest('expected a JSON object like {"filename": "new name"}')
+    return jsonify(upload_json(service().rename(upload_id, body["filename"])))
+
+
+@bp.delete("/uploads/<upload_id>")
+def delete_upload(upload_id: str) -> Response:
+    service().terminate(upload_id)
+    return Response(status=204)
+
+
+@bp.get("/health")
+def health() -> Response:
+    """200 when Redis and the data store answer, 503 otherwise, with each one's status."""
+    report = service().health()
+    healthy = all(status == "ok" for status in report.values())
+    response = jsonify(status="ok" if healthy else "unavailable", checks=report)
+    response.status_code = 200 if healthy else 503
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+def _int_arg(name: str, default: int, low: int, high: int) -> int:
+    raw = request.args.get(name)
+    if raw is None:
+        return default
+    if not raw.isascii() or not raw.isdigit() or not low <= int(raw) <= high:
+        raise BadRequest(f"{name} must be a whole number from {low} to {high}")
+    return int(raw)
+
+
+def _iso(timestamp: float | None) -> str | None:
+    if timestamp is None:
+        return None
+    return datetime.fromtimestamp(timestamp, UTC).isoformat().replace("+00:00", "Z")

@@ -1,0 +1,70 @@
+"""What every blueprint shares: the service accessor, URLs, and the one error renderer."""
+
+from __future__ import annotations
+
+import logging
+
+from flask import Response, current_app, g, jsonify, request, url_for
+from werkzeug.exceptions import HTTPException
+
+from ..errors import TusError
+from ..protocol import TUS_VERSION
+from ..service import UploadService
+
+log = logging.getLogger(__name__)
+
+TUS_PATH = "/files/"
+
+
+def service() -> UploadService:
+    """The app's `UploadService` (wired by `create_app`)."""
+    return current_app.extensions["tusserver"].service
+
+
+def upload_url(upload_id: str) -> str:
+    """The absolute URL of an upload (honours X-Forwarded-* when behind a trusted proxy)."""
+    return url_for("tus.head", upload_id=upload_id, _external=True)
+
+
+def is_api_request() -> bool:
+    return request.path.startswith("/api/")
+
+
+def is_tus_request() -> bool:
+    return request.path.startswith(TUS_PATH)
+
+
+def render_error(error: TusError) -> Response:
+    """Render a catalogue error: JSON under /api/, no body for HEAD, else text/plain."""
+    g.error_code = error.code
+    if is_api_request():
+        response = jsonify(error={"code": error.code, "message": error.message})
+    elif request.method == "HEAD":
+        response = Response(status=error.status)
+    else:
+        response = Response(f"{error.code}: {error.message}\n", mimetype="text/plain")
+    response.status_code = error.status
+    for name, value in error.headers.items():
+        response.headers[name] = value
+    if is_tus_request():
+        response.headers["Tus-Resumable"] = TUS_VERSION
+    return response
+
+
+def render_http_exception(exc: HTTPException) -> Response:
+    """Werkzeug's own errors (unknown route, wrong method...) in the same format."""
+    error = TusError(exc.description or exc.name)
+    error.status = exc.code or 500
+    error.code = (exc.name or "error").lower().replace(" ", "-")
+    response = render_error(error)
+    if exc.code == 405 and hasattr(exc, "valid_methods") and exc.valid_methods:
+        response.headers["Allow"] = ", ".join(exc.valid_methods)
+    return response
+
+
+def render_unexpected(exc: Exception) -> Response:
+    """A bug: log the traceback, tell the client nothing but that it failed."""
+    if isinstance(exc, HTTPException):
+        return render_http_exception(exc)
+    log.exception("unhandled error on %s %s", request.method, request.path)
+    return render_error(TusError())

@@ -1,0 +1,155 @@
+"""GET (and plain HEAD) of a complete upload: streaming, Range, validators, safe headers.
+
+Local uploads go out through `wsgi.file_wrapper`, which gunicorn turns into sendfile; everything
+else (S3 parts, final uploads made of partial ones) is streamed chunk by chunk. Range, ETag and
+If-* parsing are Werkzeug's; this module only decides what to send.
+"""
+
+from __future__ import annotations
+
+import mimetypes
+import re
+import unicodedata
+from datetime import UTC, datetime
+from collections.abc import Iterator
+from urllib.parse import quote
+
+from flask import Blueprint, Response, g, request
+from werkzeug.datastructures import ContentRange
+from werkzeug.http import http_date, is_resource_modified
+from werkzeug.wsgi import wrap_file
+
+from ..errors import RangeNotSatisfiable
+from ..service import Download
+from .common import TUS_PATH, service
+
+bp = Blueprint("download", __name__)
+
+FILE_BLOCK = 1024 * 1024
+_MEDIA_TYPE = re.compile(r"[a-z0-9][a-z0-9!#$&^_.+-]{0,63}/[a-z0-9][a-z0-9!#$&^_.+-]{0,126}")
+_INLINE_PREFIXES = ("audio/", "video/")
+_INLINE_IMAGES = {"image/png", "image/jpeg", "image/gif", "image/webp", "image/avif", "image/bmp"}
+_INLINE_EXACT = {"text/plain", *_INLINE_IMAGES}
+
+
+@bp.route(f"{TUS_PATH}<upload_id>", methods=["GET"])
+def download(upload_id: str) -> Response:
+    """Stream the upload, or the requested byte range of it."""
+    return _respond(service().download(upload_id), send_body=True)
+
+
+def download_head(upload_id: str) -> Response:
+    """The same headers as GET, without the body (plain HTTP HEAD, no Tus-Resumable)."""
+    return _respond(service().download(upload_id), send_body=False)
+
+
+def _respond(download: Download, send_body: bool) -> Response:
+    headers = _headers(download)
+    last_modified = datetime.fromtimestamp(download.last_modified, UTC)
+    if not is_resource_modified(request.environ, etag=download.etag, last_modified=last_modified):
+        return Response(status=304, headers=_validators(download))
+    start, end, status = 0, download.size, 200
+    byte_range = request.range
+    if byte_range is not None and _range_applies(download):
+        span = byte_range.range_for_length(download.size)
+        if span is None:
+            if len(byte_range.ranges) == 1:  # one range outside the file: unsatisfiable
+                raise RangeNotSatisfiable(
+                    f"the upload has {download.size} bytes",
+                    headers={"Content-Range": f"bytes */{download.size}"},
+                )
+        else:
+            start, end = span
+            status = 206
+            headers["Content-Range"] = ContentRange("bytes", start, end, download.size).to_header()
+    headers["Content-Length"] = str(end - start)
+    g.bytes_sent = end - start if send_body else 0
+    if not send_body or end == start:
+        return Response(status=status, headers=headers)
+    body, passthrough = _body(download, start, end)
+    return Response(body, status=status, headers=headers, direct_passthrough=passthrough)
+
+
+def _range_applies(download: Download) -> bool:
+    """If-Range: honour the Range only while the client's validator still matches."""
+    if_range = request.if_range
+    if if_range.etag is not None:
+        return if_range.etag == download.etag
+    if if_range.date is not None:
+        return int(if_range.date.timestamp()) >= int(download.last_modified)
+    return True
+
+
+def _body(download: Download, start: int, end: int) -> tuple[object, bool]:
+    if download.path is not None:
+        handle = open(download.path, "rb")  # noqa: SIM115 - the WSGI server closes it
+        handle.seek(start)
+        wrapped = wrap_file(request.environ, handle, FILE_BLOCK)
+        if end == download.size or "gunicorn.socket" in request.environ:
+            # gunicorn sends exactly Content-Length bytes (sendfile), so the wrapper can go as is
+            return wrapped, True
+        return _limited(wrapped, end - start), True
+    return download.read(start, end), False
+
+
+def _limited(chunks: Iterator[bytes], count: int) -> Iterator[bytes]:
+    """Stop a file iterator after `count` bytes (a range that ends before the file does)."""
+    try:
+        for chunk in chunks:
+            if len(chunk) >= count:
+                yield chunk[:count]
+                return
+            count -= len(chunk)
+            yield chunk
+    finally:
+        close = getattr(chunks, "close", None)
+        if close:
+            close()
+
+
+def _validators(download: Download) -> dict[str, str]:
+    return {
+        "ETag": f'"{download.etag}"',
+        "Last-Modified": http_date(download.last_modified),
+        "Cache-Control": "private, no-cache",
+    }
+
+
+def _headers(download: Download) -> dict[str, str]:
+    content_type = media_type(download.info.filetype, download.info.filename)
+    disposition = "inline" if is_inline_safe(content_type) else "attachment"
+    return {
+        **_validators(download),
+        "Accept-Ranges": "bytes",
+        "Content-Type": content_type,
+        "Content-Disposition": content_disposition(disposition, download.info.filename),
+        "Content-Security-Policy": "sandbox; default-src 'none'",
+    }
+
+
+def media_type(claimed: str, filename: str) -> str:
+    """The client's claimed type if it is a well-formed media type, else a guess by name."""
+    candidate = claimed.split(";")[0].strip().lower()
+    if _MEDIA_TYPE.fullmatch(candidate):
+        return candidate
+    guessed, _ = mimetypes.guess_type(filename) if filename else (None, None)
+    return guessed or "application/octet-stream"
+
+
+def is_inline_safe(content_type: str) -> bool:
+    """Only types a browser cannot run as a page are shown inline; HTML and SVG never are."""
+    return content_type in _INLINE_EXACT or content_type.startswith(_INLINE_PREFIXES)
+
+
+def content_disposition(disposition: str, filename: str) -> str:
+    """RFC 6266: an ASCII `filename` fallback plus the exact UTF-8 name in `filename*`."""
+    if not filename:
+        return disposition
+    clean = "".join(ch for ch in filename if unicodedata.category(ch)[0] != "C")
+    clean = clean.replace("/", "_").replace("\\", "_") or "download"
+    ascii_name = unicodedata.normalize("NFKD", clean).encode("ascii", "ignore").decode("ascii")
+    ascii_name = ascii_name.replace('"', "'").strip() or "download"
+    header = f'{disposition}; filename="{ascii_name}"'
+    if ascii_name != clean:
+        header += f"; filename*=UTF-8''{quote(clean, safe='')}"
+    return header
