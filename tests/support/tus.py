@@ -13,7 +13,9 @@ def metadata_header(**values: str) -> str:
     return ",".join(f"{k} {base64.b64encode(v.encode()).decode()}" for k, v in values.items())
 
 
-def create(client: Any, length: int | None, headers: dict[str, str] | None = None, **meta: str) -> str:
+def create(
+    client: Any, length: int | None, headers: dict[str, str] | None = None, **meta: str
+) -> str:
     """POST an upload; returns its path (e.g. /files/<id>)."""
     sent = dict(TUS)
     if length is None:

@@ -1,0 +1,39 @@
+# tusserver: `make run` starts the server on the embedded default, `make test` runs everything.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-stamp
+
+.PHONY: run test lint format bench clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e ".[test]"
+	touch $(STAMP)
+
+run: $(STAMP)
+	$(VENV)/bin/tusserver serve
+
+test: $(STAMP)
+	$(VENV)/bin/ruff check tusserver tests bench
+	$(PY) -m pytest
+	@if command -v node >/dev/null 2>&1; then \
+		node --test webclient/tests/; \
+	else \
+		echo "node not found: skipping the web client's unit tests"; \
+	fi
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check tusserver tests bench
+	$(VENV)/bin/ruff format --check tusserver tests bench
+
+format: $(STAMP)
+	$(VENV)/bin/ruff format tusserver tests bench
+	$(VENV)/bin/ruff check --fix tusserver tests bench
+
+bench: $(STAMP)
+	$(PY) bench/run.py
+
+clean:
+	rm -rf $(VENV) *.egg-info .pytest_cache .ruff_cache

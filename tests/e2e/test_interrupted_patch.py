@@ -1,0 +1,106 @@
+"""A client that vanishes mid-PATCH, and one that comes back while its old PATCH still hangs."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import socket
+import time
+from urllib.parse import urlsplit
+
+import requests
+
+from tests.support.live import LiveServer
+
+TUS = {"Tus-Resumable": "1.0.0"}
+
+
+def create_upload(server: LiveServer, length: int) -> str:
+    response = requests.post(
+        f"{server.url}/files/", headers={**TUS, "Upload-Length": str(length)}, timeout=10
+    )
+    assert response.status_code == 201, response.text
+    return response.headers["Location"]
+
+
+def offset_of(url: str) -> int:
+    response = requests.head(url, headers=TUS, timeout=10)
+    assert response.status_code == 200
+    return int(response.headers["Upload-Offset"])
+
+
+def open_patch(url: str, offset: int, declared: int, first_bytes: bytes) -> socket.socket:
+    """Start a PATCH on a raw socket: headers for `declared` bytes, then only `first_bytes`."""
+    parts = urlsplit(url)
+    sock = socket.create_connection((parts.hostname, parts.port), timeout=10)
+    head = (
+        f"PATCH {parts.path} HTTP/1.1\r\nHost: {parts.netloc}\r\nTus-Resumable: 1.0.0\r\n"
+        f"Content-Type: application/offset+octet-stream\r\nUpload-Offset: {offset}\r\n"
+        f"Content-Length: {declared}\r\n\r\n"
+    )
+    sock.sendall(head.encode() + first_bytes)
+    return sock
+
+
+def wait_for_offset(url: str, expected: int, timeout: float = 10) -> int:
+    deadline = time.monotonic() + timeout
+    offset = offset_of(url)
+    while offset != expected and time.monotonic() < deadline:
+        time.sleep(0.05)
+        offset = offset_of(url)
+    return offset
+
+
+def patch(url: str, offset: int, data: bytes) -> requests.Response:
+    headers = {
+        **TUS,
+        "Content-Type": "application/offset+octet-stream",
+        "Upload-Offset": str(offset),
+    }
+    return requests.patch(url, data=data, headers=headers, timeout=30)
+
+
+def test_half_a_patch_then_disconnect_keeps_what_arrived(server: LiveServer) -> None:
+    data = os.urandom(3 * 1024 * 1024 + 123)
+    url = create_upload(server, len(data))
+    half = len(data) // 2
+    sock = open_patch(url, 0, len(data), data[:half])
+    time.sleep(0.3)  # let the server read what was sent before the connection drops
+    sock.close()
+
+    assert wait_for_offset(url, half) == half
+
+    response = patch(url, half, data[half:])
+    assert response.status_code == 204
+    assert response.headers["Upload-Offset"] == str(len(data))
+    download = requests.get(url, timeout=30)
+    assert hashlib.sha256(download.content).hexdigest() == hashlib.sha256(data).hexdigest()
+
+
+def test_resuming_client_gets_in_while_old_patch_hangs(server: LiveServer) -> None:
+    data = os.urandom(2 * 1024 * 1024)
+    url = create_upload(server, len(data))
+    first = 700_000
+    hung = open_patch(url, 0, len(data), data[:first])  # stays open, sends nothing more
+    time.sleep(0.5)
+
+    # The client "reconnects": HEAD, then PATCH from the offset it was told.
+    started = time.monotonic()
+    offset = offset_of(url)
+    response = patch(url, offset, data[offset:])
+    if response.status_code == 409:  # the hung request committed its bytes meanwhile
+        offset = int(response.headers["Upload-Offset"])
+        response = patch(url, offset, data[offset:])
+    elapsed = time.monotonic() - started
+
+    assert response.status_code == 204, response.text
+    assert response.headers["Upload-Offset"] == str(len(data))
+    assert elapsed < 5, "the newcomer waited for a timeout instead of a release"
+    # The old request was ended by the server: its connection now reads EOF or a response.
+    hung.settimeout(5)
+    assert hung.recv(65536) is not None
+    hung.close()
+
+    download = requests.get(url, timeout=30)
+    assert len(download.content) == len(data)
+    assert hashlib.sha256(download.content).digest() == hashlib.sha256(data).digest()

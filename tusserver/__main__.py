@@ -1,0 +1,5 @@
+"""`python -m tusserver` is the `tusserver` command."""
+
+from .cli import main
+
+main()
