@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import os
-import signal
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -100,14 +99,40 @@ def cleanup() -> None:
         click.echo(f"  {upload_id}")
 
 
-def _service(settings: Settings) -> Any:
+@main.command("rebuild-index")
+def rebuild_index_command() -> None:
+    """Restore Redis state of every upload from the S3 bucket (after losing Redis)."""
+    settings = _settings()
+    _configure_logging(settings)
+    if settings.storage != "s3":
+        raise click.ClickException(
+            "rebuild-index needs TUSSERVER_STORAGE=s3: the local store "
+            "keeps no copy of upload state"
+        )
+    import time
+
+    from .maintenance import rebuild_index
+    from .storage.s3 import contiguous_parts
+
+    with redis_for(settings) as running:
+        components = _components(running)
+        counts = {"restored": 0, "kept": 0}
+        for result in rebuild_index(
+            running, components.state, components.store, contiguous_parts, time.time
+        ):
+            counts[result.action] += 1
+            click.echo(result.describe())
+    click.echo(f"restored {counts['restored']} upload(s), kept {counts['kept']} already indexed")
+
+
+def _components(settings: Settings) -> Any:
     from .app import create_app
 
-    return create_app(settings).extensions["tusserver"].service
+    return create_app(settings).extensions["tusserver"]
 
 
-def _install_signal_defaults() -> None:
-    signal.signal(signal.SIGINT, signal.default_int_handler)
+def _service(settings: Settings) -> Any:
+    return _components(settings).service
 
 
 if __name__ == "__main__":  # pragma: no cover
