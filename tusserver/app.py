@@ -18,8 +18,9 @@ from flask import Flask, Response, g, request
 from werkzeug.exceptions import HTTPException
 from werkzeug.middleware.proxy_fix import ProxyFix
 
+from . import metrics
 from .errors import TusError
-from .hooks import Hooks
+from .hooks import ChainedHooks, Hooks, hooks_from_settings
 from .locks.keeper import LockKeeper
 from .locks.redis import LockManager
 from .protocol import safe_header_value
@@ -28,6 +29,7 @@ from .settings import Settings
 from .state.redis import RedisState, connect
 from .storage.base import DataStore
 from .views import api, download, tus, web
+from .views import metrics as metrics_view
 from .views.common import render_error, render_http_exception, render_unexpected
 
 log = logging.getLogger("tusserver.request")
@@ -86,28 +88,88 @@ def create_app(
     settings = settings or Settings.from_env()
     client = redis_client or connect(settings.redis_url or "redis://127.0.0.1:6379/0")
     state = RedisState(client, settings.redis_prefix)
-    store = store or make_store(settings)
+    store = metrics.TimedStore(store or make_store(settings))
     locks = LockManager(client, settings.redis_prefix, settings.lock_ttl, settings.lock_wait)
     keeper = LockKeeper(settings.read_timeout, settings.lock_ttl)
-    service = UploadService(settings, state, store, locks, keeper, hooks=hooks, clock=clock)
+    receivers: list[Hooks] = [
+        metrics.MetricsHooks(),
+        *hooks_from_settings(settings, metrics.record_hook),
+    ]
+    if hooks is not None:
+        receivers.append(hooks)
+    service = UploadService(
+        settings, state, store, locks, keeper, hooks=ChainedHooks(receivers), clock=clock
+    )
 
     app = Flask(__name__, static_folder=None)
     app.extensions["tusserver"] = Components(settings, client, state, store, locks, keeper, service)
     app.register_blueprint(tus.bp)
     app.register_blueprint(download.bp)
     app.register_blueprint(api.bp)
+    app.register_blueprint(metrics_view.bp)
     app.register_blueprint(web.bp)
     app.register_error_handler(TusError, render_error)
     app.register_error_handler(HTTPException, render_http_exception)
     app.register_error_handler(Exception, render_unexpected)
     app.before_request(_start_request)
     app.after_request(_finish_request)
+    if settings.cors_origins:
+        _enable_cors(app, settings)
 
     wsgi: Any = MethodOverride(app.wsgi_app)
     if settings.behind_proxy:
         wsgi = ProxyFix(wsgi, x_for=1, x_proto=1, x_host=1, x_port=1, x_prefix=1)
     app.wsgi_app = wsgi  # type: ignore[method-assign]
     return app
+
+
+TUS_REQUEST_HEADERS = [
+    "Tus-Resumable",
+    "Upload-Length",
+    "Upload-Offset",
+    "Upload-Metadata",
+    "Upload-Defer-Length",
+    "Upload-Concat",
+    "Upload-Checksum",
+    "X-HTTP-Method-Override",
+    "X-Request-ID",
+    "X-Requested-With",
+    "Authorization",
+    "Content-Type",
+]
+TUS_RESPONSE_HEADERS = [
+    "Location",
+    "Upload-Offset",
+    "Upload-Length",
+    "Upload-Metadata",
+    "Upload-Defer-Length",
+    "Upload-Expires",
+    "Upload-Concat",
+    "Tus-Resumable",
+    "Tus-Version",
+    "Tus-Extension",
+    "Tus-Max-Size",
+    "Tus-Checksum-Algorithm",
+    "X-Request-ID",
+    "Content-Disposition",
+    "Content-Range",
+]
+
+
+def _enable_cors(app: Flask, settings: Settings) -> None:
+    """Cross-origin uploads for the configured origins, on every response (errors included)."""
+    from flask_cors import CORS
+
+    origins: str | list[str] = "*" if "*" in settings.cors_origins else list(settings.cors_origins)
+    CORS(
+        app,
+        origins=origins,
+        methods=["GET", "HEAD", "POST", "PATCH", "DELETE", "OPTIONS"],
+        allow_headers=TUS_REQUEST_HEADERS,
+        expose_headers=TUS_RESPONSE_HEADERS,
+        max_age=settings.cors_max_age,
+        vary_header=True,
+    )
 
 
 def _start_request() -> None:
@@ -124,7 +186,9 @@ def _finish_request(response: Response) -> Response:
     received = body.received if body is not None else 0
     sent = g.get("bytes_sent", response.content_length or 0)
     upload_id = (request.view_args or {}).get("upload_id", "-")
-    duration_ms = (time.monotonic() - g.get("started", time.monotonic())) * 1000
+    duration = time.monotonic() - g.get("started", time.monotonic())
+    metrics.record_request(request.method, response.status_code, duration, received, sent)
+    duration_ms = duration * 1000
     log.info(
         "%s %s %s upload=%s in=%d out=%d %.1fms id=%s",
         request.method,

@@ -64,6 +64,10 @@ def serve(host: str, port: int, workers: int, threads: int) -> None:
     settings = _settings()
     _configure_logging(settings)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
+    if settings.metrics_enabled:  # before anything imports prometheus_client
+        from .metrics import prepare_multiprocess_dir
+
+        prepare_multiprocess_dir(settings.metrics_dir or settings.data_dir / "metrics")
     _check_storage(settings)
     with redis_for(settings) as running:
         # Workers read their settings from the environment, so pass the embedded server's URL on.

@@ -56,6 +56,12 @@ def _post_worker_init(worker: Any) -> None:
     signal.signal(signal.SIGTERM, on_term)
 
 
+def _child_exit(server: Any, worker: Any) -> None:
+    from .metrics import worker_exited
+
+    worker_exited(worker.pid)
+
+
 def run_gunicorn(settings: Settings, host: str, port: int, workers: int, threads: int) -> None:
     options = {
         "bind": f"{host}:{port}",
@@ -69,6 +75,7 @@ def run_gunicorn(settings: Settings, host: str, port: int, workers: int, threads
         "errorlog": "-",
         "loglevel": settings.log_level.lower(),
         "post_worker_init": _post_worker_init,
+        "child_exit": _child_exit,
         "limit_request_field_size": 16384,
         "proc_name": "tusserver",
     }

@@ -7,6 +7,8 @@ import os
 import threading
 from typing import Any
 
+from . import metrics
+
 log = logging.getLogger(__name__)
 
 
@@ -22,6 +24,7 @@ def start_reaper(app: Any) -> threading.Thread:
             try:
                 if components.redis.set(key, os.getpid(), nx=True, ex=settings.cleanup_interval):
                     removed = components.service.cleanup()
+                    metrics.UPLOADS_EXPIRED.inc(len(removed))
                     if removed:
                         log.info("reaper removed %d expired upload(s)", len(removed))
             except Exception:  # the reaper must outlive a Redis hiccup

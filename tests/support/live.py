@@ -107,13 +107,18 @@ def live_server(data_dir: Path, redis_url: str, **kwargs: object) -> Iterator[Li
         yield server
     finally:
         server.stop()
-        import redis
+        drop_prefix(env["TUSSERVER_REDIS_URL"], prefix)
 
-        client = redis.Redis.from_url(env["TUSSERVER_REDIS_URL"])
-        keys = list(client.scan_iter(match=f"{prefix}*", count=1000))
-        if keys:
-            client.delete(*keys)
-        client.close()
+
+def drop_prefix(redis_url: str, prefix: str) -> None:
+    """Delete every Redis key a test server wrote under its prefix."""
+    import redis
+
+    client = redis.Redis.from_url(redis_url)
+    keys = list(client.scan_iter(match=f"{prefix}*", count=1000))
+    if keys:
+        client.delete(*keys)
+    client.close()
 
 
 def process_tree_rss(pid: int) -> int:

@@ -18,6 +18,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from .. import metrics
 from .redis import UploadLock
 
 log = logging.getLogger(__name__)
@@ -37,6 +38,7 @@ class _Watched:
     lock: UploadLock
     body: Interruptible
     refreshed: float = field(default_factory=time.monotonic)
+    ended: bool = False
 
 
 class LockKeeper:
@@ -61,9 +63,11 @@ class LockKeeper:
                 body.interrupt("server shutting down")
             self._watched.add(entry)
             self._ensure_thread()
+        metrics.UPLOADS_ACTIVE.inc()
         try:
             yield
         finally:
+            metrics.UPLOADS_ACTIVE.dec()
             with self._mutex:
                 self._watched.discard(entry)
 
@@ -100,11 +104,16 @@ class LockKeeper:
                     log.exception("lock keeper check failed for %s", entry.lock.upload_id)
 
     def _check(self, entry: _Watched) -> None:
+        if entry.ended:  # interrupted already; the request is committing what it has
+            return
         now = time.monotonic()
         if entry.body.idle_seconds >= self.read_timeout:
+            entry.ended = True
             entry.body.interrupt(f"no data received for {self.read_timeout}s")
             return
         if entry.lock.release_requested():
+            entry.ended = True
+            metrics.LOCK_RELEASE_REQUESTS.inc()
             entry.body.interrupt("another request asked for the upload")
             return
         if now - entry.refreshed >= self.refresh_every:

@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterator
 
 import redis
 
+from .. import metrics
 from ..errors import UploadLocked
 from ..state.redis import translate_errors
 
@@ -99,7 +100,9 @@ class LockManager:
                     ask_ms = int(max(wait, 1.0) * 1000) + 1000
                     self.client.set(self.release_key(upload_id), "1", px=ask_ms)
                     asked = True
+                    metrics.LOCK_WAITS.inc()
                 if time.monotonic() >= deadline:
+                    metrics.LOCKS_REFUSED.inc()
                     raise UploadLocked()
                 self._sleep(self.poll)
 

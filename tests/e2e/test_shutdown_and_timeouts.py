@@ -1,0 +1,66 @@
+"""Graceful shutdown and idle-body timeouts commit what arrived; nothing is lost."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import time
+import uuid
+from pathlib import Path
+
+import requests
+
+from tests.e2e.test_interrupted_patch import create_upload, open_patch, patch, wait_for_offset
+from tests.support.live import drop_prefix, live_server, start_server
+
+
+def test_idle_patch_is_ended_after_read_timeout_keeping_its_bytes(
+    tmp_path: Path, redis_url: str
+) -> None:
+    data = os.urandom(1_000_000)
+    env = {"TUSSERVER_READ_TIMEOUT": "1"}
+    with live_server(tmp_path / "data", redis_url, env=env, workers=1) as server:
+        url = create_upload(server, len(data))
+        idle = open_patch(url, 0, len(data), data[:400_000])  # then nothing more
+        try:
+            assert wait_for_offset(url, 400_000, timeout=10) == 400_000
+            idle.settimeout(5)
+            answer = idle.recv(4096)  # the server answered and ended the request
+            assert answer.startswith(b"HTTP/1.1 204"), answer[:80]
+        finally:
+            idle.close()
+        assert patch(url, 400_000, data[400_000:]).status_code == 204
+        assert requests.get(url, timeout=10).content == data
+
+
+def test_sigterm_commits_running_patch_and_client_resumes_after_restart(
+    tmp_path: Path, redis_url: str
+) -> None:
+    data = os.urandom(2_000_000)
+    data_dir = tmp_path / "data"
+    env = {
+        "TUSSERVER_REDIS_URL": redis_url,
+        "TUSSERVER_REDIS_PREFIX": f"tuse2e:{uuid.uuid4().hex[:10]}:",
+        "TUSSERVER_SHUTDOWN_TIMEOUT": "10",
+    }
+    first = start_server(data_dir, env=env, workers=1)
+    url = create_upload(first, len(data))
+    running = open_patch(url, 0, len(data), data[:900_000])  # a PATCH still in flight
+    time.sleep(0.5)
+    started = time.monotonic()
+    assert first.stop(timeout=20) == 0
+    stopped_in = time.monotonic() - started
+    running.close()
+    assert stopped_in < 8, f"shutdown waited {stopped_in:.1f}s for a request instead of ending it"
+
+    second = start_server(data_dir, env=env, workers=1, port=int(url.split(":")[2].split("/")[0]))
+    try:
+        head = requests.head(url, headers={"Tus-Resumable": "1.0.0"}, timeout=10)
+        offset = int(head.headers["Upload-Offset"])
+        assert offset == 900_000, "the bytes of the running PATCH were not committed on SIGTERM"
+        assert patch(url, offset, data[offset:]).status_code == 204
+        body = requests.get(url, timeout=10).content
+        assert hashlib.sha256(body).digest() == hashlib.sha256(data).digest()
+    finally:
+        second.stop()
+        drop_prefix(redis_url, env["TUSSERVER_REDIS_PREFIX"])
