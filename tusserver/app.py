@@ -187,7 +187,8 @@ def _finish_request(response: Response) -> Response:
     sent = g.get("bytes_sent", response.content_length or 0)
     upload_id = (request.view_args or {}).get("upload_id", "-")
     duration = time.monotonic() - g.get("started", time.monotonic())
-    metrics.record_request(request.method, response.status_code, duration, received, sent)
+    downloaded = g.get("bytes_sent", 0)  # upload bytes served, not error or API bodies
+    metrics.record_request(request.method, response.status_code, duration, received, downloaded)
     duration_ms = duration * 1000
     log.info(
         "%s %s %s upload=%s in=%d out=%d %.1fms id=%s",

@@ -7,6 +7,7 @@ import os
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import click
@@ -64,10 +65,8 @@ def serve(host: str, port: int, workers: int, threads: int) -> None:
     settings = _settings()
     _configure_logging(settings)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    if settings.metrics_enabled:  # before anything imports prometheus_client
-        from .metrics import prepare_multiprocess_dir
-
-        prepare_multiprocess_dir(settings.metrics_dir or settings.data_dir / "metrics")
+    if settings.metrics_enabled:
+        _prepare_metrics_dir(settings.metrics_dir or settings.data_dir / "metrics")
     _check_storage(settings)
     with redis_for(settings) as running:
         # Workers read their settings from the environment, so pass the embedded server's URL on.
@@ -77,6 +76,18 @@ def serve(host: str, port: int, workers: int, threads: int) -> None:
         from .gunicorn import run_gunicorn
 
         run_gunicorn(running, host, port, workers, threads)
+
+
+def _prepare_metrics_dir(directory: Path) -> None:
+    """prometheus_client's multiprocess mode: one empty folder for all workers' samples.
+
+    Must run before anything imports prometheus_client (it picks its value class at import),
+    which is why it lives here and not in `tusserver.metrics`. Stale files would add old counts.
+    """
+    directory.mkdir(parents=True, exist_ok=True)
+    for stale in directory.glob("*.db"):
+        stale.unlink()
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(directory.resolve())
 
 
 def _check_storage(settings: Settings) -> None:

@@ -70,14 +70,6 @@ def render() -> tuple[bytes, str]:
     return generate_latest(REGISTRY), CONTENT_TYPE_LATEST
 
 
-def prepare_multiprocess_dir(directory: Path) -> None:
-    """Start with an empty directory (stale files would add old counts) and export it."""
-    directory.mkdir(parents=True, exist_ok=True)
-    for stale in directory.glob("*.db"):
-        stale.unlink()
-    os.environ[MULTIPROC_ENV] = str(directory)
-
-
 def worker_exited(pid: int) -> None:
     """gunicorn `child_exit`: drop a dead worker's live gauges."""
     if os.environ.get(MULTIPROC_ENV):

@@ -21,6 +21,8 @@ import requests
 
 from tusserver.embedded_redis import free_port
 
+__all__ = ["LiveServer", "free_port", "live_server", "start_server"]
+
 ROOT = Path(__file__).resolve().parents[2]
 
 

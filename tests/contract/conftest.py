@@ -1,0 +1,85 @@
+"""Fixtures for the data-store contract: the same tests run against every store.
+
+`store` is parametrized over the local store (a tmp_path, fsync on) and the S3 store (the
+session's moto server from tests/conftest.py, a fresh bucket per test, removed afterwards).
+`stored_keys` and `stored_bytes` look behind a store's back, so tests can prove what is (not)
+left in it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.support.s3 import drop_bucket, make_s3_settings, object_sizes, unique_bucket
+from tusserver.models import UploadInfo
+from tusserver.storage.base import DataStore
+from tusserver.storage.local import LocalStore
+from tusserver.storage.s3 import S3Store
+
+S3_PART_SIZE = 64 * 1024
+"""Small parts keep the S3 tests fast while still crossing many part boundaries."""
+
+
+@pytest.fixture
+def make_s3_store(moto_endpoint: str) -> Iterator[Callable[..., S3Store]]:
+    """A factory of S3 stores, each on a fresh bucket that is dropped after the test."""
+    created: list[S3Store] = []
+
+    def make(**overrides: object) -> S3Store:
+        overrides.setdefault("s3_part_size", S3_PART_SIZE)
+        settings = make_s3_settings(moto_endpoint, unique_bucket(), **overrides)
+        store = S3Store(settings)
+        store.ensure_bucket()
+        created.append(store)
+        return store
+
+    yield make
+    for store in created:
+        drop_bucket(store)
+
+
+@pytest.fixture
+def s3_store(make_s3_store: Callable[..., S3Store]) -> S3Store:
+    return make_s3_store()
+
+
+@pytest.fixture
+def local_store(tmp_path: Path) -> LocalStore:
+    return LocalStore(tmp_path / "uploads", fsync=True)
+
+
+@pytest.fixture(params=["local", "s3"])
+def store(request: pytest.FixtureRequest) -> DataStore:
+    """Every data store, one at a time."""
+    return request.getfixturevalue(f"{request.param}_store")
+
+
+@pytest.fixture
+def stored_keys() -> Callable[[DataStore, UploadInfo], dict[str, int]]:
+    """What a store physically holds for an upload: {name: size} (file or objects)."""
+
+    def look(store: DataStore, info: UploadInfo) -> dict[str, int]:
+        if isinstance(store, S3Store):
+            return object_sizes(store, store.upload_prefix(info.id))
+        path = store.local_path(info)
+        assert path is not None
+        return {path.name: path.stat().st_size} if path.exists() else {}
+
+    return look
+
+
+@pytest.fixture
+def stored_bytes(
+    stored_keys: Callable[[DataStore, UploadInfo], dict[str, int]],
+) -> Callable[[DataStore, UploadInfo], int]:
+    """How many bytes of upload data a store holds, committed or not (info.json excluded)."""
+
+    def count(store: DataStore, info: UploadInfo) -> int:
+        return sum(
+            size for name, size in stored_keys(store, info).items() if not name.endswith(".json")
+        )
+
+    return count
