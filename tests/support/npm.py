@@ -1,0 +1,43 @@
+"""npm packages for interoperability tests, installed by the tests themselves into .venv/npm."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+INTEROP = ROOT / "tests" / "interop"
+
+
+def require_node() -> tuple[str, str]:
+    """Paths of node and npm; a skip outside CI, a failure in CI (CI installs them)."""
+    node, npm = shutil.which("node"), shutil.which("npm")
+    if node and npm:
+        return node, npm
+    message = "node and npm are needed for the tus-js-client tests"
+    if os.environ.get("CI"):
+        pytest.fail(f"{message}, and CI must have them (.ci/run installs nodejs and npm)")
+    pytest.skip(message)
+
+
+def install_interop_packages() -> Path:
+    """Install tests/interop/package.json into .venv/npm (once); returns its node_modules."""
+    _, npm = require_node()
+    target = ROOT / ".venv" / "npm"
+    target.mkdir(parents=True, exist_ok=True)
+    wanted = json.loads((INTEROP / "package.json").read_text())
+    stamp = target / "package.json"
+    if not stamp.exists() or json.loads(stamp.read_text()) != wanted:
+        shutil.copy(INTEROP / "package.json", stamp)
+        subprocess.run(
+            [npm, "install", "--no-audit", "--no-fund", "--loglevel=error"],
+            cwd=target,
+            check=True,
+            timeout=300,
+        )
+    return target / "node_modules"
