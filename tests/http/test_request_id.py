@@ -1,0 +1,27 @@
+"""X-Request-ID: accepted from the client (or generated), echoed, and logged."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import pytest
+
+from tests.support.tus import TUS, create
+
+
+def test_request_id_is_echoed_and_logged(client: Any, caplog: pytest.LogCaptureFixture) -> None:
+    path = create(client, 3)
+    with caplog.at_level(logging.INFO, logger="tusserver.request"):
+        response = client.head(path, headers={**TUS, "X-Request-ID": "trace-42"})
+    assert response.headers["X-Request-ID"] == "trace-42"
+    line = next(r.getMessage() for r in caplog.records if r.name == "tusserver.request")
+    assert "id=trace-42" in line
+    assert line.startswith(f"HEAD {path} 200 upload={path.rsplit('/', 1)[-1]}")
+
+
+def test_request_id_is_generated_and_sanitised(client: Any) -> None:
+    generated = client.options("/files/")
+    assert len(generated.headers["X-Request-ID"]) == 32
+    hostile = client.options("/files/", headers={"X-Request-ID": "a\x01b" + "c" * 500})
+    assert hostile.headers["X-Request-ID"] == "ab" + "c" * 126
