@@ -126,24 +126,35 @@ def rebuild_index_command() -> None:
         )
     import time
 
+    from .errors import TusError
     from .maintenance import rebuild_index
     from .storage.s3 import contiguous_parts
 
     with redis_for(settings) as running:
         components = _components(running)
         counts = {"restored": 0, "kept": 0}
-        for result in rebuild_index(
-            running, components.state, components.store, contiguous_parts, time.time
-        ):
-            counts[result.action] += 1
-            click.echo(result.describe())
+        try:
+            for result in rebuild_index(
+                running, components.state, components.store, contiguous_parts, time.time
+            ):
+                counts[result.action] += 1
+                click.echo(result.describe())
+        except TusError as exc:  # a backend went away mid-scan: say so in one line
+            raise click.ClickException(
+                f"{exc.message} (after restoring {counts['restored']} upload(s))"
+            ) from None
     click.echo(f"restored {counts['restored']} upload(s), kept {counts['kept']} already indexed")
 
 
 def _components(settings: Settings) -> Any:
+    """The app's components; a backend that cannot be used is one line, not a traceback."""
     from .app import create_app
+    from .errors import TusError
 
-    return create_app(settings).extensions["tusserver"]
+    try:
+        return create_app(settings).extensions["tusserver"]
+    except TusError as exc:  # e.g. the S3 endpoint is unreachable (StorageConfigError)
+        raise click.ClickException(exc.message) from None
 
 
 def _service(settings: Settings) -> Any:
