@@ -34,6 +34,9 @@ from .views.common import render_error, render_http_exception, render_unexpected
 
 log = logging.getLogger("tusserver.request")
 
+MAX_PARSED_BODY = 64 * 1024
+"""The largest request body Flask itself may read (JSON API requests); larger ones get 413."""
+
 OVERRIDABLE_METHODS = {"PATCH", "DELETE", "HEAD", "OPTIONS", "GET", "POST"}
 
 
@@ -102,6 +105,9 @@ def create_app(
     )
 
     app = Flask(__name__, static_folder=None)
+    # Bodies Flask parses itself (the JSON API) are small; upload bodies never go through Flask's
+    # request.stream (the tus views stream wsgi.input), so this limit does not apply to them.
+    app.config["MAX_CONTENT_LENGTH"] = MAX_PARSED_BODY
     app.extensions["tusserver"] = Components(settings, client, state, store, locks, keeper, service)
     app.register_blueprint(tus.bp)
     app.register_blueprint(download.bp)

@@ -223,7 +223,10 @@ def upload_id_from_url(url: str, base_path: str = "/files/") -> str:
     # urlsplit silently drops tabs and newlines and strips leading whitespace; refuse them first.
     if not _PRINTABLE_ASCII.fullmatch(url) or "?" in url or "#" in url:
         raise error
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+    except ValueError:  # e.g. an unbalanced "[" in the host ("Invalid IPv6 URL")
+        raise error from None
     if parts.scheme not in ("", "http", "https") or (parts.scheme and not parts.netloc):
         raise error
     prefix = base_path if base_path.endswith("/") else base_path + "/"

@@ -12,6 +12,7 @@ import contextlib
 import hmac
 import logging
 import time
+import unicodedata
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,6 +44,8 @@ from .storage.base import DataStore
 log = logging.getLogger(__name__)
 
 FILENAME_MAX = 255
+_BAD_NAME_CATEGORIES = ("Cc", "Zl", "Zp")
+"""Unicode categories a file name may not contain: C0/C1 controls and line/paragraph breaks."""
 
 
 @dataclass(frozen=True)
@@ -136,7 +139,7 @@ class UploadService:
         if info.length == 0:
             info = info.evolve(completed=now, expires=None if not info.is_partial else info.expires)
         self.store.create(info)
-        self.state.create(info)
+        self._record(info)
         self.hooks.after("post-create", info)
         if info.is_complete and not info.is_partial:
             self.hooks.after("post-finish", info)
@@ -165,10 +168,19 @@ class UploadService:
         )
         info = self._pre_create(info)
         self.store.save_info(info)
-        self.state.create(info)
+        self._record(info)
         self.hooks.after("post-create", info)
         self.hooks.after("post-finish", info)
         return info
+
+    def _record(self, info: UploadInfo) -> None:
+        """Record a new upload in the state store; if that fails, free what the store holds."""
+        try:
+            self.state.create(info)
+        except TusError:
+            with contextlib.suppress(TusError):
+                self.store.delete(info)
+            raise
 
     def _partial_member(self, member_id: str) -> UploadInfo:
         try:
@@ -207,20 +219,23 @@ class UploadService:
             raise Forbidden("a final upload cannot be modified")
         with self.locks.hold(upload_id) as lock, self.keeper.watch(lock, body):
             info = self.info(upload_id, with_parts=self.store.keeps_parts)
-            if length is not None:
-                info = self._declare_length(info, length)
             if offset != info.offset:
                 raise OffsetMismatch(
                     f"Upload-Offset {offset} does not match the upload's offset {info.offset}",
                     headers={"Upload-Offset": str(info.offset)},
                 )
+            # A length declared now is only recorded together with the write's commit, so a
+            # PATCH that fails for any reason leaves the upload as it was.
+            declares_length = length is not None and info.length is None
+            if length is not None:
+                info = self._with_length(info, length)
             body.limit = self._room(info)
             if body.expected is not None and body.limit is not None and body.expected > body.limit:
                 raise TooLarge(
                     f"the body ({body.expected} bytes) goes past the upload's length "
                     f"({info.length}) at offset {info.offset}"
                 )
-            return self._write(info, body, checksum)
+            return self._write(info, body, checksum, declares_length)
 
     def _room(self, info: UploadInfo) -> int | None:
         """How many more bytes the upload can take (None: no limit)."""
@@ -230,7 +245,13 @@ class UploadService:
             return self.settings.max_size - info.offset
         return None
 
-    def _write(self, info: UploadInfo, body: BodyReader, checksum: Checksum | None) -> UploadInfo:
+    def _write(
+        self,
+        info: UploadInfo,
+        body: BodyReader,
+        checksum: Checksum | None,
+        declares_length: bool = False,
+    ) -> UploadInfo:
         hasher = checksum.hasher() if checksum else None
         chunks: Iterable[bytes] = _hashing(body, hasher) if hasher else body
         result = self.store.write(info, chunks)
@@ -244,11 +265,26 @@ class UploadService:
             if not hmac.compare_digest(hasher.digest(), checksum.digest):
                 self.store.discard(info, result)
                 raise ChecksumMismatch()
-        if result.bytes_written == 0:
+        if declares_length:
+            # The S3 store's info.json is all `rebuild-index` has to restore an upload from:
+            # record a newly declared length there before the state commit, or a rebuilt index
+            # leaves a deferred-length upload without its length (incomplete for ever).
+            try:
+                self.store.save_info(info)
+            except TusError:
+                self.store.discard(info, result)
+                raise
+        if result.bytes_written == 0 and not declares_length:
             return info
-        return self._commit(info, result.bytes_written, result.parts)
+        return self._commit(info, result.bytes_written, result.parts, declares_length)
 
-    def _commit(self, info: UploadInfo, written: int, parts: tuple[Part, ...]) -> UploadInfo:
+    def _commit(
+        self,
+        info: UploadInfo,
+        written: int,
+        parts: tuple[Part, ...],
+        declares_length: bool = False,
+    ) -> UploadInfo:
         now = self.clock()
         new_offset = info.offset + written
         done = info.length is not None and new_offset >= info.length
@@ -261,8 +297,12 @@ class UploadService:
                 updated=now,
                 expires=expires,
                 completed=now if done else None,
+                length=info.length if declares_length else None,
             )
-        except TusError:
+        except (OffsetMismatch, UploadNotFound):
+            # A definite "no" from the state store: these bytes will never count. On any other
+            # failure (Redis timed out) the commit may have happened, so nothing is discarded:
+            # bytes past a committed offset are harmless, deleting committed ones is not.
             self.store.discard(info, WriteResult(written, parts))
             raise
         self._after_write(committed, done)
@@ -280,7 +320,8 @@ class UploadService:
             self._last_receive_hook[info.id] = now
             self.hooks.after("post-receive", info)
 
-    def _declare_length(self, info: UploadInfo, length: int) -> UploadInfo:
+    def _with_length(self, info: UploadInfo, length: int) -> UploadInfo:
+        """`info` with the Upload-Length a PATCH declares, checked but not yet recorded."""
         if info.length is not None:
             if info.length == length:
                 return info
@@ -288,16 +329,7 @@ class UploadService:
         if length < info.offset:
             raise InvalidHeader(f"Upload-Length {length} is below the offset {info.offset}")
         self._check_size(length)
-        now = self.clock()
-        if not self.state.set_length(info, length, now):
-            raise InvalidHeader("Upload-Length is already set and cannot change")
-        info = info.evolve(length=length, updated=now)
-        if info.is_complete:  # declared length equals what was already sent
-            info = self.state.commit_write(
-                info, info.offset, (), updated=now, expires=None, completed=now
-            )
-            self._after_write(info, True)
-        return info
+        return info.evolve(length=length)
 
     # -- termination and expiry ------------------------------------------------------------
     def terminate(self, upload_id: str) -> None:
@@ -315,8 +347,8 @@ class UploadService:
         """Forget state first (clients then see 410), then free the bytes; orphaned partials go."""
         self.state.delete(info, self.settings.gone_ttl)
         self._last_receive_hook.pop(info.id, None)
-        if not info.is_final:
-            self.store.delete(info)
+        # A final upload owns no bytes, but the store may keep a copy of its info (S3).
+        self.store.delete(info)
         for member_id in info.members:
             self._remove_unused_partial(member_id)
 
@@ -331,29 +363,36 @@ class UploadService:
     def cleanup(self) -> list[str]:
         """Remove every expired upload (and unused complete partials past their expiry)."""
         removed: list[str] = []
+        seen: set[str] = set()
         now = self.clock()
         while True:
-            ids = [i for i in self.state.expired(now) if i not in removed]
+            # Ask for more than were skipped so far: uploads left in place (being written) must
+            # not hide the ones behind them.
+            batch = self.state.expired(now, limit=len(seen) + 100)
+            ids = [i for i in batch if i not in seen]
             if not ids:
                 return removed
             for upload_id in ids:
-                removed.append(upload_id)
+                seen.add(upload_id)
                 with contextlib.suppress(TusError):
-                    self._expire(upload_id, now)
+                    if self._expire(upload_id, now):
+                        removed.append(upload_id)
 
-    def _expire(self, upload_id: str, now: float) -> None:
+    def _expire(self, upload_id: str, now: float) -> bool:
+        """Remove one upload if it is still expired and not being written; True if removed."""
         try:
             lock = self.locks.acquire(upload_id, wait=0)
         except TusError:
-            return  # being written right now: not expired after all
+            return False  # being written right now: not expired after all
         try:
             info = self.state.get(upload_id, with_parts=self.store.keeps_parts)
             if info is None or (info.expires or now + 1) > now:
-                return
+                return False
             if info.is_partial and self.state.referencing_finals(upload_id):
-                return
+                return False
             self._remove(info)
             log.info("expired upload %s (%s of %s bytes)", info.id, info.offset, info.length)
+            return True
         finally:
             lock.release()
 
@@ -363,7 +402,9 @@ class UploadService:
         filename = filename.strip()
         if not filename or len(filename) > FILENAME_MAX:
             raise InvalidHeader(f"filename must be 1 to {FILENAME_MAX} characters")
-        if any(ord(ch) < 32 or ord(ch) == 127 for ch in filename) or "/" in filename:
+        if "/" in filename or any(
+            unicodedata.category(ch) in _BAD_NAME_CATEGORIES for ch in filename
+        ):
             raise InvalidHeader("filename must not contain '/' or control characters")
         info = self.info(upload_id)
         metadata = dict(info.metadata)

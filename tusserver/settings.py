@@ -8,6 +8,7 @@ validated at start-up, and an unknown `TUSSERVER_*` name is an error: a typo in 
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -166,9 +167,16 @@ def _parse(name: str, annotation: Any, raw: str) -> Any:
         if kind == "int":
             return parse_size(value)
         if kind == "float":
-            return float(value)
+            number = float(value)
+            if not math.isfinite(number):  # nan would pass every range check
+                raise ValueError("expected a finite number")
+            return number
         if kind.startswith("Path"):
-            return Path(value) if value else None
+            if value:
+                return Path(value)
+            if "None" not in kind:  # an empty data_dir would fail much later, obscurely
+                raise ValueError("expected a path")
+            return None
         if kind.startswith("tuple"):
             return tuple(item.strip() for item in value.split(",") if item.strip())
         return value

@@ -86,7 +86,7 @@ def send_raw(
     path: str,
     stream: Any,
     headers: dict[str, str],
-    content_length: int | None = None,
+    content_length: int | str | None = None,
 ) -> Any:
     """Send `stream` as the body with full control of Content-Length.
 

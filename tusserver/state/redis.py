@@ -25,7 +25,7 @@ from typing import Any
 import redis
 from redis.exceptions import RedisError
 
-from ..errors import BackendUnavailable, OffsetMismatch, UploadNotFound
+from ..errors import BackendUnavailable, InvalidHeader, OffsetMismatch, UploadNotFound
 from ..models import Part, UploadInfo
 
 log = logging.getLogger(__name__)
@@ -34,6 +34,11 @@ _COMMIT_WRITE = """
 local cur = redis.call('HGET', KEYS[1], 'offset')
 if not cur then return {'missing'} end
 if cur ~= ARGV[1] then return {'mismatch', cur} end
+if ARGV[7] ~= '' then
+  local len = redis.call('HGET', KEYS[1], 'length')
+  if len ~= '' and len ~= ARGV[7] then return {'length', len} end
+  redis.call('HSET', KEYS[1], 'length', ARGV[7])
+end
 redis.call('HSET', KEYS[1], 'offset', ARGV[2], 'updated', ARGV[3], 'expires', ARGV[4],
            'completed', ARGV[5])
 if ARGV[4] == '' then
@@ -41,7 +46,7 @@ if ARGV[4] == '' then
 else
   redis.call('ZADD', KEYS[3], ARGV[4], ARGV[6])
 end
-for i = 7, #ARGV, 2 do
+for i = 8, #ARGV, 2 do
   redis.call('ZADD', KEYS[2], ARGV[i], ARGV[i] .. ':' .. ARGV[i + 1])
 end
 return {'ok'}
@@ -200,6 +205,10 @@ class RedisState:
             pipe.zadd(self._expiry_key, {info.id: info.expires})
         for member in info.members:
             pipe.sadd(self._refs_key(member), info.id)
+            # A partial upload in use cannot expire; terminating the last final that uses it
+            # removes it. Left in the index it would only be looked at, and skipped, on every
+            # cleanup.
+            pipe.zrem(self._expiry_key, member)
 
     def restore(self, info: UploadInfo) -> None:
         """Write an upload's whole state (parts included), replacing what was there."""
@@ -219,11 +228,15 @@ class RedisState:
         updated: float,
         expires: float | None,
         completed: float | None,
+        length: int | None = None,
     ) -> UploadInfo:
         """Advance the offset from `info.offset` to `new_offset`, with the new parts, atomically.
 
-        Raises OffsetMismatch if another request moved the offset meanwhile (it cannot while we
-        hold the lock, so this is a safety net) and UploadNotFound if the upload vanished.
+        `length` declares a deferred length in the same step, so a PATCH that carries
+        Upload-Length either commits both or neither. Raises OffsetMismatch if another request
+        moved the offset meanwhile (it cannot while we hold the lock, so this is a safety net),
+        InvalidHeader if a different length was set meanwhile, and UploadNotFound if the upload
+        vanished.
         """
         args: list[Any] = [
             str(info.offset),
@@ -232,6 +245,7 @@ class RedisState:
             "" if expires is None else repr(expires),
             "" if completed is None else repr(completed),
             info.id,
+            "" if length is None else str(length),
         ]
         parts = tuple(new_parts)
         for part in parts:
@@ -245,7 +259,10 @@ class RedisState:
             raise OffsetMismatch(
                 f"offset moved to {result[1]} meanwhile", headers={"Upload-Offset": result[1]}
             )
+        if result[0] == "length":
+            raise InvalidHeader("Upload-Length is already set and cannot change")
         return info.evolve(
+            length=info.length if length is None else length,
             offset=new_offset,
             updated=updated,
             expires=expires,

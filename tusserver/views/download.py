@@ -10,8 +10,8 @@ from __future__ import annotations
 import mimetypes
 import re
 import unicodedata
-from datetime import UTC, datetime
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from urllib.parse import quote
 
 from flask import Blueprint, Response, g, request
@@ -50,24 +50,44 @@ def _respond(download: Download, send_body: bool) -> Response:
         return Response(status=304, headers=_validators(download))
     start, end, status = 0, download.size, 200
     byte_range = request.range
-    if byte_range is not None and _range_applies(download):
-        span = byte_range.range_for_length(download.size)
+    # Only a single byte range is served as 206; other units are ignored (RFC 7233 3.1) and
+    # several ranges get the whole file, which a client must accept.
+    if (
+        byte_range is not None
+        and byte_range.units == "bytes"
+        and len(byte_range.ranges) == 1
+        and _range_applies(download)
+    ):
+        span = _satisfiable(byte_range.ranges[0], download.size)
         if span is None:
-            if len(byte_range.ranges) == 1:  # one range outside the file: unsatisfiable
-                raise RangeNotSatisfiable(
-                    f"the upload has {download.size} bytes",
-                    headers={"Content-Range": f"bytes */{download.size}"},
-                )
-        else:
-            start, end = span
-            status = 206
-            headers["Content-Range"] = ContentRange("bytes", start, end, download.size).to_header()
+            raise RangeNotSatisfiable(
+                f"the upload has {download.size} bytes",
+                headers={"Content-Range": f"bytes */{download.size}"},
+            )
+        start, end = span
+        status = 206
+        headers["Content-Range"] = ContentRange("bytes", start, end, download.size).to_header()
     headers["Content-Length"] = str(end - start)
     g.bytes_sent = end - start if send_body else 0
     if not send_body or end == start:
         return Response(status=status, headers=headers)
     body, passthrough = _body(download, start, end)
     return Response(body, status=status, headers=headers, direct_passthrough=passthrough)
+
+
+def _satisfiable(byte_range: tuple[int, int | None], size: int) -> tuple[int, int] | None:
+    """The `[start, end)` a parsed byte range selects from `size` bytes, or None (416).
+
+    A suffix range longer than the file selects the whole file and an end past the file is cut
+    to its end (RFC 7233 2.1); werkzeug's `range_for_length` refuses the former.
+    """
+    first, stop = byte_range
+    if stop is None:
+        first, stop = (max(size + first, 0) if first < 0 else first), size
+    stop = min(stop, size)
+    if first >= stop:
+        return None
+    return first, stop
 
 
 def _range_applies(download: Download) -> bool:

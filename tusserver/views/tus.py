@@ -24,6 +24,7 @@ from ..protocol import (
     upload_id_from_url,
 )
 from ..service import NewUpload
+from ..wsgi_input import body_stream
 from .common import TUS_PATH, render_error, service, upload_url
 from .download import download_head
 
@@ -186,8 +187,11 @@ def _is_chunked() -> bool:
 
 
 def _content_length() -> int | None:
+    """The body's declared size; an empty CONTENT_LENGTH means none (PEP 3333 allows both)."""
     value = request.headers.get("Content-Length")
-    return None if value is None else parse_length("Content-Length", value)
+    if value is None or not value.strip():
+        return None
+    return parse_length("Content-Length", value)
 
 
 def _has_body() -> bool:
@@ -200,7 +204,7 @@ def _body_reader() -> BodyReader:
     """Wrap the raw WSGI input; the reader itself never reads past Content-Length."""
     expected = None if _is_chunked() else (_content_length() or 0)
     reader = BodyReader(
-        request.environ["wsgi.input"],
+        body_stream(request.environ),
         expected,
         chunk_size=service().settings.read_chunk_size,
         sock=request.environ.get("gunicorn.socket"),

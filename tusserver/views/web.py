@@ -2,11 +2,30 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from flask import Blueprint, Response, send_from_directory
+from werkzeug.routing import PathConverter
 
 from .common import service
 
 bp = Blueprint("web", __name__)
+
+
+class AssetConverter(PathConverter):
+    """A path outside the server's own namespaces, `/files/` (tus) and `/api/`.
+
+    Without this the client's catch-all route would claim every unknown path under those
+    namespaces, so that e.g. a PATCH to `/files/a/b` answered 405 (only GET allowed) instead of
+    404, and a GET of it went looking in the client folder.
+    """
+
+    regex = r"(?!(?:files|api)(?:/|$))[^/].*?"
+
+
+@bp.record_once
+def _register_converter(state: Any) -> None:
+    state.app.url_map.converters["asset"] = AssetConverter
 
 
 @bp.get("/")
@@ -14,7 +33,7 @@ def index() -> Response:
     return _send("index.html")
 
 
-@bp.get("/<path:filename>")
+@bp.get("/<asset:filename>")
 def asset(filename: str) -> Response:
     """Any file of the client; `send_from_directory` refuses paths that leave the folder."""
     return _send(filename)
