@@ -87,10 +87,12 @@ class HookDispatcher:
         deliver: Deliver,
         enabled: Iterable[str],
         on_result: Callable[[str, bool], None] | None = None,
+        flush_timeout: float = 5.0,
     ):
         self.deliver = deliver
         self.enabled = frozenset(enabled)
         self.on_result = on_result or (lambda event, ok: None)
+        self.flush_timeout = flush_timeout
         self._queue: queue.Queue[dict[str, Any]] = queue.Queue(maxsize=10000)
         self._thread: threading.Thread | None = None
         self._mutex = threading.Lock()
@@ -98,6 +100,10 @@ class HookDispatcher:
     def before(self, event: str, info: UploadInfo) -> dict[str, str] | None:
         if event not in self.enabled:
             return None
+        # Notifications already queued go first, so a receiver sees events in the order they
+        # happened (post-finish before pre-terminate); bounded, as a stuck receiver must not
+        # hold up requests forever.
+        self.flush(timeout=self.flush_timeout)
         try:
             answer = self.deliver(event_payload(event, info))
         except (HookRejected, HookFailed):
@@ -237,11 +243,16 @@ def hooks_from_settings(
         transport = HttpTransport(
             settings.hooks_url, settings.hooks_timeout, settings.hooks_retries
         )
-        found.append(HookDispatcher(transport, settings.hooks_enabled, on_result))
+        found.append(
+            HookDispatcher(transport, settings.hooks_enabled, on_result, settings.hooks_timeout)
+        )
     if settings.hooks_python:
         found.append(
             HookDispatcher(
-                PythonTransport(settings.hooks_python), settings.hooks_enabled, on_result
+                PythonTransport(settings.hooks_python),
+                settings.hooks_enabled,
+                on_result,
+                settings.hooks_timeout,
             )
         )
     return found

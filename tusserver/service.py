@@ -113,7 +113,10 @@ class UploadService:
         return info
 
     def list(self, limit: int, offset: int = 0, owner: str | None = None) -> Page:
-        return self.state.list(limit, offset, owner)
+        """A page of uploads, newest first; expired ones (410 already) are left out."""
+        page = self.state.list(limit, offset, owner)
+        now = self.clock()
+        return Page([info for info in page.uploads if not info.is_expired(now)], page.total)
 
     # -- creation --------------------------------------------------------------------------
     def create(self, request: NewUpload) -> UploadInfo:
@@ -381,7 +384,7 @@ class UploadService:
     def _expire(self, upload_id: str, now: float) -> bool:
         """Remove one upload if it is still expired and not being written; True if removed."""
         try:
-            lock = self.locks.acquire(upload_id, wait=0)
+            lock = self.locks.acquire(upload_id, wait=0, ask_release=False)
         except TusError:
             return False  # being written right now: not expired after all
         try:

@@ -133,7 +133,16 @@ class Settings:
         for name in positive:
             if getattr(self, name) <= 0:
                 raise SettingsError(f"{PREFIX}{name.upper()} must be greater than 0")
-        for name in ("max_size", "lock_wait", "shutdown_timeout", "hooks_retries", "gone_ttl"):
+        non_negative = (
+            "max_size",
+            "lock_wait",
+            "shutdown_timeout",
+            "hooks_retries",
+            "gone_ttl",
+            "cors_max_age",
+            "hooks_receive_interval",
+        )
+        for name in non_negative:
             if getattr(self, name) < 0:
                 raise SettingsError(f"{PREFIX}{name.upper()} must not be negative")
         if self.s3_part_size < 5 * 1024 and self.storage == "s3":
@@ -149,7 +158,7 @@ class Settings:
 
 
 _TRUE = {"1", "true", "yes", "on"}
-_FALSE = {"0", "false", "no", "off", ""}
+_FALSE = {"0", "false", "no", "off"}  # empty is an error: `FSYNC=` must not mean off
 _SIZE_SUFFIXES = {"k": 1024, "m": 1024**2, "g": 1024**3, "t": 1024**4}
 
 

@@ -164,3 +164,15 @@ def test_expired_upload_in_the_api(app: Any, client: Any, clock: FakeClock) -> N
     response = client.get(f"/api/uploads/{upload_id(path)}")
     assert response.status_code == 410
     assert response.get_json()["error"]["code"] == "gone"
+
+
+def test_expired_uploads_leave_the_listing_before_the_reaper_runs(
+    client: Any, clock: FakeClock
+) -> None:
+    stale = create(client, 10, filename="stale.bin")
+    clock.advance(EXPIRE - 5)
+    fresh = create(client, 10, filename="fresh.bin")
+    clock.advance(10)
+    listed = [u["id"] for u in client.get("/api/uploads").json["uploads"]]
+    assert listed == [upload_id(fresh)]
+    assert head(client, stale).status_code == 410

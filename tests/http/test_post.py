@@ -334,3 +334,10 @@ def test_unknown_method_override_is_a_plain_post(client: Any) -> None:
         "/files/", headers={**TUS, "Upload-Length": "5", "X-HTTP-Method-Override": "BREW"}
     )
     assert response.status_code == 201
+
+
+def test_endpoint_without_trailing_slash_creates_too(client: Any) -> None:
+    response = client.post("/files", headers={**TUS, "Upload-Length": "3"})
+    assert response.status_code == 201
+    assert "/files/" in response.headers["Location"]
+    assert client.options("/files").status_code == 204

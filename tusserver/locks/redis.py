@@ -76,6 +76,7 @@ class LockManager:
         self._sleep = sleep
         self._release = client.register_script(_RELEASE)
         self._refresh = client.register_script(_REFRESH)
+        self._withdraw = client.register_script(_RELEASE)  # same script: delete if ours
 
     def lock_key(self, upload_id: str) -> str:
         return f"{self.prefix}lock:{upload_id}"
@@ -83,8 +84,15 @@ class LockManager:
     def release_key(self, upload_id: str) -> str:
         return f"{self.prefix}lock:{upload_id}:release"
 
-    def acquire(self, upload_id: str, wait: float | None = None) -> UploadLock:
-        """Take the lock, asking a current holder to release it; UploadLock (423) if it won't."""
+    def acquire(
+        self, upload_id: str, wait: float | None = None, ask_release: bool = True
+    ) -> UploadLock:
+        """Take the lock, asking a current holder to release it; UploadLocked (423) if it won't.
+
+        The release request carries this request's token, so a request that gives up withdraws
+        only its own request and never leaves one behind for the next, unrelated writer.
+        `ask_release=False` (the expiry reaper) never disturbs a running write.
+        """
         wait = self.wait if wait is None else wait
         token = secrets.token_hex(16)
         key = self.lock_key(upload_id)
@@ -94,14 +102,16 @@ class LockManager:
             while True:
                 if self.client.set(key, token, nx=True, px=self.ttl_ms):
                     if asked:
-                        self.client.delete(self.release_key(upload_id))
+                        self._withdraw(keys=[self.release_key(upload_id)], args=[token])
                     return UploadLock(self, upload_id, token)
-                if not asked:
+                if ask_release and not asked:
                     ask_ms = int(max(wait, 1.0) * 1000) + 1000
-                    self.client.set(self.release_key(upload_id), "1", px=ask_ms)
+                    self.client.set(self.release_key(upload_id), token, px=ask_ms)
                     asked = True
                     metrics.LOCK_WAITS.inc()
                 if time.monotonic() >= deadline:
+                    if asked:
+                        self._withdraw(keys=[self.release_key(upload_id)], args=[token])
                     metrics.LOCKS_REFUSED.inc()
                     raise UploadLocked()
                 self._sleep(self.poll)

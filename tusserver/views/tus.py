@@ -47,7 +47,7 @@ def add_tus_resumable(response: Response) -> Response:
     return response
 
 
-@bp.route(TUS_PATH, methods=["OPTIONS"])
+@bp.route(TUS_PATH, methods=["OPTIONS"], strict_slashes=False)
 @bp.route(f"{TUS_PATH}<upload_id>", methods=["OPTIONS"])
 def options(upload_id: str | None = None) -> Response:
     """Tell clients what this server supports (no Tus-Resumable needed)."""
@@ -61,7 +61,7 @@ def options(upload_id: str | None = None) -> Response:
     return response
 
 
-@bp.route(TUS_PATH, methods=["POST"])
+@bp.route(TUS_PATH, methods=["POST"], strict_slashes=False)
 def create() -> Response:
     """Create an upload, a partial one, or a final one; optionally with the first bytes."""
     check_tus_resumable(request.headers.get("Tus-Resumable"))
