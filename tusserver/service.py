@@ -13,6 +13,7 @@ import hmac
 import logging
 import time
 import unicodedata
+from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,6 +45,7 @@ from .storage.base import DataStore
 log = logging.getLogger(__name__)
 
 FILENAME_MAX = 255
+RECEIVE_HOOK_MEMORY = 10_000
 _BAD_NAME_CATEGORIES = ("Cc", "Zl", "Zp")
 """Unicode categories a file name may not contain: C0/C1 controls and line/paragraph breaks."""
 
@@ -96,7 +98,9 @@ class UploadService:
         self.keeper = keeper
         self.hooks: Hooks = hooks or NoHooks()
         self.clock = clock
-        self._last_receive_hook: dict[str, float] = {}
+        # When each upload last fired post-receive (throttling); bounded, oldest first out, so
+        # uploads abandoned mid-way cannot grow it for the life of the process.
+        self._last_receive_hook: OrderedDict[str, float] = OrderedDict()
 
     # -- reading state ---------------------------------------------------------------------
     def info(self, upload_id: str, with_parts: bool = False) -> UploadInfo:
@@ -321,6 +325,9 @@ class UploadService:
         last = self._last_receive_hook.get(info.id, 0.0)
         if now - last >= self.settings.hooks_receive_interval:
             self._last_receive_hook[info.id] = now
+            self._last_receive_hook.move_to_end(info.id)
+            while len(self._last_receive_hook) > RECEIVE_HOOK_MEMORY:
+                self._last_receive_hook.popitem(last=False)
             self.hooks.after("post-receive", info)
 
     def _with_length(self, info: UploadInfo, length: int) -> UploadInfo:
