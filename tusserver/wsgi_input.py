@@ -3,10 +3,16 @@
 gunicorn's `wsgi.input` (`Body` over a `LengthReader` over a `SocketUnreader`) gathers every
 read in two layers of `BytesIO` buffers, copying each byte about five times in Python before the
 application sees it; for a large upload that costs more CPU than writing the bytes to disk.
-`body_stream(environ)` returns a stream whose `read(size)` is a single `socket.recv(size)`: the
-bytes gunicorn already buffered come first, and gunicorn's own count of the body bytes left is
-kept up to date, so after the request it drains exactly what is still unread (normally nothing)
-and the keep-alive connection goes on as before.
+`body_stream(environ)` returns a stream whose `read(size)` is a single
+`socket.recv(size, MSG_WAITALL)`: the bytes gunicorn already buffered come first, and gunicorn's
+own count of the body bytes left is kept up to date, so after the request it drains exactly what
+is still unread (normally nothing) and the keep-alive connection goes on as before.
+
+MSG_WAITALL fills the whole `size` in one call, as gunicorn's reader did with its loop. Without
+it a read returns whatever is on the socket and the buffer is shrunk after every call; glibc then
+never raises its mmap threshold and every read maps and faults in fresh pages (three times the
+CPU with four uploads at once). It still returns early, with what it has, when the client goes
+away or `BodyReader.interrupt` shuts the socket's read side down.
 
 Only a Content-Length body under gunicorn takes this path, and only while nothing has read it
 yet; anything else (chunked bodies, other WSGI servers, the test client) gets `wsgi.input`.
@@ -35,7 +41,7 @@ def body_stream(environ: dict[str, Any]) -> BinaryIO | DirectInput:
         return stream
     buffered = getattr(stream, "buf", None)
     sock = getattr(unreader, "sock", None)
-    if not isinstance(buffered, io.BytesIO) or buffered.getbuffer().nbytes or sock is None:
+    if not isinstance(buffered, io.BytesIO) or len(buffered.getvalue()) or sock is None:
         return stream  # something read the body already: keep to gunicorn's own path
     if not isinstance(getattr(unreader, "buf", None), io.BytesIO):
         return stream
@@ -45,7 +51,10 @@ def body_stream(environ: dict[str, Any]) -> BinaryIO | DirectInput:
 
 
 class DirectInput:
-    """`read(size)` of a Content-Length body as one `recv`, keeping gunicorn's books."""
+    """`read(size)` of a Content-Length body as one `recv`, keeping gunicorn's books.
+
+    Each call returns a new `bytes` object: a chunk stays valid after the next read.
+    """
 
     def __init__(self, body: Any, reader: Any, unreader: Any, sock: socket.socket):
         self._body = body
@@ -60,7 +69,9 @@ class DirectInput:
         unreader.buf.write(pending[take:])
         reader.length -= take
 
-    def read(self, size: int = -1) -> bytes:
+    def read(self, size: int | None = -1) -> bytes:
+        if size is None:
+            size = -1
         if self._pending:
             if size < 0:
                 size = len(self._pending)
@@ -73,7 +84,7 @@ class DirectInput:
         if size <= 0:
             return b""
         try:
-            data = self._sock.recv(size)
+            data = self._sock.recv(size, socket.MSG_WAITALL)
         except BaseException:
             self._body.failed = True  # where the next request starts is unknown now
             raise

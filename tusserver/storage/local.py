@@ -58,7 +58,11 @@ class LocalStore:
         except OSError as exc:
             raise _unavailable("open", exc) from exc
         try:
-            os.ftruncate(fd, info.offset)
+            if os.fstat(fd).st_size != info.offset:
+                # Only when there is something to cut: ext4 takes a truncate to size 0 for a
+                # "replace via truncate" and writes the whole file out when it is closed
+                # (auto_da_alloc), which made closing after a 1 GiB first PATCH take 0.25 s.
+                os.ftruncate(fd, info.offset)
             os.lseek(fd, info.offset, os.SEEK_SET)
             for chunk in chunks:
                 view = memoryview(chunk)

@@ -22,7 +22,9 @@ import io
 import json
 import logging
 import re
+import threading
 from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import fields
 from pathlib import Path
 from typing import Any, TypeVar
@@ -60,6 +62,8 @@ MAX_OBJECT_SIZE = 5 * 1024**3
 CONNECT_TIMEOUT = 5.0
 READ_TIMEOUT = 30.0
 POOL_SIZE = 16
+READ_AHEAD_THREADS = 4
+"""Threads that send the GET of a download's next part while the current one streams."""
 
 CLIENT_ERRORS: tuple[type[BaseException], ...] = (MinioException, HTTPError, OSError, ValueError)
 """What the client can raise for a backend problem: all of it becomes `BackendUnavailable`."""
@@ -245,6 +249,8 @@ class S3Store:
         self.prefix = settings.s3_prefix
         self.part_size = settings.s3_part_size
         self.read_block = settings.read_chunk_size
+        self._read_ahead: ThreadPoolExecutor | None = None  # made on first use (after a fork)
+        self._read_ahead_lock = threading.Lock()
         if self.part_size > MAX_OBJECT_SIZE:
             raise StorageConfigError("TUSSERVER_S3_PART_SIZE must be at most 5 GiB (one S3 PUT)")
         netloc, secure = parse_endpoint(settings.s3_endpoint, settings.s3_secure)
@@ -417,9 +423,42 @@ class S3Store:
         Each covering part is fetched with a ranged GET for just the needed slice and streamed in
         blocks of `read_chunk_size`; the response is closed and its connection released in a
         `finally`, also when the consumer stops early and closes this generator.
+
+        Once the consumer has taken the first block of a part, the GET of the next part is sent
+        from a helper thread, so S3's time to answer a request overlaps the streaming of the
+        current part instead of adding up part after part (with 8 MiB parts against a local
+        server, that wait was a third of a download's time). A read closed before then never
+        requests the next part; an answer nobody will read is closed as soon as it arrives.
         """
         if start >= end:
             return
+        spans = self._spans(info, start, end)
+        part, offset, length = next(spans)
+        response = self._open_part(info.id, part, offset, length)
+        while True:
+            following: tuple[Part, int, int] | None = None
+            upcoming: Future[Any] | None = None
+            stream = self._stream_part(info.id, part, response, length)
+            try:
+                for block in stream:
+                    yield block
+                    if upcoming is None:
+                        following, upcoming = self._open_next(info.id, spans)
+                if upcoming is None:
+                    following, upcoming = self._open_next(info.id, spans)
+            except BaseException:
+                if upcoming is not None:
+                    _close_when_done(upcoming)
+                raise
+            finally:
+                stream.close()
+            if following is None:
+                return
+            part, offset, length = following
+            response = upcoming.result()
+
+    def _spans(self, info: UploadInfo, start: int, end: int) -> Iterator[tuple[Part, int, int]]:
+        """(part, offset in the part, length) for each part covering `[start, end)`, in order."""
         parts = sorted(info.parts)
         starts = [part.start for part in parts]
         index = bisect.bisect_right(starts, start) - 1
@@ -434,16 +473,41 @@ class S3Store:
                 raise BackendUnavailable(f"upload {info.id} has no stored bytes at {position}")
             part = parts[index]
             stop = min(end, part.end)
-            yield from self._read_part(info.id, part, position - part.start, stop - position)
+            yield part, position - part.start, stop - position
             position = stop
             index += 1
 
-    def _read_part(self, upload_id: str, part: Part, offset: int, length: int) -> Iterator[bytes]:
+    def _open_next(
+        self, upload_id: str, spans: Iterator[tuple[Part, int, int]]
+    ) -> tuple[tuple[Part, int, int] | None, Future[Any]]:
+        """The next span and a future of its opened response (or of the error it ran into)."""
+        failed: Future[Any] = Future()
+        try:
+            span = next(spans, None)
+        except BackendUnavailable as exc:  # a hole in the index: raised when its turn comes
+            failed.set_exception(exc)
+            return (Part(0, 0), 0, 0), failed
+        if span is None:
+            failed.set_result(None)
+            return None, failed
+        with self._read_ahead_lock:
+            if self._read_ahead is None:
+                self._read_ahead = ThreadPoolExecutor(
+                    max_workers=READ_AHEAD_THREADS, thread_name_prefix="s3-read-ahead"
+                )
+        return span, self._read_ahead.submit(self._open_part, upload_id, *span)
+
+    def _open_part(self, upload_id: str, part: Part, offset: int, length: int) -> Any:
         key = self.part_key(upload_id, part.start)
-        response = self._call(
+        return self._call(
             "read part",
             lambda: self.client.get_object(self.bucket, key, offset=offset, length=length),
         )
+
+    def _stream_part(
+        self, upload_id: str, part: Part, response: Any, length: int
+    ) -> Iterator[bytes]:
+        key = self.part_key(upload_id, part.start)
         try:
             total = _content_range_total(response.headers.get("Content-Range"))
             if total is not None and total != part.size:
@@ -584,6 +648,21 @@ class S3Store:
             return operation()
         except CLIENT_ERRORS as exc:
             raise _unavailable(action, exc) from None
+
+
+def _close_when_done(upcoming: Future[Any]) -> None:
+    """Close a read-ahead response nobody will read: now if it is there, else when it arrives."""
+
+    def close(done: Future[Any]) -> None:
+        if done.cancelled() or done.exception() is not None:
+            return
+        response = done.result()
+        if response is not None:
+            response.close()
+            response.release_conn()
+
+    if not upcoming.cancel():
+        upcoming.add_done_callback(close)
 
 
 def describe(exc: BaseException) -> str:

@@ -1,0 +1,256 @@
+"""The servers under test, each started on a free local port, and /proc process-tree stats."""
+
+from __future__ import annotations
+
+import contextlib
+import http.client
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+NODE_PACKAGES = ("@tus/server", "@tus/file-store")
+
+NODE_SERVER = """\
+import http from 'node:http';
+import { Server } from '@tus/server';
+import { FileStore } from '@tus/file-store';
+
+const [port, directory] = process.argv.slice(2);
+const tus = new Server({ path: '/files', datastore: new FileStore({ directory }) });
+http.createServer((req, res) => tus.handle(req, res)).listen(Number(port), '127.0.0.1');
+// Node 20's web streams can throw 'ReadableStream is already closed' from inside undici after
+// a response; that would end the process, so it is logged (and counted by bench/run.py).
+process.on('uncaughtException', (error) => console.error('uncaughtException:', error.message));
+"""
+
+
+# -- /proc ---------------------------------------------------------------------------------
+
+
+def descendants(pid: int) -> list[int]:
+    found: list[int] = []
+    pending = [pid]
+    while pending:
+        current = pending.pop()
+        for task in Path(f"/proc/{current}/task").glob("*"):
+            with contextlib.suppress(OSError, ValueError):
+                children = [int(c) for c in (task / "children").read_text().split()]
+                found.extend(children)
+                pending.extend(children)
+    return found
+
+
+def tree_rss(pid: int) -> int:
+    """Resident bytes of a process and all its descendants."""
+    total = 0
+    for member in [pid, *descendants(pid)]:
+        with contextlib.suppress(OSError), open(f"/proc/{member}/status") as handle:
+            for line in handle:
+                if line.startswith("VmRSS:"):
+                    total += int(line.split()[1]) * 1024
+                    break
+    return total
+
+
+def tree_cpu(pid: int) -> float:
+    """CPU seconds (user + system, all threads) of a process and its descendants."""
+    ticks = 0
+    for member in [pid, *descendants(pid)]:
+        with contextlib.suppress(OSError):
+            with open(f"/proc/{member}/stat") as handle:
+                fields = handle.read().rsplit(")", 1)[1].split()
+            ticks += int(fields[11]) + int(fields[12])  # utime, stime
+    return ticks / CLK_TCK
+
+
+# -- servers -------------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@dataclass
+class Server:
+    """One running server: its name, port, process and where it keeps upload `<id>`."""
+
+    name: str
+    port: int
+    process: subprocess.Popen[bytes]
+    data_dir: Path
+    log_path: Path
+    workers: int
+    kind: str  # "ours", "wsgi" or "node"
+    idle_rss: int = 0
+    extra_pids: list[int] = field(default_factory=list)  # CPU counted too (ours: its Redis)
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def cpu(self) -> float:
+        """CPU seconds of the server's process tree and its helpers so far."""
+        return tree_cpu(self.pid) + sum(tree_cpu(pid) for pid in self.extra_pids)
+
+    def stored_file(self, upload_id: str) -> Path:
+        return self.data_dir / upload_id
+
+    def remove_upload(self, upload_id: str) -> None:
+        for path in (self.stored_file(upload_id), self.data_dir / f"{upload_id}.json"):
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+    def log_tail(self, lines: int = 30) -> str:
+        with contextlib.suppress(OSError):
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        return ""
+
+
+def _wait_ready(server: Server, method: str, path: str, ok: int, timeout: float = 60) -> Server:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if server.process.poll() is not None:
+            raise RuntimeError(f"{server.name} exited:\n{server.log_tail()}")
+        with contextlib.suppress(OSError, http.client.HTTPException):
+            connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=2)
+            connection.request(method, path, headers={"Tus-Resumable": "1.0.0"})
+            status = connection.getresponse().status
+            connection.close()
+            if status == ok:
+                return server
+        time.sleep(0.1)
+    server.stop()
+    raise RuntimeError(f"{server.name} did not become ready:\n{server.log_tail()}")
+
+
+def _popen(command: list[str], env: dict[str, str], log_path: Path, cwd: Path) -> subprocess.Popen:
+    with open(log_path, "ab") as log_file:
+        return subprocess.Popen(
+            command,
+            cwd=cwd,
+            env=env,
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+        )
+
+
+def _clean_env() -> dict[str, str]:
+    return {k: v for k, v in os.environ.items() if not k.startswith("TUSSERVER_")}
+
+
+def serve_defaults() -> tuple[int, int]:
+    """`tusserver serve`'s default --workers and --threads (so the baselines use the same)."""
+    from tusserver.cli import serve
+
+    defaults = {param.name: param.default for param in serve.params}
+    return int(defaults["workers"]), int(defaults["threads"])
+
+
+def start_ours(
+    name: str,
+    base: Path,
+    redis: Any,
+    fsync: bool,
+    workers: int,
+    threads: int,
+    extra_env: dict[str, str] | None = None,
+) -> Server:
+    data = base / name
+    data.mkdir(parents=True, exist_ok=True)
+    port = free_port()
+    env = _clean_env()
+    env.update(
+        {
+            "TUSSERVER_DATA_DIR": str(data),
+            "TUSSERVER_REDIS_URL": redis.url,
+            "TUSSERVER_REDIS_PREFIX": f"bench:{name}:",
+            "TUSSERVER_FSYNC": "true" if fsync else "false",
+            "PYTHONUNBUFFERED": "1",
+        }
+    )
+    env.update(extra_env or {})
+    command = [sys.executable, "-m", "tusserver", "serve", "--host", "127.0.0.1"]
+    command += ["--port", str(port), "--workers", str(workers), "--threads", str(threads)]
+    log_path = base / f"{name}.log"
+    process = _popen(command, env, log_path, ROOT)
+    server = Server(name, port, process, data / "uploads", log_path, workers, "ours")
+    server.extra_pids.append(redis.process.pid)
+    return _wait_ready(server, "GET", "/api/health", 200)
+
+
+def start_wsgi(name: str, base: Path, fsync: bool, workers: int, threads: int) -> Server:
+    data = base / name
+    data.mkdir(parents=True, exist_ok=True)
+    port = free_port()
+    command = [sys.executable, str(ROOT / "bench" / "baseline_app.py"), "--port", str(port)]
+    command += ["--workers", str(workers), "--threads", str(threads), "--dir", str(data)]
+    if fsync:
+        command.append("--fsync")
+    log_path = base / f"{name}.log"
+    process = _popen(command, _clean_env(), log_path, ROOT)
+    server = Server(name, port, process, data, log_path, workers, "wsgi")
+    return _wait_ready(server, "OPTIONS", "/files/", 204)
+
+
+def install_node(base: Path) -> tuple[Path | None, str]:
+    """npm-install @tus/server and @tus/file-store into `base/node`; (folder, message)."""
+    node, npm = shutil.which("node"), shutil.which("npm")
+    if not node or not npm:
+        return None, "node/npm not found: the @tus/server comparison is skipped"
+    folder = base / "node"
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "package.json").write_text('{"name": "tus-bench", "private": true, "type": "module"}')
+    try:
+        subprocess.run(
+            [npm, "install", "--no-audit", "--no-fund", "--loglevel=error", *NODE_PACKAGES],
+            cwd=folder,
+            check=True,
+            capture_output=True,
+            timeout=600,
+        )
+    except (subprocess.CalledProcessError, subprocess.TimeoutExpired) as exc:
+        output = getattr(exc, "stderr", b"") or b""
+        return None, f"npm install failed, @tus/server skipped: {output.decode()[-500:]}"
+    (folder / "server.mjs").write_text(NODE_SERVER)
+    versions = []
+    for package in NODE_PACKAGES:
+        with contextlib.suppress(OSError, ValueError):
+            import json
+
+            meta = json.loads((folder / "node_modules" / package / "package.json").read_text())
+            versions.append(f"{package} {meta['version']}")
+    node_version = subprocess.run([node, "--version"], capture_output=True, text=True).stdout
+    return folder, ", ".join(versions) + f" on Node {node_version.strip()}"
+
+
+def start_node(name: str, base: Path, folder: Path) -> Server:
+    data = base / name
+    data.mkdir(parents=True, exist_ok=True)
+    port = free_port()
+    node = shutil.which("node") or "node"
+    log_path = base / f"{name}.log"
+    process = _popen([node, "server.mjs", str(port), str(data)], _clean_env(), log_path, folder)
+    server = Server(name, port, process, data, log_path, 1, "node")
+    return _wait_ready(server, "OPTIONS", "/files", 204)
