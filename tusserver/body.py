@@ -50,8 +50,13 @@ class BodyReader:
 
     @property
     def idle_seconds(self) -> float:
-        """Seconds since the last byte arrived (or since the reader was made)."""
-        return time.monotonic() - self._last_activity
+        """Seconds since the last byte arrived (or since the reader was made).
+
+        A stream that sees bytes arrive inside one `read` (see `wsgi_input.DirectInput`) says
+        so through `last_activity`, so a slow client filling a large chunk is not idle.
+        """
+        last = max(self._last_activity, getattr(self.stream, "last_activity", 0.0))
+        return time.monotonic() - last
 
     @property
     def complete(self) -> bool:

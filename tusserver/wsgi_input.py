@@ -3,16 +3,17 @@
 gunicorn's `wsgi.input` (`Body` over a `LengthReader` over a `SocketUnreader`) gathers every
 read in two layers of `BytesIO` buffers, copying each byte about five times in Python before the
 application sees it; for a large upload that costs more CPU than writing the bytes to disk.
-`body_stream(environ)` returns a stream whose `read(size)` is a single
-`socket.recv(size, MSG_WAITALL)`: the bytes gunicorn already buffered come first, and gunicorn's
-own count of the body bytes left is kept up to date, so after the request it drains exactly what
-is still unread (normally nothing) and the keep-alive connection goes on as before.
+`body_stream(environ)` returns a stream whose `read(size)` fills one buffer of `size` bytes with
+`socket.recv_into`: the bytes gunicorn already buffered come first, and gunicorn's own count of
+the body bytes left is kept up to date, so after the request it drains exactly what is still
+unread (normally nothing) and the keep-alive connection goes on as before.
 
-MSG_WAITALL fills the whole `size` in one call, as gunicorn's reader did with its loop. Without
-it a read returns whatever is on the socket and the buffer is shrunk after every call; glibc then
-never raises its mmap threshold and every read maps and faults in fresh pages (three times the
-CPU with four uploads at once). It still returns early, with what it has, when the client goes
-away or `BodyReader.interrupt` shuts the socket's read side down.
+The buffer is allocated at its full size and filled in place, never shrunk after each `recv`
+(shrinking keeps glibc from raising its mmap threshold, and every read then maps and faults in
+fresh pages: three times the CPU with four uploads at once). Every `recv` that brings bytes
+stamps `last_activity`, so a slow client that takes minutes to fill one buffer is still seen
+as active by the read timeout. A read returns early, with what it has, when the client goes away
+or `BodyReader.interrupt` shuts the socket's read side down.
 
 Only a Content-Length body under gunicorn takes this path, and only while nothing has read it
 yet; anything else (chunked bodies, other WSGI servers, the test client) gets `wsgi.input`.
@@ -22,6 +23,7 @@ from __future__ import annotations
 
 import io
 import socket
+import time
 from typing import Any, BinaryIO
 
 
@@ -51,9 +53,9 @@ def body_stream(environ: dict[str, Any]) -> BinaryIO | DirectInput:
 
 
 class DirectInput:
-    """`read(size)` of a Content-Length body as one `recv`, keeping gunicorn's books.
+    """`read(size)` of a Content-Length body into one buffer, keeping gunicorn's books.
 
-    Each call returns a new `bytes` object: a chunk stays valid after the next read.
+    Each call returns a new bytes-like object: a chunk stays valid after the next read.
     """
 
     def __init__(self, body: Any, reader: Any, unreader: Any, sock: socket.socket):
@@ -65,11 +67,12 @@ class DirectInput:
         pending = unreader.buf.getvalue()
         take = min(len(pending), reader.length)
         self._pending = memoryview(pending)[:take]
+        self.last_activity = time.monotonic()
         unreader.buf = io.BytesIO()
         unreader.buf.write(pending[take:])
         reader.length -= take
 
-    def read(self, size: int | None = -1) -> bytes:
+    def read(self, size: int | None = -1) -> bytes | bytearray:
         if size is None:
             size = -1
         if self._pending:
@@ -83,10 +86,21 @@ class DirectInput:
             size = left
         if size <= 0:
             return b""
-        try:
-            data = self._sock.recv(size, socket.MSG_WAITALL)
-        except BaseException:
-            self._body.failed = True  # where the next request starts is unknown now
-            raise
-        self._reader.length -= len(data)
-        return data
+        buffer = bytearray(size)
+        filled = 0
+        with memoryview(buffer) as view:
+            try:
+                while filled < size:
+                    count = self._sock.recv_into(view[filled:], size - filled)
+                    if not count:
+                        break  # the client went away, or the read side was shut down
+                    filled += count
+                    self.last_activity = time.monotonic()
+            except BaseException:
+                self._reader.length -= filled
+                self._body.failed = True  # where the next request starts is unknown now
+                if filled:
+                    return bytes(view[:filled])  # keep what arrived; the next read fails
+                raise
+            self._reader.length -= filled
+            return buffer if filled == size else bytes(view[:filled])

@@ -64,3 +64,25 @@ def test_sigterm_commits_running_patch_and_client_resumes_after_restart(
     finally:
         second.stop()
         drop_prefix(redis_url, env["TUSSERVER_REDIS_PREFIX"])
+
+
+def test_slow_but_steady_client_is_not_cut_off_by_the_read_timeout(
+    tmp_path: Path, redis_url: str
+) -> None:
+    """Bytes trickling in (one every 0.1 s) keep a PATCH alive for longer than the timeout."""
+    data = os.urandom(40)
+    env = {"TUSSERVER_READ_TIMEOUT": "1"}
+    with live_server(tmp_path / "data", redis_url, env=env, workers=1) as server:
+        url = create_upload(server, len(data))
+        slow = open_patch(url, 0, len(data), data[:1])
+        try:
+            for index in range(1, len(data)):  # about 4 s in all, 4x the read timeout
+                time.sleep(0.1)
+                slow.sendall(data[index : index + 1])
+            slow.settimeout(10)
+            answer = slow.recv(4096)
+        finally:
+            slow.close()
+        assert answer.startswith(b"HTTP/1.1 204"), answer[:80]
+        assert b"Upload-Offset: 40" in answer, "the PATCH was ended before all bytes arrived"
+        assert requests.get(url, timeout=10).content == data
