@@ -22,7 +22,6 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -36,6 +35,7 @@ if str(ROOT) not in sys.path:
 
 from bench import client, servers  # noqa: E402
 from bench.client import GiB, MiB  # noqa: E402
+from bench.procstats import PeakRss  # noqa: E402
 
 PATCH_SIZE = 5 * MiB
 RANGE_SIZE = 8 * MiB
@@ -60,29 +60,6 @@ def say(message: str) -> None:
 
 
 # -- sampling ------------------------------------------------------------------------------
-
-
-class PeakRss:
-    """Samples a process tree's RSS every 50 ms in a thread; keeps the peak."""
-
-    def __init__(self, pid: int):
-        self.pid = pid
-        self.peak = servers.tree_rss(pid)
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self) -> None:
-        while not self._stop.wait(0.05):
-            self.peak = max(self.peak, servers.tree_rss(self.pid))
-
-    def __enter__(self) -> PeakRss:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join()
-        self.peak = max(self.peak, servers.tree_rss(self.pid))
 
 
 @dataclass

@@ -35,7 +35,6 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -49,6 +48,7 @@ if str(ROOT) not in sys.path:
 
 from minio import Minio  # noqa: E402
 
+from bench.procstats import PeakRss, tree_rss  # noqa: E402
 from tusserver.embedded_redis import free_port  # noqa: E402
 
 MiB = 1024 * 1024
@@ -161,46 +161,6 @@ def _stop(process: subprocess.Popen[Any]) -> None:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
-
-
-def tree_rss(pid: int) -> int:
-    """Resident bytes of a process and all its descendants (from /proc)."""
-    total, pending, seen = 0, [pid], set()
-    while pending:
-        current = pending.pop()
-        if current in seen:
-            continue
-        seen.add(current)
-        with contextlib.suppress(OSError, ValueError):
-            for line in Path(f"/proc/{current}/status").read_text().splitlines():
-                if line.startswith("VmRSS:"):
-                    total += int(line.split()[1]) * 1024
-            for task in Path(f"/proc/{current}/task").glob("*"):
-                pending.extend(int(c) for c in (task / "children").read_text().split())
-    return total
-
-
-class PeakRss:
-    """Samples a process tree's RSS every 50 ms while in the `with` block; keeps the peak."""
-
-    def __init__(self, pid: int):
-        self.pid = pid
-        self.peak = tree_rss(pid)
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self) -> None:
-        while not self._stop.wait(0.05):
-            self.peak = max(self.peak, tree_rss(self.pid))
-
-    def __enter__(self) -> PeakRss:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join()
-        self.peak = max(self.peak, tree_rss(self.pid))
 
 
 # -- one transfer each ---------------------------------------------------------------------

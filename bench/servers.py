@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
-CLK_TCK = os.sysconf("SC_CLK_TCK")
 NODE_PACKAGES = ("@tus/server", "@tus/file-store")
 
 NODE_SERVER = """\
@@ -32,44 +31,8 @@ process.on('uncaughtException', (error) => console.error('uncaughtException:', e
 """
 
 
-# -- /proc ---------------------------------------------------------------------------------
-
-
-def descendants(pid: int) -> list[int]:
-    found: list[int] = []
-    pending = [pid]
-    while pending:
-        current = pending.pop()
-        for task in Path(f"/proc/{current}/task").glob("*"):
-            with contextlib.suppress(OSError, ValueError):
-                children = [int(c) for c in (task / "children").read_text().split()]
-                found.extend(children)
-                pending.extend(children)
-    return found
-
-
-def tree_rss(pid: int) -> int:
-    """Resident bytes of a process and all its descendants."""
-    total = 0
-    for member in [pid, *descendants(pid)]:
-        with contextlib.suppress(OSError), open(f"/proc/{member}/status") as handle:
-            for line in handle:
-                if line.startswith("VmRSS:"):
-                    total += int(line.split()[1]) * 1024
-                    break
-    return total
-
-
-def tree_cpu(pid: int) -> float:
-    """CPU seconds (user + system, all threads) of a process and its descendants."""
-    ticks = 0
-    for member in [pid, *descendants(pid)]:
-        with contextlib.suppress(OSError):
-            with open(f"/proc/{member}/stat") as handle:
-                fields = handle.read().rsplit(")", 1)[1].split()
-            ticks += int(fields[11]) + int(fields[12])  # utime, stime
-    return ticks / CLK_TCK
-
+# Process-tree measurements live in bench/procstats.py; re-exported for bench/run.py.
+from bench.procstats import descendants, tree_cpu, tree_rss  # noqa: E402, F401
 
 # -- servers -------------------------------------------------------------------------------
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import http.client
-import threading
 import time
 from collections.abc import Iterator
 from urllib.parse import urlsplit
@@ -12,33 +11,12 @@ from urllib.parse import urlsplit
 import pytest
 import requests
 
-from tests.support.live import LiveServer, process_tree_rss
+from bench.procstats import PeakRss, tree_rss
+from tests.support.live import LiveServer
 
 MiB = 1024 * 1024
 GiB = 1024 * MiB
 RSS_GROWTH_LIMIT = 64 * MiB
-
-
-class PeakRss:
-    """Samples the server's process-tree RSS in a thread and keeps the peak."""
-
-    def __init__(self, pid: int):
-        self.pid = pid
-        self.peak = process_tree_rss(pid)
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self) -> None:
-        while not self._stop.wait(0.05):
-            self.peak = max(self.peak, process_tree_rss(self.pid))
-
-    def __enter__(self) -> PeakRss:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join()
 
 
 def blocks(total: int, seed: bytes = b"tusserver") -> Iterator[bytes]:
@@ -63,7 +41,7 @@ def test_one_gib_upload_and_download_keep_memory_flat(server: LiveServer) -> Non
     )
     url = created.headers["Location"]
     requests.get(f"{server.url}/api/health", timeout=5)  # warm every worker a little
-    idle = process_tree_rss(server.pid)
+    idle = tree_rss(server.pid)
 
     expected = hashlib.sha256()
     parts = urlsplit(url)

@@ -22,9 +22,11 @@ from urllib.parse import urlsplit
 import pytest
 import requests
 
+from bench.procstats import PeakRss, tree_rss
+from bench.s3_compare import MOTO_SCRIPT
 from tests.e2e.test_interrupted_patch import open_patch, patch, wait_for_offset
-from tests.e2e.test_memory import RSS_GROWTH_LIMIT, GiB, MiB, PeakRss, blocks
-from tests.support.live import ROOT, LiveServer, drop_prefix, live_server, process_tree_rss
+from tests.e2e.test_memory import RSS_GROWTH_LIMIT, GiB, MiB, blocks
+from tests.support.live import ROOT, LiveServer, drop_prefix, live_server
 from tests.support.s3 import (
     ACCESS_KEY,
     REGION,
@@ -257,17 +259,6 @@ def test_unreachable_endpoint_is_one_clear_line(
 
 # -- (d) 1 GiB through the S3 store ----------------------------------------------------------
 
-MOTO_SCRIPT = """
-import logging, sys, time
-from moto.server import ThreadedMotoServer
-logging.getLogger("werkzeug").setLevel(logging.WARNING)
-server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-server.start()
-print(server.get_host_and_port()[1], flush=True)
-while True:
-    time.sleep(3600)
-"""
-
 
 @contextmanager
 def moto_process() -> Iterator[str]:
@@ -304,7 +295,7 @@ def measure_one_gib(server: LiveServer) -> None:
     path = create(server.url, GiB)
     url = server.url + path
     requests.get(f"{server.url}/api/health", timeout=5)
-    idle = process_tree_rss(server.pid)
+    idle = tree_rss(server.pid)
 
     expected = hashlib.sha256()
     with PeakRss(server.pid) as upload_peak:

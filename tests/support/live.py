@@ -19,9 +19,10 @@ from pathlib import Path
 
 import requests
 
+from bench.procstats import tree_rss
 from tusserver.embedded_redis import free_port
 
-__all__ = ["LiveServer", "free_port", "live_server", "start_server"]
+__all__ = ["LiveServer", "free_port", "live_server", "start_server", "tree_rss"]
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -121,28 +122,3 @@ def drop_prefix(redis_url: str, prefix: str) -> None:
     if keys:
         client.delete(*keys)
     client.close()
-
-
-def process_tree_rss(pid: int) -> int:
-    """Resident memory (bytes) of a process and all its descendants, from /proc."""
-    total = 0
-    for child in [pid, *descendants(pid)]:
-        with contextlib.suppress(OSError):
-            for line in Path(f"/proc/{child}/status").read_text().splitlines():
-                if line.startswith("VmRSS:"):
-                    total += int(line.split()[1]) * 1024
-    return total
-
-
-def descendants(pid: int) -> list[int]:
-    """Every descendant process id, read from /proc/<pid>/task/*/children."""
-    found: list[int] = []
-    pending = [pid]
-    while pending:
-        current = pending.pop()
-        for task in Path(f"/proc/{current}/task").glob("*"):
-            with contextlib.suppress(OSError):
-                children = [int(c) for c in (task / "children").read_text().split()]
-                found.extend(children)
-                pending.extend(children)
-    return found
