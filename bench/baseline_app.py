@@ -7,7 +7,7 @@ GET sends the file through `wsgi.file_wrapper` (sendfile); HEAD and OPTIONS answ
 No Redis, no locks, no checks: the ceiling for a Flask server under the same gunicorn config.
 With `--fsync` each PATCH is fsync'd before its answer.
 
-    python bench/baseline_app.py --port 8081 --workers 2 --threads 8 --dir /tmp/x [--fsync]
+    python bench/baseline_app.py --port 8081 --workers 2 --threads 8 --dir DATA_DIR [--fsync]
 """
 
 from __future__ import annotations

@@ -748,7 +748,7 @@ def main(argv: list[str] | None = None) -> int:
         "counted in ours",
         f"- Files: {', '.join(_size(s) for s in args.sizes)}; {args.runs} run(s) per scenario, "
         "servers alternating within each run; PATCHes of one whole file or 5 MiB each",
-        f"- Data folder: {base} ({_filesystem(base)})",
+        f"- Data folder: a temporary folder on {_filesystem(base)}",
     ]
     try:
         say("measuring the client alone against a null sink")
@@ -817,7 +817,7 @@ def _filesystem(path: Path) -> str:
         ).stdout.splitlines()
         if len(output) >= 2:
             fields = output[1].split()
-            return f"{fields[1]} on {fields[0]}"
+            return f"{fields[1]}"  # the type only: paths and devices say nothing portable
     return "unknown filesystem"
 
 
