@@ -7,7 +7,6 @@ S3 endpoint on 127.0.0.1, in a bucket of its own that is dropped afterwards.
 from __future__ import annotations
 
 import hashlib
-import http.client
 import os
 import signal
 import subprocess
@@ -22,11 +21,10 @@ from urllib.parse import urlsplit
 import pytest
 import requests
 
-from bench.procstats import PeakRss, tree_rss
 from bench.s3_compare import MOTO_SCRIPT
 from tests.e2e.test_interrupted_patch import open_patch, patch, wait_for_offset
-from tests.e2e.test_memory import RSS_GROWTH_LIMIT, GiB, MiB, blocks
 from tests.support.live import ROOT, LiveServer, drop_prefix, live_server
+from tests.support.roundtrip import RSS_GROWTH_LIMIT, GiB, round_trip
 from tests.support.s3 import (
     ACCESS_KEY,
     REGION,
@@ -292,50 +290,7 @@ def test_one_gib_through_s3_keeps_memory_flat(tmp_path: Path, redis_url: str) ->
 
 
 def measure_one_gib(server: LiveServer) -> None:
-    path = create(server.url, GiB)
-    url = server.url + path
-    requests.get(f"{server.url}/api/health", timeout=5)
-    idle = tree_rss(server.pid)
-
-    expected = hashlib.sha256()
-    with PeakRss(server.pid) as upload_peak:
-        connection = http.client.HTTPConnection("127.0.0.1", urlsplit(url).port, timeout=120)
-        connection.putrequest("PATCH", path)
-        connection.putheader("Tus-Resumable", "1.0.0")
-        connection.putheader("Content-Type", "application/offset+octet-stream")
-        connection.putheader("Upload-Offset", "0")
-        connection.putheader("Content-Length", str(GiB))
-        connection.endheaders()
-        started = time.monotonic()
-        for block in blocks(GiB, seed=b"s3-gib"):
-            expected.update(block)
-            connection.send(block)
-        response = connection.getresponse()
-        upload_seconds = time.monotonic() - started
-        body = response.read()
-        connection.close()
-    assert response.status == 204, body
-    assert response.getheader("Upload-Offset") == str(GiB)
-
-    actual = hashlib.sha256()
-    received = 0
-    with PeakRss(server.pid) as download_peak:
-        started = time.monotonic()
-        with requests.get(url, stream=True, timeout=120) as download:
-            assert download.status_code == 200
-            assert download.headers["Content-Length"] == str(GiB)
-            for piece in download.iter_content(MiB):
-                actual.update(piece)
-                received += len(piece)
-        download_seconds = time.monotonic() - started
-
-    assert received == GiB
-    assert actual.digest() == expected.digest()
-    print(
-        f"\nS3 store, 1 GiB: upload {1024 / upload_seconds:.0f} MiB/s "
-        f"({upload_seconds:.1f} s), download {1024 / download_seconds:.0f} MiB/s "
-        f"({download_seconds:.1f} s); RSS idle {idle / MiB:.1f} MiB, peak upload "
-        f"{upload_peak.peak / MiB:.1f} MiB, peak download {download_peak.peak / MiB:.1f} MiB"
-    )
-    assert upload_peak.peak - idle < RSS_GROWTH_LIMIT
-    assert download_peak.peak - idle < RSS_GROWTH_LIMIT
+    result = round_trip(server, GiB, seed=b"s3-gib")
+    print(f"\nS3 store, 1 GiB: {result.describe()}")
+    assert result.upload_peak_rss - result.idle_rss < RSS_GROWTH_LIMIT
+    assert result.download_peak_rss - result.idle_rss < RSS_GROWTH_LIMIT
