@@ -32,8 +32,6 @@ from .settings import Settings
 
 log = logging.getLogger(__name__)
 
-BLOCKING_EVENTS = ("pre-create", "pre-terminate")
-
 
 class Hooks(Protocol):
     """Receives upload events."""
