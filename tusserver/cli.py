@@ -132,7 +132,7 @@ def rebuild_index_command() -> None:
 
     with redis_for(settings) as running:
         components = _components(running)
-        counts = {"restored": 0, "kept": 0}
+        counts = {"restored": 0, "kept": 0, "gone": 0}
         try:
             for result in rebuild_index(
                 running, components.state, components.store, contiguous_parts, time.time

@@ -58,10 +58,6 @@ class UploadNotFound(TusError):
     status, code, default_message = 404, "not-found", "Upload not found"
 
 
-class MethodNotAllowed(TusError):
-    status, code, default_message = 405, "method-not-allowed", "Method not allowed"
-
-
 class Conflict(TusError):
     status, code, default_message = 409, "conflict", "Conflict"
 
@@ -101,6 +97,13 @@ class UploadLocked(TusError):
     default_message = "Upload is locked by another request; retry shortly"
 
 
+class LockLost(UploadLocked):
+    """The writer lost the upload's lock before it could commit: its bytes never count."""
+
+    code = "lock-lost"
+    default_message = "Another request took over the upload; check its offset and resume"
+
+
 class HeaderTooLarge(TusError):
     status, code, default_message = 431, "header-too-large", "Request header too large"
 
@@ -125,6 +128,15 @@ class HookFailed(TusError):
     default_message = "A required hook did not answer; try again later"
 
 
+RETRY_AFTER_SECONDS = 2
+"""What a 503 asks clients to wait: long enough for a supervised Redis to come back."""
+
+
 class BackendUnavailable(TusError):
+    """A backend (Redis, S3, the disk) failed; the client should retry after `Retry-After`."""
+
     status, code = 503, "backend-unavailable"
     default_message = "Storage backend unavailable; try again later"
+
+    def __init__(self, message: str | None = None, headers: Mapping[str, str] | None = None):
+        super().__init__(message, {"Retry-After": str(RETRY_AFTER_SECONDS), **(headers or {})})

@@ -2,26 +2,26 @@
 
 `UploadService` decides: whether an offset is right, whether a body fits, when an upload expires,
 who may write (the lock), when the offset moves (only after the data store made the bytes
-durable: data before state), and which hooks fire. Views translate HTTP into calls here; the
-state store, data store and lock manager are passed in.
+durable, and only while the writer still holds the lock: see `write.py`), and which hooks fire.
+Views translate HTTP into calls here; the state store, data store and locker are passed in as
+protocols (docs/architecture.md, "Layers").
 """
 
 from __future__ import annotations
 
 import contextlib
-import hmac
 import logging
 import time
 import unicodedata
 from collections import OrderedDict
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import BinaryIO
 
 from .body import BodyReader
 from .errors import (
-    ChecksumMismatch,
+    BackendUnavailable,
     Forbidden,
     InvalidConcat,
     InvalidHeader,
@@ -34,13 +34,14 @@ from .errors import (
     UploadNotFound,
 )
 from .hooks import Hooks, NoHooks
+from .locks.base import Locker
 from .locks.keeper import LockKeeper
-from .locks.redis import LockManager
-from .models import Part, UploadInfo, WriteResult, new_upload_id
+from .models import UploadInfo, expiry, new_upload_id
 from .protocol import Checksum, is_upload_id
 from .settings import Settings
-from .state.redis import Page, RedisState
+from .state.base import Page, StateStore
 from .storage.base import DataStore
+from .write import WriteAttempt
 
 log = logging.getLogger(__name__)
 
@@ -62,9 +63,19 @@ class NewUpload:
     owner: str | None = None
 
 
+ORPHAN_GRACE = 3600.0
+"""Seconds stored bytes without state are left alone before the sweep removes them: a creation
+stores its first object a moment before it records the state."""
+
+
 @dataclass(frozen=True)
 class Download:
-    """A complete upload ready to be served: its size, validators and a way to read it."""
+    """A complete upload ready to be served: its size, validators and a way to read it.
+
+    `open_file` and `read` do the first backend access before returning, so a view calls them
+    before it sends any header: a backend that fails answers 503, an upload terminated meanwhile
+    404 or 410, never a broken 200.
+    """
 
     info: UploadInfo
     size: int
@@ -72,10 +83,26 @@ class Download:
     last_modified: float
     path: Path | None
     reader: Callable[[int, int], Iterator[bytes]]
+    opener: Callable[[], BinaryIO]
+    recheck: Callable[[], object]
+
+    def open_file(self) -> BinaryIO:
+        """The local file (for sendfile)."""
+        try:
+            return self.opener()
+        except BackendUnavailable:
+            self.recheck()  # raises 404/410 when the upload was removed meanwhile
+            raise
 
     def read(self, start: int, end: int) -> Iterator[bytes]:
-        """Bytes `[start, end)`, streamed."""
-        return self.reader(start, end)
+        """Bytes `[start, end)`, streamed; the first chunk is already fetched."""
+        chunks = self.reader(start, end)
+        try:
+            first = next(chunks, None)
+        except BackendUnavailable:
+            self.recheck()
+            raise
+        return _primed(first, chunks)
 
 
 class UploadService:
@@ -84,9 +111,9 @@ class UploadService:
     def __init__(
         self,
         settings: Settings,
-        state: RedisState,
+        state: StateStore,
         store: DataStore,
-        locks: LockManager,
+        locks: Locker,
         keeper: LockKeeper,
         hooks: Hooks | None = None,
         clock: Callable[[], float] = time.time,
@@ -108,6 +135,10 @@ class UploadService:
         if not is_upload_id(upload_id):
             raise UploadNotFound()
         info = self.state.get(upload_id, with_parts=with_parts)
+        return self._live(upload_id, info)
+
+    def _live(self, upload_id: str, info: UploadInfo | None) -> UploadInfo:
+        """`info` if the upload exists and has not expired; else 404 or 410."""
         if info is None:
             if self.state.is_gone(upload_id):
                 raise UploadGone()
@@ -138,13 +169,13 @@ class UploadService:
             metadata=dict(request.metadata or {}),
             created=now,
             updated=now,
-            expires=now + self.settings.expire_after,
             owner=request.owner,
             concat=request.concat,
         )
         info = self._pre_create(info)
         if info.length == 0:
-            info = info.evolve(completed=now, expires=None if not info.is_partial else info.expires)
+            info = info.evolve(completed=now)
+        info = info.evolve(expires=expiry(info, now, self.settings.expire_after))
         self.store.create(info)
         self._record(info)
         self.hooks.after("post-create", info)
@@ -175,15 +206,17 @@ class UploadService:
         )
         info = self._pre_create(info)
         self.store.save_info(info)
-        self._record(info)
+        # The members were checked above for a clear message; the state store checks them
+        # again in the same step that references them, so none can be removed in between.
+        self._record(info, lambda: self.state.create_final(info, now))
         self.hooks.after("post-create", info)
         self.hooks.after("post-finish", info)
         return info
 
-    def _record(self, info: UploadInfo) -> None:
+    def _record(self, info: UploadInfo, record: Callable[[], None] | None = None) -> None:
         """Record a new upload in the state store; if that fails, free what the store holds."""
         try:
-            self.state.create(info)
+            (record or (lambda: self.state.create(info)))()
         except TusError:
             with contextlib.suppress(TusError):
                 self.store.delete(info)
@@ -220,12 +253,21 @@ class UploadService:
         checksum: Checksum | None = None,
         length: int | None = None,
     ) -> UploadInfo:
-        """Write the body at `offset` and advance the offset by what durably arrived."""
-        info = self.info(upload_id)
-        if info.is_final:
-            raise Forbidden("a final upload cannot be modified")
-        with self.locks.hold(upload_id) as lock, self.keeper.watch(lock, body):
-            info = self.info(upload_id, with_parts=self.store.keeps_parts)
+        """Write the body at `offset` and advance the offset by what durably arrived.
+
+        The hot path is two state round trips: taking the lock reads the state with it, and
+        the commit releases the lock with it.
+        """
+        if not is_upload_id(upload_id):
+            raise UploadNotFound()
+        parts = self.store.keeps_parts
+        with (
+            self.locks.hold(upload_id, read=True, with_parts=parts) as lock,
+            self.keeper.watch(lock, body),
+        ):
+            info = self._live(upload_id, lock.info)
+            if info.is_final:
+                raise Forbidden("a final upload cannot be modified")
             if offset != info.offset:
                 raise OffsetMismatch(
                     f"Upload-Offset {offset} does not match the upload's offset {info.offset}",
@@ -242,7 +284,19 @@ class UploadService:
                     f"the body ({body.expected} bytes) goes past the upload's length "
                     f"({info.length}) at offset {info.offset}"
                 )
-            return self._write(info, body, checksum, declares_length)
+            attempt = WriteAttempt(
+                self.state,
+                self.store,
+                lock,
+                info,
+                self.clock,
+                self.settings.expire_after,
+                declares_length,
+            )
+            committed, done = attempt.run(body, checksum)
+        if committed is not info:
+            self._after_write(committed, done)
+        return committed
 
     def _room(self, info: UploadInfo) -> int | None:
         """How many more bytes the upload can take (None: no limit)."""
@@ -251,69 +305,6 @@ class UploadService:
         if self.settings.max_size:
             return self.settings.max_size - info.offset
         return None
-
-    def _write(
-        self,
-        info: UploadInfo,
-        body: BodyReader,
-        checksum: Checksum | None,
-        declares_length: bool = False,
-    ) -> UploadInfo:
-        hasher = checksum.hasher() if checksum else None
-        chunks: Iterable[bytes] = _hashing(body, hasher) if hasher else body
-        result = self.store.write(info, chunks)
-        if body.overflow:
-            self.store.discard(info, result)
-            raise TooLarge(f"the body goes past the upload's length ({info.length})")
-        if checksum and hasher:
-            if not body.complete:
-                self.store.discard(info, result)
-                raise ChecksumMismatch("the body was cut short, so its checksum cannot match")
-            if not hmac.compare_digest(hasher.digest(), checksum.digest):
-                self.store.discard(info, result)
-                raise ChecksumMismatch()
-        if declares_length:
-            # The S3 store's info.json is all `rebuild-index` has to restore an upload from:
-            # record a newly declared length there before the state commit, or a rebuilt index
-            # leaves a deferred-length upload without its length (incomplete for ever).
-            try:
-                self.store.save_info(info)
-            except TusError:
-                self.store.discard(info, result)
-                raise
-        if result.bytes_written == 0 and not declares_length:
-            return info
-        return self._commit(info, result.bytes_written, result.parts, declares_length)
-
-    def _commit(
-        self,
-        info: UploadInfo,
-        written: int,
-        parts: tuple[Part, ...],
-        declares_length: bool = False,
-    ) -> UploadInfo:
-        now = self.clock()
-        new_offset = info.offset + written
-        done = info.length is not None and new_offset >= info.length
-        expires = None if done and not info.is_partial else now + self.settings.expire_after
-        try:
-            committed = self.state.commit_write(
-                info,
-                new_offset,
-                parts,
-                updated=now,
-                expires=expires,
-                completed=now if done else None,
-                length=info.length if declares_length else None,
-            )
-        except (OffsetMismatch, UploadNotFound):
-            # A definite "no" from the state store: these bytes will never count. On any other
-            # failure (Redis timed out) the commit may have happened, so nothing is discarded:
-            # bytes past a committed offset are harmless, deleting committed ones is not.
-            self.store.discard(info, WriteResult(written, parts))
-            raise
-        self._after_write(committed, done)
-        return committed
 
     def _after_write(self, info: UploadInfo, done: bool) -> None:
         if done:
@@ -348,27 +339,38 @@ class UploadService:
         if info.is_partial and self.state.referencing_finals(upload_id):
             raise Forbidden("this partial upload is part of a final upload; terminate that one")
         self.hooks.before("pre-terminate", info)
-        with self.locks.hold(upload_id):
-            info = self.info(upload_id, with_parts=self.store.keeps_parts)
+        with self.locks.hold(upload_id, read=True, with_parts=self.store.keeps_parts) as lock:
+            info = self._live(upload_id, lock.info)
             self._remove(info)
         self.hooks.after("post-terminate", info)
 
     def _remove(self, info: UploadInfo) -> None:
-        """Forget state first (clients then see 410), then free the bytes; orphaned partials go."""
-        self.state.delete(info, self.settings.gone_ttl)
+        """Forget state first (clients then see 410), then free the bytes; unused partials go.
+
+        The state store refuses, atomically, to remove a partial upload a final references.
+        Bytes whose removal fails stay behind without state: the orphan sweep removes them.
+        """
+        unused = self.state.delete(info, self.settings.gone_ttl)
         self._last_receive_hook.pop(info.id, None)
-        # A final upload owns no bytes, but the store may keep a copy of its info (S3).
-        self.store.delete(info)
-        for member_id in info.members:
+        self._delete_bytes(info)
+        for member_id in unused:
             self._remove_unused_partial(member_id)
 
+    def _delete_bytes(self, info: UploadInfo) -> None:
+        try:
+            self.store.delete(info)
+        except TusError:
+            log.warning("bytes of removed upload %s left for the orphan sweep", info.id)
+
     def _remove_unused_partial(self, member_id: str) -> None:
-        if self.state.referencing_finals(member_id):
-            return
-        member = self.state.get(member_id, with_parts=self.store.keeps_parts)
-        if member is not None:
-            self.state.delete(member, self.settings.gone_ttl)
-            self.store.delete(member)
+        try:
+            with self.locks.hold(
+                member_id, read=True, with_parts=self.store.keeps_parts
+            ) as lock:
+                if lock.info is not None:
+                    self._remove(lock.info)
+        except (UploadNotFound, UploadGone, Forbidden):
+            return  # gone already, or a new final uses it now
 
     def cleanup(self) -> list[str]:
         """Remove every expired upload (and unused complete partials past their expiry)."""
@@ -390,15 +392,12 @@ class UploadService:
 
     def _expire(self, upload_id: str, now: float) -> bool:
         """Remove one upload if it is still expired and not being written; True if removed."""
+        lock = self.locks.acquire(
+            upload_id, wait=0, ask_release=False, read=True, with_parts=self.store.keeps_parts
+        )
         try:
-            lock = self.locks.acquire(upload_id, wait=0, ask_release=False)
-        except TusError:
-            return False  # being written right now: not expired after all
-        try:
-            info = self.state.get(upload_id, with_parts=self.store.keeps_parts)
-            if info is None or (info.expires or now + 1) > now:
-                return False
-            if info.is_partial and self.state.referencing_finals(upload_id):
+            info = lock.info
+            if info is None or not info.is_expired(now):
                 return False
             self._remove(info)
             log.info("expired upload %s (%s of %s bytes)", info.id, info.offset, info.length)
@@ -406,24 +405,41 @@ class UploadService:
         finally:
             lock.release()
 
+    def sweep_orphans(self, grace: float = ORPHAN_GRACE) -> list[str]:
+        """Remove stored bytes that no live upload owns, once older than `grace` seconds.
+
+        They are what a termination whose byte removal failed, or a crash between storing and
+        recording, leaves behind.
+        """
+        removed: list[str] = []
+        cutoff = self.clock() - grace
+        candidates = [uid for uid, newest in self.store.stored_uploads() if newest < cutoff]
+        for start in range(0, len(candidates), 500):
+            batch = candidates[start : start + 500]
+            known = self.state.known_ids(batch)
+            for upload_id in batch:
+                if upload_id not in known:
+                    self._delete_bytes(UploadInfo(id=upload_id, length=None))
+                    removed.append(upload_id)
+        if removed:
+            log.info("orphan sweep removed the bytes of %d upload(s)", len(removed))
+        return removed
+
     # -- JSON API helpers ------------------------------------------------------------------
     def rename(self, upload_id: str, filename: str) -> UploadInfo:
-        """Change the file name a download will carry."""
-        filename = filename.strip()
-        if not filename or len(filename) > FILENAME_MAX:
-            raise InvalidHeader(f"filename must be 1 to {FILENAME_MAX} characters")
-        if "/" in filename or any(
-            unicodedata.category(ch) in _BAD_NAME_CATEGORIES for ch in filename
-        ):
-            raise InvalidHeader("filename must not contain '/' or control characters")
-        info = self.info(upload_id)
-        metadata = dict(info.metadata)
-        metadata.pop("name", None)
-        metadata["filename"] = filename
-        now = self.clock()
-        self.state.set_metadata(info, metadata, now)
-        info = info.evolve(metadata=metadata, updated=now)
-        self.store.save_info(info)
+        """Change the file name a download will carry (under the lock: info.json stays whole)."""
+        filename = _valid_filename(filename)
+        if not is_upload_id(upload_id):
+            raise UploadNotFound()
+        with self.locks.hold(upload_id, read=True) as lock:
+            info = self._live(upload_id, lock.info)
+            metadata = dict(info.metadata)
+            metadata.pop("name", None)
+            metadata["filename"] = filename
+            now = self.clock()
+            info = info.evolve(metadata=metadata, updated=now)
+            self.store.save_info(info)
+            self.state.set_metadata(info, metadata, now)
         return info
 
     # -- downloads -------------------------------------------------------------------------
@@ -439,11 +455,32 @@ class UploadService:
         size = info.length or 0
         etag = f"{info.id}-{size}-{int((info.completed or info.created) * 1000)}"
         last_modified = info.completed or info.updated
+
+        def recheck() -> object:
+            return self.info(upload_id)
+
         if info.is_final:
             members = [self.info(m, with_parts=self.store.keeps_parts) for m in info.members]
-            return Download(info, size, etag, last_modified, None, _concat_reader(self, members))
-        path = self.store.local_path(info)
-        return Download(info, size, etag, last_modified, path, _store_reader(self.store, info))
+            return Download(
+                info,
+                size,
+                etag,
+                last_modified,
+                None,
+                _concat_reader(self, members),
+                lambda: self.store.open_file(info),
+                recheck,
+            )
+        return Download(
+            info,
+            size,
+            etag,
+            last_modified,
+            self.store.local_path(info),
+            _store_reader(self.store, info),
+            lambda: self.store.open_file(info),
+            recheck,
+        )
 
     # -- health ----------------------------------------------------------------------------
     def health(self) -> dict[str, str]:
@@ -458,11 +495,33 @@ class UploadService:
         return report
 
 
-def _hashing(chunks: Iterable[bytes], hasher: Any) -> Iterator[bytes]:
-    """Pass chunks through, feeding each to the checksum hasher on the way."""
-    for chunk in chunks:
-        hasher.update(chunk)
-        yield chunk
+def _valid_filename(filename: str) -> str:
+    """A file name a download can carry: 1-255 Unicode scalar values, no '/', no controls."""
+    filename = filename.strip()
+    if not filename or len(filename) > FILENAME_MAX:
+        raise InvalidHeader(f"filename must be 1 to {FILENAME_MAX} characters")
+    try:
+        filename.encode("utf-8")
+    except UnicodeEncodeError:
+        raise InvalidHeader("filename must be valid Unicode text (no lone surrogates)") from None
+    if "/" in filename or any(
+        unicodedata.category(ch) in _BAD_NAME_CATEGORIES for ch in filename
+    ):
+        raise InvalidHeader("filename must not contain '/' or control characters")
+    return filename
+
+
+def _primed(first: bytes | None, rest: Iterator[bytes]) -> Iterator[bytes]:
+    """The already-fetched first chunk, then the rest; closing it closes the backend read."""
+    try:
+        if first is None:
+            return
+        yield first
+        yield from rest
+    finally:
+        close = getattr(rest, "close", None)
+        if close:
+            close()
 
 
 def _store_reader(store: DataStore, info: UploadInfo) -> Callable[[int, int], Iterator[bytes]]:

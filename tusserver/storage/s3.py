@@ -1,12 +1,13 @@
 """The S3 / MinIO data store: each upload is a run of part objects under one key prefix.
 
 S3 objects cannot be appended to, so every PATCH body is cut into part objects of at most
-`TUSSERVER_S3_PART_SIZE` bytes, each named by the absolute offset where it starts:
-`<prefix><id>/<offset:020d>`. Naming by offset makes a write repeatable (a retry at the same
-offset overwrites the same keys) and lets the service commit a write as a list of `Part`s in its
-index only after every PUT was acknowledged (DESIGN.md invariant 1). Reads use that committed
-index, never a bucket listing, so leftovers of failed or rejected writes ("orphans") are never
-served; `delete` removes them with everything else under the upload's prefix.
+`TUSSERVER_S3_PART_SIZE` bytes, each named by the absolute offset where it starts and by the
+write attempt that stored it: `<prefix><id>/<offset:020d>.<attempt>`. The attempt makes every
+key unique, so a stale writer can never overwrite, and its clean-up never delete, a part another
+attempt committed. The service records a write's `Part`s in the state store's index only after
+every PUT was acknowledged (docs/architecture.md, "Invariants"). Reads use that committed index,
+never a bucket listing, so leftovers of failed or rejected writes ("orphans") are never served;
+`delete` removes them with everything else under the upload's prefix.
 
 The upload's info is kept beside its parts as `<prefix><id>/info.json` so `scan` can rebuild a
 lost index from the bucket alone.
@@ -22,12 +23,13 @@ import io
 import json
 import logging
 import re
+import secrets
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import fields
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, BinaryIO, TypeVar
 from urllib.parse import urlsplit
 
 import urllib3
@@ -79,7 +81,7 @@ CREDENTIAL_ERRORS = frozenset(
     }
 )
 
-_PART_NAME = re.compile(f"[0-9]{{{PART_NAME_DIGITS}}}")
+_PART_NAME = re.compile(f"([0-9]{{{PART_NAME_DIGITS}}})(?:\\.([0-9a-f]{{1,32}}))?")
 _CONTENT_RANGE_TOTAL = re.compile(r"/([0-9]+)\s*$")
 _RESPONSE_CODE = re.compile(r"Response code: ([0-9]+)")
 
@@ -269,20 +271,16 @@ class S3Store:
                 raise StorageConfigError(f"S3 settings rejected: {exc}") from None
         self.client = client
 
-    @classmethod
-    def from_settings(cls, settings: Settings) -> S3Store:
-        """The store for `settings` with its own fail-fast client."""
-        return cls(settings)
-
     # -- keys ---------------------------------------------------------------------------------
 
     def upload_prefix(self, upload_id: str) -> str:
         """The key prefix of every object of one upload (ends with '/')."""
         return f"{self.prefix}{upload_id}/"
 
-    def part_key(self, upload_id: str, start: int) -> str:
-        """The key of the part object that starts at absolute offset `start`."""
-        return f"{self.prefix}{upload_id}/{start:0{PART_NAME_DIGITS}d}"
+    def part_key(self, upload_id: str, start: int, attempt: str = "") -> str:
+        """The key of the part object that attempt `attempt` stored at absolute offset `start`."""
+        key = f"{self.prefix}{upload_id}/{start:0{PART_NAME_DIGITS}d}"
+        return f"{key}.{attempt}" if attempt else key
 
     def info_key(self, upload_id: str) -> str:
         return f"{self.prefix}{upload_id}/{INFO_NAME}"
@@ -354,17 +352,34 @@ class S3Store:
 
     # -- bytes --------------------------------------------------------------------------------
 
-    def write(self, info: UploadInfo, chunks: Iterable[bytes]) -> WriteResult:
+    def write(
+        self, info: UploadInfo, chunks: Iterable[bytes], attempt: str | None = None
+    ) -> WriteResult:
         """Cut `chunks` into part objects starting at `info.offset`, each PUT acknowledged.
 
         At most one part is buffered: chunks fill a buffer up to the part size, a full buffer
         goes out as one PUT of exactly that length, and whatever is left when the chunks end
         (the client went away, or the body was shorter) goes out as a final shorter part.
-        Exceptions raised by `chunks` itself propagate untouched; parts already put are then
-        orphans that are never read and that `delete` removes.
+        When a PUT fails after earlier ones were acknowledged, the acknowledged parts are
+        returned with `failure` set, so the service can commit them (the client then resumes
+        after them) instead of leaking them. Exceptions raised by `chunks` itself propagate
+        untouched; parts already put are then orphans that are never read and that `delete`
+        and the orphan sweep remove.
         """
-        start = info.offset
+        attempt = attempt or secrets.token_hex(8)
         parts: list[Part] = []
+        try:
+            self._write_parts(info, chunks, attempt, parts)
+        except BackendUnavailable as exc:
+            if not parts:
+                raise
+            return WriteResult(sum(p.size for p in parts), tuple(parts), failure=exc)
+        return WriteResult(sum(part.size for part in parts), tuple(parts))
+
+    def _write_parts(
+        self, info: UploadInfo, chunks: Iterable[bytes], attempt: str, parts: list[Part]
+    ) -> None:
+        start = info.offset
         buffer = io.BytesIO()
         filled = 0
         for chunk in chunks:
@@ -375,14 +390,13 @@ class S3Store:
                 filled += take
                 view = view[take:]
                 if filled == self.part_size:
-                    parts.append(self._put_part(info.id, start, buffer))
+                    parts.append(self._put_part(info.id, start, attempt, buffer))
                     start += filled
                     buffer, filled = io.BytesIO(), 0
         if filled:
-            parts.append(self._put_part(info.id, start, buffer))
-        return WriteResult(sum(part.size for part in parts), tuple(parts))
+            parts.append(self._put_part(info.id, start, attempt, buffer))
 
-    def _put_part(self, upload_id: str, start: int, buffer: io.BytesIO) -> Part:
+    def _put_part(self, upload_id: str, start: int, attempt: str, buffer: io.BytesIO) -> Part:
         # getvalue() hands the filled buffer over without copying it (CPython shares it),
         # so a part costs its own size in memory once, not twice.
         payload = buffer.getvalue()
@@ -391,7 +405,7 @@ class S3Store:
             "write part",
             lambda: self.client.put_object(
                 self.bucket,
-                self.part_key(upload_id, start),
+                self.part_key(upload_id, start, attempt),
                 io.BytesIO(payload),
                 size,
                 # A known length at or below the part size: one plain PUT, never a multipart
@@ -399,9 +413,9 @@ class S3Store:
                 part_size=max(size, 5 * 1024 * 1024),
             ),
         )
-        return Part(start, size)
+        return Part(start, size, attempt)
 
-    def discard(self, info: UploadInfo, result: WriteResult) -> None:
+    def discard(self, info: UploadInfo, result: WriteResult, exclusive: bool = False) -> None:
         """Delete the part objects of a write that will not be committed.
 
         Best effort: the parts are orphans either way (never read, removed by `delete`), so a
@@ -409,7 +423,7 @@ class S3Store:
         """
         if not result.parts:
             return
-        keys = [self.part_key(info.id, part.start) for part in result.parts]
+        keys = [self.part_key(info.id, part.start, part.attempt) for part in result.parts]
         try:
             self._remove(keys)
         except BackendUnavailable:
@@ -498,7 +512,7 @@ class S3Store:
         return span, self._read_ahead.submit(self._open_part, upload_id, *span)
 
     def _open_part(self, upload_id: str, part: Part, offset: int, length: int) -> Any:
-        key = self.part_key(upload_id, part.start)
+        key = self.part_key(upload_id, part.start, part.attempt)
         return self._call(
             "read part",
             lambda: self.client.get_object(self.bucket, key, offset=offset, length=length),
@@ -507,7 +521,7 @@ class S3Store:
     def _stream_part(
         self, upload_id: str, part: Part, response: Any, length: int
     ) -> Iterator[bytes]:
-        key = self.part_key(upload_id, part.start)
+        key = self.part_key(upload_id, part.start, part.attempt)
         try:
             total = _content_range_total(response.headers.get("Content-Range"))
             if total is not None and total != part.size:
@@ -531,6 +545,22 @@ class S3Store:
 
     def local_path(self, info: UploadInfo) -> Path | None:
         return None
+
+    def open_file(self, info: UploadInfo) -> BinaryIO:
+        raise BackendUnavailable("the S3 store keeps no local files")
+
+    def stored_uploads(self) -> Iterator[tuple[str, float]]:
+        """(id, newest object's time) of every upload in the bucket, in key order."""
+        current: str | None = None
+        newest = 0.0
+        for upload_id, _name, _size, modified in self._list_upload_objects():
+            if upload_id != current:
+                if current is not None:
+                    yield current, newest
+                current, newest = upload_id, 0.0
+            newest = max(newest, modified)
+        if current is not None:
+            yield current, newest
 
     # -- removal ------------------------------------------------------------------------------
 
@@ -584,20 +614,20 @@ class S3Store:
         current: str | None = None
         has_info = False
         parts: list[Part] = []
-        for upload_id, name, size in self._list_upload_objects():
+        for upload_id, name, size, _modified in self._list_upload_objects():
             if upload_id != current:
                 if current is not None and has_info:
                     yield from self._scanned(current, parts)
                 current, has_info, parts = upload_id, False, []
             if name == INFO_NAME:
                 has_info = True
-            else:
-                parts.append(Part(int(name), size))
+            elif match := _PART_NAME.fullmatch(name):
+                parts.append(Part(int(match.group(1)), size, match.group(2) or ""))
         if current is not None and has_info:
             yield from self._scanned(current, parts)
 
-    def _list_upload_objects(self) -> Iterator[tuple[str, str, int]]:
-        """(upload id, object name, size) of every object that looks like one of ours."""
+    def _list_upload_objects(self) -> Iterator[tuple[str, str, int, float]]:
+        """(upload id, object name, size, mtime) of every object that looks like one of ours."""
         prefix_length = len(self.prefix)
         listing = iter(self._call("list bucket", lambda: self._list(self.prefix)))
         while True:
@@ -609,7 +639,8 @@ class S3Store:
             if not slash or not is_upload_id(upload_id):
                 continue
             if name == INFO_NAME or _PART_NAME.fullmatch(name):
-                yield upload_id, name, obj.size or 0
+                modified = obj.last_modified.timestamp() if obj.last_modified else 0.0
+                yield upload_id, name, obj.size or 0, modified
 
     def _list(self, prefix: str) -> Iterator[Any]:
         return self.client.list_objects(self.bucket, prefix=prefix or None, recursive=True)

@@ -10,6 +10,7 @@ from flask import Blueprint, Response, jsonify, request, url_for
 from ..errors import BadRequest
 from ..models import UploadInfo
 from .common import service, upload_url
+from .json_body import read_json_object
 
 bp = Blueprint("api", __name__, url_prefix="/api")
 
@@ -63,8 +64,8 @@ def get_upload(upload_id: str) -> Response:
 @bp.patch("/uploads/<upload_id>")
 def rename_upload(upload_id: str) -> Response:
     """Rename: `{"filename": "new name"}`."""
-    body = request.get_json(silent=True)
-    if not isinstance(body, dict) or not isinstance(body.get("filename"), str):
+    body = read_json_object('{"filename": "new name"}')
+    if not isinstance(body.get("filename"), str):
         raise BadRequest('expected a JSON object like {"filename": "new name"}')
     return jsonify(upload_json(service().rename(upload_id, body["filename"])))
 
