@@ -43,6 +43,7 @@ def redis_for(settings: Settings) -> Iterator[Settings]:
         server.start()
     except EmbeddedRedisError as exc:
         raise click.ClickException(str(exc)) from None
+    server.supervise()  # a Redis that dies is back from its append-only file within a second
     try:
         yield settings.replace(redis_url=server.url)
     finally:
