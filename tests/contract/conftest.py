@@ -21,6 +21,9 @@ from tusserver.storage.s3 import S3Store
 
 S3_PART_SIZE = 64 * 1024
 """Small parts keep the S3 tests fast while still crossing many part boundaries."""
+S3_READ_BLOCK = 16 * 1024
+"""Reads stream several blocks per part, so a reader stopped mid-part has a read-ahead of the
+next part in flight (which must be released too)."""
 
 
 @pytest.fixture
@@ -30,6 +33,7 @@ def make_s3_store(moto_endpoint: str) -> Iterator[Callable[..., S3Store]]:
 
     def make(**overrides: object) -> S3Store:
         overrides.setdefault("s3_part_size", S3_PART_SIZE)
+        overrides.setdefault("read_chunk_size", S3_READ_BLOCK)
         settings = make_s3_settings(moto_endpoint, unique_bucket(), **overrides)
         store = S3Store(settings)
         store.ensure_bucket()
