@@ -14,11 +14,12 @@ import os
 import time
 import typing
 import warnings
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 
-from tusserver.models import UploadInfo, WriteResult, new_upload_id
+from tests.support.store import append, chunked, commit, new_info
+from tusserver.models import UploadInfo, WriteResult
 from tusserver.storage.base import DataStore
 
 StoredKeys = Callable[[DataStore, UploadInfo], dict[str, int]]
@@ -29,28 +30,6 @@ PART = 64 * 1024  # the S3 part size used by the fixtures; irrelevant to the loc
 
 def random_bytes(size: int) -> bytes:
     return os.urandom(size)
-
-
-def chunked(data: bytes, size: int) -> Iterator[bytes]:
-    """The body as a request reader yields it: bounded chunks."""
-    for start in range(0, len(data), size):
-        yield data[start : start + size]
-
-
-def new_info(store: DataStore, length: int | None = None) -> UploadInfo:
-    now = time.time()
-    info = UploadInfo(id=new_upload_id(), length=length, created=now, updated=now)
-    store.create(info)
-    return info
-
-
-def commit(info: UploadInfo, result: WriteResult) -> UploadInfo:
-    """What the service records after a successful write (data before state)."""
-    return info.evolve(offset=info.offset + result.bytes_written, parts=info.parts + result.parts)
-
-
-def append(store: DataStore, info: UploadInfo, chunks: Iterable[bytes]) -> UploadInfo:
-    return commit(info, store.write(info, chunks))
 
 
 def read_all(store: DataStore, info: UploadInfo, start: int = 0, end: int | None = None) -> bytes:

@@ -15,8 +15,8 @@ from urllib.parse import urlsplit
 
 import requests
 
-from bench.procstats import PeakRss, tree_rss
 from tests.support.live import LiveServer
+from tests.support.procstats import PeakRss, tree_rss
 
 MiB = 1024 * 1024
 GiB = 1024 * MiB
