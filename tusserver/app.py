@@ -21,6 +21,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 from . import metrics
 from .errors import TusError
 from .hooks import ChainedHooks, Hooks, hooks_from_settings
+from .keepalive import SettleBody
 from .locks.keeper import LockKeeper
 from .locks.redis import LockManager
 from .protocol import safe_header_value
@@ -125,6 +126,9 @@ def create_app(
     wsgi: Any = MethodOverride(app.wsgi_app)
     if settings.behind_proxy:
         wsgi = ProxyFix(wsgi, x_for=1, x_proto=1, x_host=1, x_port=1, x_prefix=1)
+    # Outermost: whatever the route or status, a body left unread is settled before the
+    # response headers go out (see keepalive.py).
+    wsgi = SettleBody(wsgi)
     app.wsgi_app = wsgi  # type: ignore[method-assign]
     return app
 

@@ -6,6 +6,7 @@ from flask import Blueprint, Response, g, request
 
 from ..body import BodyReader
 from ..errors import Forbidden, InvalidHeader, TusError, UnsupportedMediaType
+from ..keepalive import BODY_KEY
 from ..models import UploadInfo
 from ..protocol import (
     CHECKSUM_ALGORITHMS,
@@ -210,6 +211,7 @@ def _body_reader() -> BodyReader:
         sock=request.environ.get("gunicorn.socket"),
     )
     g.body = reader
+    request.environ[BODY_KEY] = reader
     return reader
 
 
