@@ -93,6 +93,7 @@ def create() -> Response:
             metadata=metadata,
             concat=concat.kind if concat else None,
             members=members,
+            body_length=None if _is_chunked() or not has_body else _content_length(),
         )
     )
     location = upload_url(info.id)
