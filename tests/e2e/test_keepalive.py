@@ -171,3 +171,20 @@ def test_uploads_go_on_after_refusals_on_one_connection(server: LiveServer, tmp_
         done = conn.request("PATCH", path, {**OCTET, "Upload-Offset": offset}, b"c" * 300_000)
         assert done.status == 204
         assert done.headers["upload-offset"] == "600000"
+
+
+def test_head_override_on_a_complete_upload_keeps_the_connection_in_step(
+    server: LiveServer,
+) -> None:
+    """POST + X-HTTP-Method-Override: HEAD answers Content-Length: 0, so the next response on
+    the connection is read as a response, not as the rest of a body."""
+    path = _create(server, 5)
+    with RawConnection(server.url) as conn:
+        done = conn.request("PATCH", path, {**OCTET, "Upload-Offset": "0"}, b"hello")
+        assert done.status == 204
+        first = conn.request("POST", path, {"X-HTTP-Method-Override": "HEAD"}, b"")
+        assert first.status == 200
+        assert first.headers["content-length"] == "0"
+        second = conn.request("GET", path)
+        assert second.status == 200
+        assert second.body == b"hello"

@@ -336,6 +336,21 @@ def test_method_override_head(client: Any) -> None:
     assert response.status_code == 200
     assert response.headers["Upload-Offset"] == "0"
     assert response.headers["Upload-Length"] == "5"
+    assert response.headers["Content-Length"] == "0"
+    assert response.data == b""
+
+
+def test_method_override_head_of_a_complete_upload_announces_an_empty_body(client: Any) -> None:
+    """The download HEAD's Content-Length (the file size) would promise a body a POST never gets."""
+    path = create(client, 5)
+    assert patch(client, path, 0, b"hello").status_code == 204
+    response = client.post(path, headers={"X-HTTP-Method-Override": "HEAD"})
+    assert response.status_code == 200
+    assert response.headers["Content-Length"] == "0"
+    assert response.headers["Accept-Ranges"] == "bytes"
+    assert "ETag" in response.headers
+    assert response.data == b""
+    assert client.head(path).headers["Content-Length"] == "5"  # a real HEAD is unchanged
 
 
 def test_method_override_only_applies_to_post(client: Any) -> None:
