@@ -6,7 +6,6 @@ import http.server
 import io
 import json
 import re
-import socket
 import threading
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -14,13 +13,16 @@ from typing import Any
 import moto.settings
 import pytest
 
+from tests.support.live import free_port
 from tests.support.s3 import (
+    SpyClient,
     drop_bucket,
     make_s3_settings,
     object_sizes,
     start_moto_server,
     unique_bucket,
 )
+from tests.support.store import chunked, commit, new_info
 from tusserver.errors import BackendUnavailable
 from tusserver.models import Part, UploadInfo, WriteResult, new_upload_id
 from tusserver.storage.s3 import (
@@ -34,21 +36,6 @@ from tusserver.storage.s3 import (
 
 P = 64 * 1024  # the part size of the `make_s3_store` stores
 MakeStore = Callable[..., S3Store]
-
-
-def chunked(data: bytes, size: int) -> Iterator[bytes]:
-    for start in range(0, len(data), size):
-        yield data[start : start + size]
-
-
-def new_info(store: S3Store, length: int | None = None) -> UploadInfo:
-    info = UploadInfo(id=new_upload_id(), length=length, created=1.0, updated=1.0)
-    store.create(info)
-    return info
-
-
-def commit(info: UploadInfo, result: WriteResult) -> UploadInfo:
-    return info.evolve(offset=info.offset + result.bytes_written, parts=info.parts + result.parts)
 
 
 ATTEMPT_SUFFIX = re.compile(r"\.[0-9a-f]{16}$")
@@ -75,36 +62,6 @@ def unattempted(key: str) -> str:
 def plain(parts: tuple[Part, ...]) -> tuple[Part, ...]:
     """Parts without their attempt names, to compare layouts."""
     return tuple(Part(part.start, part.size) for part in parts)
-
-
-def free_port() -> int:
-    """A port nothing listens on (bound, read, closed)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-class SpyClient:
-    """Wraps the store's client and records the ranged GETs and the responses handed out."""
-
-    def __init__(self, client: Any):
-        self._client = client
-        self.gets: list[tuple[str, int, int]] = []
-        self.responses: list[Any] = []
-        self.puts: list[tuple[str, int]] = []
-
-    def get_object(self, bucket: str, key: str, offset: int = 0, length: int = 0) -> Any:
-        self.gets.append((key.rsplit("/", 1)[-1].partition(".")[0], offset, length))
-        response = self._client.get_object(bucket, key, offset=offset, length=length)
-        self.responses.append(response)
-        return response
-
-    def put_object(self, bucket: str, key: str, data: Any, length: int, **kwargs: Any) -> Any:
-        self.puts.append((key.rsplit("/", 1)[-1], length))
-        return self._client.put_object(bucket, key, data, length, **kwargs)
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._client, name)
 
 
 # -- part layout --------------------------------------------------------------------------------
@@ -206,18 +163,6 @@ def test_works_without_a_configured_region(make_s3_store: MakeStore) -> None:
 # -- reads --------------------------------------------------------------------------------------
 
 
-@pytest.fixture
-def three_parts(make_s3_store: MakeStore) -> tuple[S3Store, UploadInfo, bytes, SpyClient]:
-    """Three full parts, read in 16 KiB blocks (so a part takes several blocks)."""
-    s3_store = make_s3_store(read_chunk_size=16 * 1024)
-    data = bytes(range(256)) * (3 * P // 256)
-    info = new_info(s3_store, len(data))
-    info = commit(info, s3_store.write(info, chunked(data, 50_000)))
-    spy = SpyClient(s3_store.client)
-    s3_store.client = spy
-    return s3_store, info, data, spy
-
-
 def test_range_fetches_only_the_covering_slices(
     three_parts: tuple[S3Store, UploadInfo, bytes, SpyClient],
 ) -> None:
@@ -274,9 +219,7 @@ def test_read_refuses_a_part_that_does_not_match_the_index(
     info = commit(info, s3_store.write(info, [b"x" * 100]))
     # the object changed behind the index (a manual edit)
     key = s3_store.part_key(info.id, 0, info.parts[0].attempt)
-    s3_store.client.put_object(
-        s3_store.bucket, key, io.BytesIO(b"y" * replaced_by), replaced_by
-    )
+    s3_store.client.put_object(s3_store.bucket, key, io.BytesIO(b"y" * replaced_by), replaced_by)
 
     with pytest.raises(BackendUnavailable, match="does not match the upload index"):
         b"".join(s3_store.read(info, 0, 100))
