@@ -8,17 +8,22 @@ checks. A request that finds the lock taken:
 - otherwise asks the holder to release (a client resuming while its old PATCH still hangs): the
   holder commits what it has and lets go within a fraction of a second;
 - gives up with 423 after `wait` seconds.
+
+A release that fails because the state store is down (Redis restarting) is retried in the
+background until it succeeds, so a lock whose holder already finished does not outlive a short
+outage by its whole TTL.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
+import threading
 import time
 from collections.abc import Callable, Iterator
 
 from .. import metrics
-from ..errors import UploadGone, UploadLocked, UploadNotFound
+from ..errors import TusError, UploadGone, UploadLocked, UploadNotFound
 from ..models import UploadInfo
 from ..state.base import StateStore
 from .holder import holder_is_dead, new_token
@@ -49,9 +54,14 @@ class UploadLock:
         return held, asked
 
     def release(self) -> None:
-        if not self.released:
-            self.released = True
+        if self.released:
+            return
+        self.released = True
+        try:
             self.manager.state.unlock(self.upload_id, self.token)
+        except TusError:
+            self.manager.release_later(self.upload_id, self.token)
+            raise
 
 
 class LockManager:
@@ -70,6 +80,34 @@ class LockManager:
         self.wait = wait
         self.poll = poll
         self._sleep = sleep
+        self._pending: set[tuple[str, str]] = set()
+        self._pending_lock = threading.Lock()
+        self._retrier: threading.Thread | None = None
+
+    def release_later(self, upload_id: str, token: str, every: float = 0.1) -> None:
+        """Keep trying to release a lock whose release failed, until the store answers."""
+        with self._pending_lock:
+            self._pending.add((upload_id, token))
+            if self._retrier is not None and self._retrier.is_alive():
+                return
+            self._retrier = threading.Thread(
+                target=self._retry_releases, args=(every,), name="lock-release", daemon=True
+            )
+            self._retrier.start()
+
+    def _retry_releases(self, every: float) -> None:
+        while True:
+            time.sleep(every)
+            with self._pending_lock:
+                pending = list(self._pending)
+                if not pending:
+                    self._retrier = None
+                    return
+            for upload_id, token in pending:
+                with contextlib.suppress(TusError):
+                    self.state.unlock(upload_id, token)
+                    with self._pending_lock:
+                        self._pending.discard((upload_id, token))
 
     def acquire(
         self,
