@@ -1,4 +1,4 @@
-"""The contract every data store passes (DESIGN.md "Data stores", invariants 1 and 2).
+"""The contract every data store passes (docs/architecture.md, "Data stores" and "Invariants").
 
 The tests drive a store the way the service does: write at `info.offset`, and only when a write
 is to be committed carry its result into the next info
