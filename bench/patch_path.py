@@ -28,7 +28,6 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 
 N_PATCHES = 300
 SMALL = 4096
@@ -142,6 +141,7 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--size-mib", type=int, default=256)
     args = parser.parse_args()
+    sys.path.insert(0, str(ROOT))  # only here: the measuring subprocesses import their own tree
     from bench.client import upload
     from tusserver.embedded_redis import EmbeddedRedis, free_port
 

@@ -279,10 +279,7 @@ class UploadService:
         if not is_upload_id(upload_id):
             raise UploadNotFound()
         parts = self.store.keeps_parts
-        with (
-            self.locks.hold(upload_id, read=True, with_parts=parts) as lock,
-            self.keeper.watch(lock, body),
-        ):
+        with self.locks.hold(upload_id, read=True, with_parts=parts) as lock:
             info = self._live(upload_id, lock.info)
             if info.is_final:
                 raise Forbidden("a final upload cannot be modified")
@@ -311,7 +308,11 @@ class UploadService:
                 self.settings.expire_after,
                 declares_length,
             )
-            committed, done = attempt.run(body, checksum)
+            # The keeper refreshes the lock and may interrupt the body while it streams; it lets
+            # go of the body before the commit releases the lock.
+            with self.keeper.watch(lock, body):
+                attempt.write(body, checksum)
+            committed, done = attempt.finish()
         if committed is not info:
             self._after_write(committed, done)
         return committed

@@ -56,17 +56,26 @@ class WriteAttempt:
         self.declares_length = declares_length
         self.attempt = secrets.token_hex(8)
         self.result: WriteResult | None = None
+        self.body: BodyReader
+        self.checksum: Checksum | None = None
+        self.hasher: Any = None
 
-    def run(self, body: BodyReader, checksum: Checksum | None) -> tuple[UploadInfo, bool]:
-        """Write, check and commit: (the upload after the commit, whether it just completed).
+    def write(self, body: BodyReader, checksum: Checksum | None) -> None:
+        """Stream the body into the data store (while the lock keeper watches the body)."""
+        self.body, self.checksum = body, checksum
+        self.hasher = checksum.hasher() if checksum else None
+        chunks: Iterable[bytes] = _hashing(body, self.hasher) if self.hasher else body
+        self.result = self.store.write(self.info, chunks, self.attempt)
+
+    def finish(self) -> tuple[UploadInfo, bool]:
+        """Check and commit: (the upload after the commit, whether it just completed).
 
         Raises the reason when nothing was committed. When the store failed after a durable
         prefix, that prefix is committed first (the client resumes after it), then the
         failure is raised.
         """
-        hasher = checksum.hasher() if checksum else None
-        chunks: Iterable[bytes] = _hashing(body, hasher) if hasher else body
-        result = self.result = self.store.write(self.info, chunks, self.attempt)
+        body, checksum, hasher = self.body, self.checksum, self.hasher
+        result = self.result or WriteResult(0)
         if body.overflow:
             self.abort()
             raise TooLarge(f"the body goes past the upload's length ({self.info.length})")

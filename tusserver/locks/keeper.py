@@ -18,7 +18,7 @@ import contextlib
 import logging
 import threading
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
 from .. import metrics
@@ -41,6 +41,10 @@ class _Watched:
     lock: Lock
     body: Interruptible
     ended: bool = False
+    done: bool = False
+    """Set when the watched write left `watch()`: from then on nothing may touch its body (the
+    connection may already carry the next request), which `mutex` guarantees."""
+    mutex: threading.Lock = field(default_factory=threading.Lock)
 
 
 class LockKeeper:
@@ -69,6 +73,8 @@ class LockKeeper:
             yield
         finally:
             metrics.UPLOADS_ACTIVE.dec()
+            with entry.mutex:
+                entry.done = True
             with self._mutex:
                 self._watched.discard(entry)
 
@@ -78,7 +84,9 @@ class LockKeeper:
             self._shutting_down = True
             watched = list(self._watched)
         for entry in watched:
-            entry.body.interrupt("server shutting down")
+            with entry.mutex:
+                if not entry.done:
+                    entry.body.interrupt("server shutting down")
 
     def stop(self) -> None:
         """Stop the thread (tests, app teardown)."""
@@ -100,6 +108,11 @@ class LockKeeper:
                     log.exception("lock keeper check failed for %s", entry.lock.upload_id)
 
     def _check(self, entry: _Watched) -> None:
+        with entry.mutex:
+            if not entry.done:
+                self._check_running(entry)
+
+    def _check_running(self, entry: _Watched) -> None:
         if entry.ended:
             # Interrupted already; the request is committing what it has: keep the lock alive
             # until it does (a last S3 part may take a while), but interrupt nothing more.
