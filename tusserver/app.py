@@ -19,6 +19,8 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from . import metrics
+from .auth.jwt import JwtVerifier
+from .auth.signed import load_or_create_secret_key
 from .errors import TusError
 from .hooks import ChainedHooks, Hooks, hooks_from_settings
 from .locks.keeper import LockKeeper
@@ -26,9 +28,10 @@ from .locks.redis import LockManager
 from .protocol import safe_header_value
 from .service import UploadService
 from .settings import Settings
+from .state.links import LinkState
 from .state.redis import RedisState, connect
 from .storage.base import DataStore
-from .views import api, download, tus, web
+from .views import api, download, links, openapi, tus, web
 from .views import metrics as metrics_view
 from .views.common import render_error, render_http_exception, render_unexpected
 
@@ -51,6 +54,11 @@ class Components:
     locks: LockManager
     keeper: LockKeeper
     service: UploadService
+    secret_key: bytes
+    """Signs download links and upload grants (`auth/signed.py`)."""
+    links: LinkState
+    jwt: JwtVerifier | None = None
+    """Verifies bearer JWTs; None unless a JWKS URL or an HS256 secret is configured."""
 
 
 class MethodOverride:
@@ -108,10 +116,23 @@ def create_app(
     # Bodies Flask parses itself (the JSON API) are small; upload bodies never go through Flask's
     # request.stream (the tus views stream wsgi.input), so this limit does not apply to them.
     app.config["MAX_CONTENT_LENGTH"] = MAX_PARSED_BODY
-    app.extensions["tusserver"] = Components(settings, client, state, store, locks, keeper, service)
+    app.extensions["tusserver"] = Components(
+        settings,
+        client,
+        state,
+        store,
+        locks,
+        keeper,
+        service,
+        secret_key=load_or_create_secret_key(settings),
+        links=LinkState(client, settings.redis_prefix),
+        jwt=JwtVerifier(settings) if settings.jwt_enabled else None,
+    )
     app.register_blueprint(tus.bp)
     app.register_blueprint(download.bp)
     app.register_blueprint(api.bp)
+    app.register_blueprint(links.bp)
+    app.register_blueprint(openapi.bp)
     app.register_blueprint(metrics_view.bp)
     app.register_blueprint(web.bp)
     app.register_error_handler(TusError, render_error)

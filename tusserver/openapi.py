@@ -1,0 +1,1 @@
+def openapi_document() -> dict: return {"openapi": "3.1.0"}
