@@ -50,8 +50,9 @@ def measure_in_process(redis_url: str) -> dict[str, float]:
 
     redis.connection.AbstractConnection.send_packed_command = counting  # type: ignore[method-assign]
     with tempfile.TemporaryDirectory() as tmp:
+        options = {"auth": "none"} if "auth" in Settings.__dataclass_fields__ else {}
         settings = Settings(
-            data_dir=Path(tmp), redis_url=redis_url, redis_prefix=f"bench{os.getpid()}:"
+            data_dir=Path(tmp), redis_url=redis_url, redis_prefix=f"bench{os.getpid()}:", **options
         )
         app = create_app(settings)
         client = app.test_client()
@@ -117,6 +118,8 @@ def serve(tree: Path, data_dir: Path, redis_url: str, port: int) -> subprocess.P
         TUSSERVER_LOG_LEVEL="WARNING",
         PYTHONPATH=str(tree),
     )
+    if "auth:" in (tree / "tusserver" / "settings.py").read_text():
+        env["TUSSERVER_AUTH"] = "none"
     process = subprocess.Popen(
         [sys.executable, "-m", "tusserver", "serve", "--port", str(port), "--workers", "2"],
         cwd=tree,
@@ -145,9 +148,16 @@ def main() -> None:
     from bench.client import upload
     from tusserver.embedded_redis import EmbeddedRedis, free_port
 
-    old_rev = args.old or subprocess.run(
-        ["git", "merge-base", "HEAD", "main"], cwd=ROOT, capture_output=True, text=True, check=True
-    ).stdout.strip()
+    old_rev = (
+        args.old
+        or subprocess.run(
+            ["git", "merge-base", "HEAD", "main"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+    )
     with tempfile.TemporaryDirectory() as tmp:
         old_tree = Path(tmp) / "old"
         old_tree.mkdir()

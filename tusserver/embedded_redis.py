@@ -34,6 +34,8 @@ log = logging.getLogger(__name__)
 SOCKET_NAME = "redis.sock"
 MAX_SOCKET_PATH = 100
 """AF_UNIX paths are limited to 107 bytes on Linux; longer data directories use TCP + password."""
+URL_FILE = "url"
+"""Where a running embedded server leaves its URL (mode 0600) for `tusserver users ...`."""
 
 
 class EmbeddedRedisError(RuntimeError):
@@ -102,6 +104,7 @@ class EmbeddedRedis:
         os.chmod(self.directory, 0o700)
         self._lock_directory()
         self._launch(timeout)
+        self._publish_url()
         return self
 
     def _launch(self, timeout: float) -> None:
@@ -141,9 +144,7 @@ class EmbeddedRedis:
                     process = self.process
                     if process is None or self._stopping.is_set() or process.poll() is None:
                         continue
-                    log.error(
-                        "embedded Redis exited with %s; restarting it", process.returncode
-                    )
+                    log.error("embedded Redis exited with %s; restarting it", process.returncode)
                     try:
                         self._launch(timeout=30)
                         self.restarts += 1
@@ -152,6 +153,29 @@ class EmbeddedRedis:
 
         self._supervisor = threading.Thread(target=watch, name="redis-supervisor", daemon=True)
         self._supervisor.start()
+
+    def _publish_url(self) -> None:
+        """Leave our URL in the directory, so admin commands can reach a running server's Redis."""
+        path = self.directory / URL_FILE
+        path.unlink(missing_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(self.url)
+
+    @staticmethod
+    def running_url(directory: Path) -> str | None:
+        """The URL of the embedded server another process runs in `directory`, if one does."""
+        directory = Path(directory)
+        try:
+            with open(directory / ".lock", "a") as handle:
+                try:
+                    fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except OSError:  # held: a server runs there
+                    return (directory / URL_FILE).read_text().strip() or None
+                fcntl.flock(handle, fcntl.LOCK_UN)
+                return None
+        except OSError:
+            return None
 
     def _lock_directory(self) -> None:
         """Two servers on one append-only file would corrupt it: refuse a second one."""

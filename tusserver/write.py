@@ -154,7 +154,6 @@ class WriteAttempt:
         except BackendUnavailable:
             log.warning("could not remove the aborted write of %s", self.info.id)
 
-
     def _still_holding(self) -> bool:
         """True if the lock is still ours (refreshed now, so it lasts a full TTL from here)."""
         if self.lock.lost or self.lock.released:

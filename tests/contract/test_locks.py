@@ -69,9 +69,7 @@ def test_waiting_request_asks_the_holder_and_gets_in_when_it_lets_go(
     newcomer.release()
 
 
-def test_reaper_style_acquire_never_asks_a_writer_to_leave(
-    locks: LockManager, upload: str
-) -> None:
+def test_reaper_style_acquire_never_asks_a_writer_to_leave(locks: LockManager, upload: str) -> None:
     holder = locks.acquire(upload)
     with pytest.raises(UploadLocked):
         locks.acquire(upload, wait=0, ask_release=False)

@@ -15,6 +15,7 @@ import pytest
 from flask import Flask
 
 from tests.support.tus import OCTET, TUS, create, head, patch, send_raw, upload_id
+from tusserver.auth.principal import OPEN_ADMIN
 from tusserver.errors import UploadGone, UploadNotFound
 from tusserver.maintenance import rebuild_index
 
@@ -107,9 +108,9 @@ def test_a_download_racing_a_termination_is_404_or_410(app: Flask) -> None:
     path = create(client, 5)
     assert patch(client, path, 0, b"hello").status_code == 204
     service = components(app).service
-    download = service.download(upload_id(path))
+    download = service.download(upload_id(path), OPEN_ADMIN)
 
-    service.terminate(upload_id(path))
+    service.terminate(upload_id(path), OPEN_ADMIN)
 
     with pytest.raises((UploadGone, UploadNotFound)):
         if download.path is not None:

@@ -42,7 +42,11 @@ def fuzz_app(
     tmp_path: Path, redis_url: str, redis_prefix: str, redis_client: Any
 ) -> Iterator[tuple[Flask, list[str]]]:
     settings_ = Settings(
-        data_dir=tmp_path, redis_url=redis_url, redis_prefix=redis_prefix, max_size=1_000_000
+        data_dir=tmp_path,
+        redis_url=redis_url,
+        redis_prefix=redis_prefix,
+        max_size=1_000_000,
+        auth="none",  # one implicit admin: the fuzz aims at parsing and state, not access
     )
     app = create_app(settings_, redis_client=redis_client)
     app.testing = True

@@ -7,6 +7,7 @@ the request through `Lock.refresh`. The service depends on these protocols only.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from contextlib import AbstractContextManager
 from typing import Protocol
 
@@ -44,6 +45,7 @@ class Locker(Protocol):
         ask_release: bool = True,
         read: bool = False,
         with_parts: bool = False,
+        before_asking: Callable[[], None] | None = None,
     ) -> Lock:
         """Take the lock (reading the upload's state with it when `read`).
 
@@ -58,4 +60,5 @@ class Locker(Protocol):
         wait: float | None = None,
         read: bool = False,
         with_parts: bool = False,
+        before_asking: Callable[[], None] | None = None,
     ) -> AbstractContextManager[Lock]: ...

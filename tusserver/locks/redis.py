@@ -116,12 +116,15 @@ class LockManager:
         ask_release: bool = True,
         read: bool = False,
         with_parts: bool = False,
+        before_asking: Callable[[], None] | None = None,
     ) -> UploadLock:
         """Take the lock, asking a live holder to release it; UploadLocked (423) if it won't.
 
         The release request carries this request's token, so a request that gives up withdraws
         only its own request and never leaves one behind for the next, unrelated writer.
         `ask_release=False` (the expiry reaper) never disturbs a running write.
+        `before_asking` runs once before a holder is asked and may refuse by raising (only the
+        upload's owner may make a running write let go).
         """
         wait = self.wait if wait is None else wait
         token = new_token()
@@ -144,6 +147,8 @@ class LockManager:
                         metrics.LOCKS_BROKEN.inc()
                     continue
                 if ask_release and not asked:
+                    if before_asking is not None:
+                        before_asking()
                     ask_ms = int(max(wait, 1.0) * 1000) + 1000
                     self.state.request_release(upload_id, token, ask_ms)
                     asked = True
@@ -164,9 +169,12 @@ class LockManager:
         wait: float | None = None,
         read: bool = False,
         with_parts: bool = False,
+        before_asking: Callable[[], None] | None = None,
     ) -> Iterator[UploadLock]:
         """Hold the lock for the duration of a `with` block; released even on errors."""
-        lock = self.acquire(upload_id, wait, read=read, with_parts=with_parts)
+        lock = self.acquire(
+            upload_id, wait, read=read, with_parts=with_parts, before_asking=before_asking
+        )
         try:
             yield lock
         finally:

@@ -88,9 +88,7 @@ class StateStore(Protocol):
         """
         ...
 
-    def set_metadata(
-        self, info: UploadInfo, metadata: dict[str, str], updated: float
-    ) -> None: ...
+    def set_metadata(self, info: UploadInfo, metadata: dict[str, str], updated: float) -> None: ...
 
     def delete(self, info: UploadInfo, gone_ttl: int) -> list[str]:
         """Forget the upload, leave a tombstone; the member ids no final uses any more.

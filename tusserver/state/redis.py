@@ -449,6 +449,7 @@ def _encode(info: UploadInfo) -> dict[str, str]:
         "owner": info.owner or "",
         "concat": info.concat or "",
         "members": json.dumps(list(info.members)),
+        "grant": info.grant or "",
     }
 
 
@@ -467,6 +468,7 @@ def _decode(upload_id: str, fields: dict[str, str]) -> UploadInfo | None:
         owner=fields.get("owner") or None,
         concat=fields.get("concat") or None,
         members=tuple(json.loads(fields.get("members") or "[]")),
+        grant=fields.get("grant") or None,
     )
 
 
