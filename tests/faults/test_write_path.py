@@ -5,7 +5,9 @@ Every test here failed on the code before the fenced write path (see the commit 
 
 from __future__ import annotations
 
+import hashlib
 import io
+import os
 import threading
 import time
 from collections.abc import Callable
@@ -74,6 +76,57 @@ def test_a_writer_that_lost_its_lock_commits_nothing(make_app: Callable[..., Fla
     state.client.delete(state.keys.lock(uid))
     assert patch(client, path, 0, b"y" * 100).status_code == 204
     assert client.get(path, headers={"Range": "bytes=0-99"}).status_code in (206, 409)
+
+
+class SlowBody(io.RawIOBase):
+    """`data` in 10 KB reads; `on_first` runs after the first read; later reads trickle."""
+
+    def __init__(self, data: bytes, on_first: Callable[[], None]):
+        self.data, self.position = data, 0
+        self.on_first: Callable[[], None] | None = on_first
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, size: int = -1) -> bytes:
+        if self.position and self.on_first is not None:
+            self.on_first()
+            self.on_first = None
+        elif self.position:
+            time.sleep(0.02)
+        chunk = self.data[self.position : self.position + 10_000]
+        self.position += len(chunk)
+        return chunk
+
+
+def test_two_writers_with_a_forced_lock_loss(make_app: Callable[..., Flask]) -> None:
+    """Defect 1: the stale writer can neither commit nor destroy what the new one committed."""
+    app = make_app()
+    client = app.test_client()
+    data = os.urandom(300_000)
+    path = create(client, len(data))
+    state = components(app).state
+    uid = upload_id(path)
+    second: dict[str, Any] = {}
+
+    def lock_expires_and_a_second_writer_commits() -> None:
+        state.client.delete(state.keys.lock(uid))
+
+        def write() -> None:
+            second["response"] = patch(app.test_client(), path, 0, data)
+
+        thread = threading.Thread(target=write)
+        thread.start()
+        thread.join()
+
+    headers = {**TUS, **OCTET, "Upload-Offset": "0"}
+    body = SlowBody(data, lock_expires_and_a_second_writer_commits)
+    first = send_raw(client, "PATCH", path, body, headers, len(data))
+
+    assert second["response"].status_code == 204
+    assert first.status_code in (409, 423)
+    assert offset_of(client, path) == len(data)
+    assert hashlib.sha256(client.get(path).data).digest() == hashlib.sha256(data).digest()
 
 
 def test_rename_to_a_lone_surrogate_is_refused_and_the_upload_stays_healthy(
