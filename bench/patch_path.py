@@ -82,11 +82,17 @@ def measure_in_process(redis_url: str) -> dict[str, float]:
             one()
         sends[0] = 0
         cpu = time.process_time()
+        wall = time.perf_counter()
         for _ in range(N_PATCHES):
             one()
+        wall = time.perf_counter() - wall
         cpu = time.process_time() - cpu
         app.extensions["tusserver"].keeper.stop()
-    return {"round_trips": sends[0] / N_PATCHES, "cpu_us": cpu / N_PATCHES * 1e6}
+    return {
+        "round_trips": sends[0] / N_PATCHES,
+        "cpu_us": cpu / N_PATCHES * 1e6,
+        "wall_us": wall / N_PATCHES * 1e6,
+    }
 
 
 def in_tree(tree: Path, redis_url: str) -> dict[str, float]:
@@ -143,7 +149,15 @@ def main() -> None:
     parser.add_argument("--old", default=None, help="git revision of the 'old' tree")
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--size-mib", type=int, default=256)
+    parser.add_argument(
+        "--aof-cost",
+        action="store_true",
+        help="only measure what Valkey's appendfsync policy costs per PATCH (working tree)",
+    )
     args = parser.parse_args()
+    if args.aof_cost:
+        aof_cost()
+        return
     sys.path.insert(0, str(ROOT))  # only here: the measuring subprocesses import their own tree
     from bench.client import upload
     from tusserver.embedded_redis import EmbeddedRedis, free_port
@@ -201,6 +215,24 @@ def main() -> None:
                 f" {statistics.median(ratios):.2f}",
                 flush=True,
             )
+
+
+def aof_cost(rounds: int = 3) -> None:
+    """Wall time per 4 KiB PATCH with `appendfsync everysec` and `always`, alternating."""
+    sys.path.insert(0, str(ROOT))
+    from tusserver.embedded_redis import EmbeddedRedis
+
+    walls: dict[str, list[float]] = {"everysec": [], "always": []}
+    with tempfile.TemporaryDirectory() as tmp:
+        for round_ in range(rounds):
+            for policy in walls:
+                directory = Path(tmp) / f"{policy}-{round_}"
+                with EmbeddedRedis(directory, persistent=True, fsync=policy) as server:
+                    walls[policy].append(in_tree(ROOT, server.url)["wall_us"])
+    for policy, values in walls.items():
+        print(
+            f"appendfsync {policy}: {statistics.median(values):.0f} µs per 4 KiB PATCH", flush=True
+        )
 
 
 if __name__ == "__main__":

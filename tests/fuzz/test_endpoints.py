@@ -37,6 +37,17 @@ FUZZ = settings(
 SEEN: dict[int, int] = {}
 
 
+@pytest.fixture(scope="module", autouse=True)
+def status_report() -> Iterator[None]:
+    """Print how many fuzzed requests got each status (visible with `pytest -s`)."""
+    yield
+    total = sum(SEEN.values())
+    server_errors = sum(n for status, n in SEEN.items() if status >= 500)
+    print(
+        f"\nfuzz: {total} requests, {server_errors} answered 5xx, by status {dict(sorted(SEEN.items()))}"
+    )
+
+
 @pytest.fixture
 def fuzz_app(
     tmp_path: Path, redis_url: str, redis_prefix: str, redis_client: Any
