@@ -43,9 +43,8 @@ def status_report() -> Iterator[None]:
     yield
     total = sum(SEEN.values())
     server_errors = sum(n for status, n in SEEN.items() if status >= 500)
-    print(
-        f"\nfuzz: {total} requests, {server_errors} answered 5xx, by status {dict(sorted(SEEN.items()))}"
-    )
+    statuses = dict(sorted(SEEN.items()))
+    print(f"\nfuzz: {total} requests, {server_errors} answered 5xx, by status {statuses}")
 
 
 @pytest.fixture
