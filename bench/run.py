@@ -129,12 +129,7 @@ class Bench:
             "upload",
             {"host": "127.0.0.1", "port": server.port, "size": size, "patch_size": patch},
         )
-        self.quiesce()
-        cpu_before = server.cpu()
-        with PeakRss(server.pid) as rss:
-            results = self.pool.run([job] * concurrency)
-        cpu = server.cpu() - cpu_before
-        seconds = max(r["ended"] for r in results) - min(r["started"] for r in results)
+        results, seconds, cpu, peak_rss = self.timed(server, [job] * concurrency)
         total = size * concurrency
         expected = client.expected_sha256(size)
         paths = [str(server.stored_file(result["id"])) for result in results]
@@ -143,7 +138,7 @@ class Bench:
         for result, actual in zip(results, digests, strict=True):
             if actual != expected:
                 raise RuntimeError(f"{server.name}: upload {result['id']} has the wrong sha256")
-        sample = Sample(total / MiB / seconds, cpu / (total / GiB), rss.peak)
+        sample = Sample(total / MiB / seconds, cpu / (total / GiB), peak_rss)
         return sample, results
 
     def download_once(
@@ -160,14 +155,23 @@ class Bench:
                 "range_size": RANGE_SIZE if mode == "range" else None,
             },
         )
+        results, seconds, cpu, peak_rss = self.timed(server, [job] * concurrency)
+        total = sum(r["bytes"] for r in results)
+        return Sample(total / MiB / seconds, cpu / (total / GiB), peak_rss)
+
+    def timed(
+        self, server: servers.Server, jobs: list[tuple[str, dict[str, Any]]]
+    ) -> tuple[list[dict[str, Any]], float, float, int]:
+        """Run client jobs at once against `server` from a quiet machine; returns their results,
+        the wall time from the first request to the last answer, the server's CPU seconds and
+        its peak RSS meanwhile."""
         self.quiesce()
         cpu_before = server.cpu()
         with PeakRss(server.pid) as rss:
-            results = self.pool.run([job] * concurrency)
+            results = self.pool.run(jobs)
         cpu = server.cpu() - cpu_before
         seconds = max(r["ended"] for r in results) - min(r["started"] for r in results)
-        total = sum(r["bytes"] for r in results)
-        return Sample(total / MiB / seconds, cpu / (total / GiB), rss.peak)
+        return results, seconds, cpu, rss.peak
 
     def quiesce(self, timeout: float = 5.0) -> None:
         """Start every timed transfer from a quiet machine, as far as the benchmark can tell:

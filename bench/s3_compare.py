@@ -31,7 +31,6 @@ import io
 import json
 import logging
 import os
-import signal
 import statistics
 import subprocess
 import sys
@@ -49,7 +48,7 @@ if str(ROOT) not in sys.path:
 
 from minio import Minio  # noqa: E402
 
-from tests.support.procstats import PeakRss, tree_rss  # noqa: E402
+from tests.support.procstats import PeakRss, stop_process, tree_rss  # noqa: E402
 from tests.support.s3 import ACCESS_KEY, REGION, SECRET_KEY, moto_process, server_env  # noqa: E402
 from tusserver.embedded_redis import free_port  # noqa: E402
 
@@ -110,7 +109,7 @@ def tusserver(
             _wait_healthy(server, process, log_path)
             yield server
         finally:
-            _stop(process)
+            stop_process(process)
 
 
 def _wait_healthy(server: TusServer, process: subprocess.Popen[bytes], log: Path) -> None:
@@ -124,16 +123,6 @@ def _wait_healthy(server: TusServer, process: subprocess.Popen[bytes], log: Path
                 return
         time.sleep(0.1)
     raise RuntimeError(f"tusserver did not become healthy:\n{log.read_text(errors='replace')}")
-
-
-def _stop(process: subprocess.Popen[Any]) -> None:
-    if process.poll() is None:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
 
 
 # -- one transfer each ---------------------------------------------------------------------

@@ -6,7 +6,6 @@ import contextlib
 import http.client
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import time
@@ -41,7 +40,12 @@ if (cluster.isPrimary) {
 
 
 # Process-tree measurements are shared with the memory tests; re-exported for bench/run.py.
-from tests.support.procstats import descendants, tree_cpu, tree_rss  # noqa: E402, F401
+from tests.support.procstats import (  # noqa: E402, F401
+    descendants,
+    stop_process,
+    tree_cpu,
+    tree_rss,
+)
 from tusserver.embedded_redis import free_port  # noqa: E402
 
 # -- servers -------------------------------------------------------------------------------
@@ -78,13 +82,7 @@ class Server:
                 path.unlink()
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        stop_process(self.process)
 
     def log_tail(self, lines: int = 30) -> str:
         with contextlib.suppress(OSError):
