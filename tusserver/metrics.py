@@ -33,7 +33,12 @@ REQUEST_SECONDS = Histogram(
     "tusserver_request_duration_seconds", "Time to answer a request", ["method"]
 )
 BYTES_RECEIVED = Counter("tusserver_bytes_received", "Upload bytes received in request bodies")
-BYTES_SERVED = Counter("tusserver_bytes_served", "Download bytes sent")
+BYTES_SERVED = Counter("tusserver_bytes_served", "Download bytes handed to the client's connection")
+RESPONSES_CUT_SHORT = Counter(
+    "tusserver_responses_cut_short",
+    "Responses whose body ended before its Content-Length, by who ended it (backend, client)",
+    ["reason"],
+)
 UPLOADS_CREATED = Counter("tusserver_uploads_created", "Uploads created")
 UPLOADS_FINISHED = Counter("tusserver_uploads_finished", "Uploads that received all their bytes")
 UPLOADS_TERMINATED = Counter("tusserver_uploads_terminated", "Uploads terminated by clients")
