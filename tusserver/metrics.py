@@ -53,6 +53,11 @@ LOCK_RELEASE_REQUESTS = Counter(
 LOCKS_REFUSED = Counter("tusserver_locks_refused", "Requests refused with 423 after waiting")
 HOOK_CALLS = Counter("tusserver_hook_calls", "Hook deliveries", ["event"])
 HOOK_FAILURES = Counter("tusserver_hook_failures", "Hook deliveries that failed", ["event"])
+BACKEND_FAILURES = Counter(
+    "tusserver_backend_failures",
+    "Calls to a backend (redis, storage, hooks) that failed; logged once per outage",
+    ["backend"],
+)
 STORAGE_SECONDS = Histogram(
     "tusserver_storage_operation_seconds", "Data store operation latency", ["operation"]
 )
