@@ -10,6 +10,7 @@ the connection must stay usable.
 from __future__ import annotations
 
 import base64
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -188,3 +189,53 @@ def test_head_override_on_a_complete_upload_keeps_the_connection_in_step(
         second = conn.request("GET", path)
         assert second.status == 200
         assert second.body == b"hello"
+
+
+def test_a_chunked_upload_read_in_full_keeps_the_connection(server: LiveServer) -> None:
+    path = _create(server, 200_000)
+    chunk = b"q" * 100_000
+    encoded = b"".join(b"%x\r\n%s\r\n" % (len(chunk), chunk) for _ in range(2)) + b"0\r\n\r\n"
+    with RawConnection(server.url) as conn:
+        done = conn.request(
+            "PATCH", path, {**OCTET, "Upload-Offset": "0", "Transfer-Encoding": "chunked"}, encoded
+        )
+        assert done.status == 204
+        assert done.headers["upload-offset"] == "200000"
+        assert not done.closes
+        download = conn.request("GET", path)
+        assert download.status == 200
+        assert download.body == chunk * 2
+
+
+def test_a_patch_ended_early_for_a_newer_request_says_close(server: LiveServer) -> None:
+    """The old request's body is cut (its socket's read side shut): it must not invite a next
+    request on that connection."""
+    path = _create(server, 1_000_000)
+    with RawConnection(server.url) as conn:
+        conn.send("PATCH", path, {**OCTET, "Upload-Offset": "0", "Content-Length": "1000000"})
+        conn.sock.sendall(b"o" * 100_000)
+        wait_until = time.monotonic() + 10
+        while time.monotonic() < wait_until:  # the old request holds the lock and has the bytes
+            if _offset_in_flight(server, path):
+                break
+            time.sleep(0.05)
+        newer = requests.patch(
+            f"{server.url}{path}",
+            headers={**OCTET, "Upload-Offset": "0", "Content-Length": "0"},
+            timeout=30,
+        )
+        assert newer.status_code == 409  # the old request committed its 100 000 bytes first
+        assert newer.headers["Upload-Offset"] == "100000"
+        old = conn.read_response()
+        assert old.status == 204
+        assert old.closes
+        assert conn.closed_by_server()
+
+
+def _offset_in_flight(server: LiveServer, path: str) -> bool:
+    """True once the server has read some of the body (seen in the uploads-active gauge)."""
+    text = requests.get(f"{server.url}/metrics", timeout=10).text
+    return any(
+        line.startswith("tusserver_uploads_active") and not line.endswith(" 0.0")
+        for line in text.splitlines()
+    )
