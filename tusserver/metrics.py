@@ -30,7 +30,9 @@ MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
 REQUESTS = Counter("tusserver_requests", "HTTP requests by method and status", ["method", "status"])
 REQUEST_SECONDS = Histogram(
-    "tusserver_request_duration_seconds", "Time to answer a request", ["method"]
+    "tusserver_request_duration_seconds",
+    "Time from a request to the last byte of its response",
+    ["method"],
 )
 BYTES_RECEIVED = Counter("tusserver_bytes_received", "Upload bytes received in request bodies")
 BYTES_SERVED = Counter("tusserver_bytes_served", "Download bytes handed to the client's connection")
