@@ -141,8 +141,8 @@ def create_app(
     wsgi: Any = MethodOverride(app.wsgi_app)
     if settings.behind_proxy:
         wsgi = ProxyFix(wsgi, x_for=1, x_proto=1, x_host=1, x_port=1, x_prefix=1)
-    # Outermost: whatever the route or status, a body left unread is settled before the
-    # response headers go out (see keepalive.py).
+    # Whatever the route or status, a body left unread is settled before the response
+    # headers go out (see keepalive.py).
     wsgi = SettleBody(wsgi)
     # Outside everything: the request line is written once the response has finished.
     wsgi = RequestLog(wsgi)
@@ -200,7 +200,6 @@ def _enable_cors(app: Flask, settings: Settings) -> None:
 
 
 def _start_request() -> None:
-    g.started = time.monotonic()
     incoming = request.headers.get("X-Request-ID", "")
     g.request_id = safe_header_value(incoming, 128) if incoming else uuid.uuid4().hex
 
