@@ -4,7 +4,8 @@ Each refusal is sent on a raw keep-alive connection with a body of 1 KB, 300 KB 
 a second, non-idempotent request (a POST that creates an upload) goes over the same connection.
 Either that second request is answered, or the refusal said `Connection: close` and the server
 really closed the connection. Bodies up to a few MiB are discarded by the server, so for them
-the connection must stay usable.
+the connection must stay usable. Refusals: 400, 401 (a server that requires a credential), 403,
+404, 405, 409, 413, 415 and 460, on tus PATCH and POST, the JSON API and unknown routes.
 """
 
 from __future__ import annotations
@@ -239,3 +240,50 @@ def _offset_in_flight(server: LiveServer, path: str) -> bool:
         line.startswith("tusserver_uploads_active") and not line.endswith(" 0.0")
         for line in text.splitlines()
     )
+
+
+UNAUTHORIZED = [
+    Refusal("patch-no-credential", "PATCH", UNKNOWN, {**OCTET, "Upload-Offset": "0"}, 401),
+    Refusal("post-no-credential", "POST", "/files/", {**OCTET, "Upload-Length": "9999999"}, 401),
+    Refusal(
+        "post-bad-token",
+        "POST",
+        "/files/",
+        {**OCTET, "Upload-Length": "9999999", "Authorization": "Bearer not-a-token"},
+        401,
+    ),
+    Refusal("api-no-credential", "PATCH", "/api/uploads/" + "0" * 32, {}, (401, 413)),
+]
+
+
+@pytest.fixture(scope="module")
+def guarded_server(
+    tmp_path_factory: pytest.TempPathFactory, redis_url: str
+) -> Iterator[LiveServer]:
+    """A server that requires a credential: anonymous requests get 401."""
+    env = {"TUSSERVER_AUTH": "required"}
+    with live_server(tmp_path_factory.mktemp("guarded"), redis_url, env=env) as running:
+        yield running
+
+
+@pytest.mark.parametrize("size", list(SIZES), ids=list(SIZES))
+@pytest.mark.parametrize("refusal", UNAUTHORIZED, ids=[r.name for r in UNAUTHORIZED])
+def test_a_401_leaves_the_connection_usable_or_says_close(
+    guarded_server: LiveServer, refusal: Refusal, size: str
+) -> None:
+    api = refusal.path.startswith("/api")
+    body = b"{" + b"x" * (SIZES[size] - 1) if api else b"x" * SIZES[size]
+    headers = dict(refusal.headers)
+    if api:
+        headers["Content-Type"] = "application/json"
+    with RawConnection(guarded_server.url) as conn:
+        first = conn.request(refusal.method, refusal.path, headers, body)
+        expected = refusal.status if isinstance(refusal.status, tuple) else (refusal.status,)
+        assert first.status in expected, first.body
+        if first.closes:
+            assert conn.closed_by_server(), "said Connection: close but kept the connection"
+        else:
+            second = conn.request("GET", "/api/health")
+            assert second.status == 200, second.body
+        if SIZES[size] <= 300_000:
+            assert not first.closes, "a small unread body should be discarded, not end the link"
