@@ -45,3 +45,25 @@ def test_a_new_outage_is_logged_again(caplog: pytest.LogCaptureFixture) -> None:
     lines = _lines(caplog)
     assert len(lines) == 3
     assert "second??forged line" in lines[2]  # a reason never breaks the line
+
+
+def test_an_unreachable_hook_receiver_is_one_line_not_one_per_event(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    from tusserver.embedded_redis import free_port
+    from tusserver.hooks import HookDispatcher, HttpTransport
+    from tusserver.models import UploadInfo
+
+    backend_status.ok(backend_status.HOOKS)  # start from "up", whatever ran before
+    nobody = HttpTransport(f"http://127.0.0.1:{free_port()}/hooks", timeout=1, retries=0)
+    dispatcher = HookDispatcher(nobody, ["post-receive"])
+    before = _failures(backend_status.HOOKS)
+    with caplog.at_level(logging.INFO):
+        for number in range(20):
+            dispatcher.after("post-receive", UploadInfo(id=f"{number:032x}", length=10))
+        assert dispatcher.flush(timeout=30)
+    lines = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    assert len(lines) == 1, lines
+    assert lines[0].startswith("hooks unavailable: the post-receive hook unreachable")
+    assert _failures(backend_status.HOOKS) - before == 20
+    backend_status.ok(backend_status.HOOKS)
