@@ -25,6 +25,7 @@ from typing import Any
 import redis
 from redis.exceptions import RedisError
 
+from .. import backend_status
 from ..errors import BackendUnavailable, InvalidHeader, OffsetMismatch, UploadNotFound
 from ..models import Part, UploadInfo
 
@@ -73,8 +74,10 @@ def translate_errors() -> Iterator[None]:
     try:
         yield
     except RedisError as exc:
-        log.error("redis unavailable: %s", exc)
+        backend_status.failed(backend_status.REDIS, exc)  # logs once per outage
         raise BackendUnavailable("state store (Redis) unavailable; try again later") from exc
+    else:
+        backend_status.ok(backend_status.REDIS)
 
 
 def connect(url: str) -> redis.Redis:

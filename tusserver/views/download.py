@@ -118,7 +118,36 @@ def _body(download: Download, start: int, end: int) -> tuple[object, bool]:
             # gunicorn sends exactly Content-Length bytes (sendfile), so the wrapper can go as is
             return wrapped, True
         return _limited(wrapped, end - start), True
-    return download.read(start, end), False
+    return _primed(download.read(start, end)), False
+
+
+def _primed(chunks: Iterator[bytes]) -> Iterator[bytes]:
+    """Read the first chunk now, so a store that fails at once is a 503, not a broken 200.
+
+    Until the first chunk exists the status line is not sent: a failure here goes through the
+    error handler like any other. A failure after it can only cut the body short (see
+    request_log.py).
+    """
+    try:
+        first = next(chunks)
+    except StopIteration:
+        return iter(())
+    except BaseException:
+        close = getattr(chunks, "close", None)
+        if close is not None:
+            close()
+        raise
+    return _chain(first, chunks)
+
+
+def _chain(first: bytes, rest: Iterator[bytes]) -> Iterator[bytes]:
+    try:
+        yield first
+        yield from rest
+    finally:
+        close = getattr(rest, "close", None)
+        if close is not None:
+            close()
 
 
 def _limited(chunks: Iterator[bytes], count: int) -> Iterator[bytes]:
