@@ -28,7 +28,7 @@ from .service import UploadService
 from .settings import Settings
 from .state.redis import RedisState, connect
 from .storage.base import DataStore
-from .views import api, download, tus, web
+from .views import api, download, ietf, tus, web
 from .views import metrics as metrics_view
 from .views.common import render_error, render_http_exception, render_unexpected
 
@@ -119,6 +119,8 @@ def create_app(
     app.register_error_handler(Exception, render_unexpected)
     app.before_request(_start_request)
     app.after_request(_finish_request)
+    # After _start_request: IETF draft requests are answered from a before-request hook.
+    app.register_blueprint(ietf.bp)
     if settings.cors_origins:
         _enable_cors(app, settings)
 
@@ -137,6 +139,12 @@ TUS_REQUEST_HEADERS = [
     "Upload-Defer-Length",
     "Upload-Concat",
     "Upload-Checksum",
+    "Upload-Draft-Interop-Version",
+    "Upload-Complete",
+    "Content-Digest",
+    "Repr-Digest",
+    "Want-Repr-Digest",
+    "Content-Disposition",
     "X-HTTP-Method-Override",
     "X-Request-ID",
     "X-Requested-With",
@@ -156,6 +164,11 @@ TUS_RESPONSE_HEADERS = [
     "Tus-Extension",
     "Tus-Max-Size",
     "Tus-Checksum-Algorithm",
+    "Upload-Complete",
+    "Upload-Limit",
+    "Upload-Draft-Interop-Version",
+    "Accept-Patch",
+    "Repr-Digest",
     "X-Request-ID",
     "Content-Disposition",
     "Content-Range",

@@ -42,7 +42,12 @@ from .locks.keeper import LockKeeper
 from .locks.redis import LockManager
 from .models import Part, UploadInfo, WriteResult, new_upload_id
 from .protocol import Checksum, is_upload_id
-from .protocol_ietf import DIGEST_ALGORITHMS, decode_digest_values, encode_digest_values
+from .protocol_ietf import (
+    DIGEST_ALGORITHMS,
+    Limits,
+    decode_digest_values,
+    encode_digest_values,
+)
 from .settings import Settings
 from .state.redis import Page, RedisState
 from .storage.base import DataStore
@@ -129,6 +134,22 @@ class UploadService:
         if info.is_final and not info.is_complete:
             info = self._settle_final(info)
         return info
+
+    def limits(self, info: UploadInfo | None = None) -> Limits:
+        """The limits an upload (or, without one, a new upload) is held to, for Upload-Limit.
+
+        No minimum is enforced (min-size 0); one request may carry the whole upload, so the
+        largest append is the largest upload; max-age is what is left of an incomplete upload's
+        life (a complete upload does not expire).
+        """
+        max_size = self.settings.max_size or None
+        if info is None:
+            max_age: int | None = self.settings.expire_after
+        elif info.expires is None or info.is_complete:
+            max_age = None
+        else:
+            max_age = max(0, int(info.expires - self.clock()))
+        return Limits(max_size=max_size, min_size=0, max_append_size=max_size, max_age=max_age)
 
     def list(self, limit: int, offset: int = 0, owner: str | None = None) -> Page:
         """A page of uploads, newest first; expired ones (410 already) are left out."""

@@ -57,6 +57,7 @@ class Settings:
     read_timeout: int = 60
     shutdown_timeout: int = 25
     behind_proxy: bool = False
+    interim_responses: bool = True
     log_level: str = "INFO"
     webclient_dir: Path = field(default_factory=_default_webclient_dir)
     # S3 / MinIO data store

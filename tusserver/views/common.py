@@ -10,6 +10,7 @@ from werkzeug.exceptions import HTTPException
 from ..errors import TusError
 from ..protocol import TUS_VERSION
 from ..service import UploadService
+from .problem import render_problem
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +38,9 @@ def is_tus_request() -> bool:
 def render_error(error: TusError) -> Response:
     """Render a catalogue error: JSON under /api/, no body for HEAD, else text/plain."""
     g.error_code = error.code
+    draft = g.get("draft")
+    if draft is not None and not is_api_request():
+        return render_problem(error, draft)  # an IETF draft client: RFC 9457 problem details
     if is_api_request():
         response = jsonify(error={"code": error.code, "message": error.message})
     elif request.method == "HEAD":

@@ -24,8 +24,10 @@ from ..protocol import (
     upload_id_from_url,
 )
 from ..protocol_ietf import (
+    PARTIAL_UPLOAD_TYPE,
     digest_checksums,
     encode_digest_values,
+    format_limits,
     parse_digests,
     parse_want_digest,
 )
@@ -50,7 +52,8 @@ EXTENSIONS = (
 
 @bp.after_request
 def add_tus_resumable(response: Response) -> Response:
-    response.headers["Tus-Resumable"] = TUS_VERSION
+    if g.get("draft") is None:  # IETF draft responses (views/ietf.py) do not speak tus
+        response.headers["Tus-Resumable"] = TUS_VERSION
     return response
 
 
@@ -65,6 +68,11 @@ def options(upload_id: str | None = None) -> Response:
     max_size = service().settings.max_size
     if max_size:
         response.headers["Tus-Max-Size"] = str(max_size)
+    # Discovery for IETF draft clients that ask without Upload-Draft-Interop-Version.
+    response.headers["Accept-Patch"] = f"{OFFSET_CONTENT_TYPE}, {PARTIAL_UPLOAD_TYPE}"
+    limits = format_limits(service().limits())
+    if limits:
+        response.headers["Upload-Limit"] = limits
     return response
 
 
