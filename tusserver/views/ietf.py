@@ -26,6 +26,7 @@ from werkzeug.http import parse_options_header
 from ..body import BodyReader
 from ..errors import InconsistentLength, InvalidHeader, TusError, UnsupportedMediaType
 from ..interim import send_interim
+from ..keepalive import BODY_KEY
 from ..models import UploadInfo
 from ..protocol import parse_length, parse_metadata_values
 from ..protocol_ietf import (
@@ -106,6 +107,7 @@ def create() -> Response:
             metadata=metadata,
             metadata_binary=binary,
             digests=repr_digests(),
+            body_length=content_length if _has_body() else None,
         )
     )
     location = upload_url(info.id)
@@ -271,4 +273,5 @@ def _body_reader() -> BodyReader:
         sock=request.environ.get("gunicorn.socket"),
     )
     g.body = reader
+    request.environ[BODY_KEY] = reader  # keepalive.SettleBody: a cut-off body closes the socket
     return reader
