@@ -9,7 +9,9 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 import socket
+import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,8 +21,9 @@ import pytest
 import requests
 
 from tests.support.ietf import digest_field
-from tests.support.live import LiveServer, live_server
+from tests.support.live import LiveServer, free_port, live_server
 from tests.support.rawhttp import RawConnection, RawResponse
+from tests.support.tools import require_executable
 
 DRAFT = {"Upload-Draft-Interop-Version": "8"}
 MiB = 1024 * 1024
@@ -194,3 +197,75 @@ def test_interim_responses_can_be_turned_off(tmp_path: Path, redis_url: str) -> 
         response = conn.request("POST", "/files/", {**DRAFT, "Upload-Complete": "?1"}, b"abc")
         assert response.status == 201
         assert conn.request("HEAD", path(response.headers["location"]), DRAFT).status == 204
+
+
+NGINX_CONF = """
+daemon off;
+pid {dir}/nginx.pid;
+error_log {dir}/error.log;
+events {{}}
+http {{
+  access_log off;
+  client_body_temp_path {dir}/body;
+  proxy_temp_path {dir}/proxy;
+  fastcgi_temp_path {dir}/fastcgi;
+  uwsgi_temp_path {dir}/uwsgi;
+  scgi_temp_path {dir}/scgi;
+  server {{
+    listen 127.0.0.1:{port};
+    client_max_body_size 0;
+    location / {{
+      proxy_pass {upstream};
+      proxy_http_version 1.1;
+      proxy_request_buffering off;
+      proxy_set_header Host $http_host;
+      proxy_set_header X-Forwarded-Proto $scheme;
+      proxy_set_header X-Forwarded-For $remote_addr;
+    }}
+  }}
+}}
+"""
+
+
+def _nginx() -> str:
+    """nginx lives in /usr/sbin, which a normal user's PATH may leave out."""
+    found = shutil.which("nginx", path=os.environ.get("PATH", "") + ":/usr/sbin:/sbin")
+    return found or require_executable("nginx", "nginx")
+
+
+def test_behind_nginx_the_draft_works_without_interim_responses(
+    tmp_path: Path, redis_url: str
+) -> None:
+    """nginx (1.22) forwards a 104 as if it were the final response, so behind a proxy
+    (TUSSERVER_BEHIND_PROXY=true) the default `auto` sends none: clients get the 201."""
+    env = {"TUSSERVER_BEHIND_PROXY": "true"}
+    with live_server(tmp_path / "data", redis_url, env=env) as server:
+        conf_dir = tmp_path / "nginx"
+        conf_dir.mkdir()
+        port = free_port()
+        conf = conf_dir / "nginx.conf"
+        conf.write_text(NGINX_CONF.format(dir=conf_dir, port=port, upstream=server.url))
+        nginx = subprocess.Popen([_nginx(), "-c", str(conf), "-p", str(conf_dir)])
+        try:
+            deadline = time.monotonic() + 10
+            while True:
+                try:
+                    socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                    break
+                except OSError:
+                    assert time.monotonic() < deadline, "nginx did not start"
+                    time.sleep(0.05)
+            with RawConnection(f"http://127.0.0.1:{port}") as conn:
+                data = os.urandom(MiB)
+                created = conn.request(
+                    "POST", "/files/", {**DRAFT, "Upload-Complete": "?0"}, data[:1000]
+                )
+                assert created.status == 201, "the final response, not a forwarded 104"
+                url = created.headers["location"]
+                assert url.startswith(f"http://127.0.0.1:{port}/files/")
+                done = append(conn, url, 1000, data[1000:], complete=True)
+                assert done.headers["upload-complete"] == "?1"
+            assert requests.get(url, timeout=30).content == data
+        finally:
+            nginx.terminate()
+            nginx.wait(timeout=10)

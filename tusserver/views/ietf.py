@@ -111,7 +111,7 @@ def create() -> Response:
         )
     )
     location = upload_url(info.id)
-    if service().settings.interim_responses:
+    if service().settings.sends_interim_responses:
         interim = {"Location": location, INTEROP_HEADER: str(current.interop)}
         interim["Upload-Limit"] = format_limits(service().limits(info), current)
         send_interim(request.environ, INTERIM_STATUS, interim)
