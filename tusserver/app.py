@@ -19,6 +19,10 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from . import metrics
+from .auth.accounts import Accounts
+from .auth.jwt import JwtVerifier
+from .auth.resolve import resolve_request
+from .auth.signed import load_or_create_secret_key
 from .errors import TusError
 from .hooks import ChainedHooks, Hooks, hooks_from_settings
 from .keepalive import SettleBody
@@ -27,9 +31,11 @@ from .locks.redis import LockManager
 from .protocol import safe_header_value
 from .service import UploadService
 from .settings import Settings
+from .state.accounts import AccountStore
+from .state.links import LinkState
 from .state.redis import RedisState, connect
 from .storage.base import DataStore
-from .views import api, download, ietf, tus, web
+from .views import account_api, api, download, ietf, links, openapi, tus, web
 from .views import metrics as metrics_view
 from .views.common import render_error, render_http_exception, render_unexpected
 
@@ -52,6 +58,12 @@ class Components:
     locks: LockManager
     keeper: LockKeeper
     service: UploadService
+    accounts: Accounts
+    secret_key: bytes
+    """Signs download links and upload grants (`auth/signed.py`)."""
+    links: LinkState
+    jwt: JwtVerifier | None = None
+    """Verifies bearer JWTs; None unless a JWKS URL or an HS256 secret is configured."""
 
 
 class MethodOverride:
@@ -118,24 +130,48 @@ def create_app(
     ]
     if hooks is not None:
         receivers.append(hooks)
+    accounts = Accounts(AccountStore(client, settings.redis_prefix), settings, clock)
     service = UploadService(
-        settings, state, store, locks, keeper, hooks=ChainedHooks(receivers), clock=clock
+        settings,
+        state,
+        store,
+        locks,
+        keeper,
+        hooks=ChainedHooks(receivers),
+        clock=clock,
+        accounts=accounts,
     )
 
     app = Flask(__name__, static_folder=None)
     # Bodies Flask parses itself (the JSON API) are small; upload bodies never go through Flask's
     # request.stream (the tus views stream wsgi.input), so this limit does not apply to them.
     app.config["MAX_CONTENT_LENGTH"] = MAX_PARSED_BODY
-    app.extensions["tusserver"] = Components(settings, client, state, store, locks, keeper, service)
+    app.extensions["tusserver"] = Components(
+        settings,
+        client,
+        state,
+        store,
+        locks,
+        keeper,
+        service,
+        accounts,
+        secret_key=load_or_create_secret_key(settings),
+        links=LinkState(client, settings.redis_prefix),
+        jwt=JwtVerifier(settings) if settings.jwt_enabled else None,
+    )
     app.register_blueprint(tus.bp)
     app.register_blueprint(download.bp)
     app.register_blueprint(api.bp)
+    app.register_blueprint(account_api.bp)
+    app.register_blueprint(links.bp)
+    app.register_blueprint(openapi.bp)
     app.register_blueprint(metrics_view.bp)
     app.register_blueprint(web.bp)
     app.register_error_handler(TusError, render_error)
     app.register_error_handler(HTTPException, render_http_exception)
     app.register_error_handler(Exception, render_unexpected)
     app.before_request(_start_request)
+    app.before_request(resolve_request)  # after the request id exists, before any view
     app.after_request(_finish_request)
     # After _start_request: IETF draft requests are answered from a before-request hook.
     app.register_blueprint(ietf.bp)

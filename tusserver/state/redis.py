@@ -2,8 +2,9 @@
 
 Keys (under the configurable prefix):
 - `upload:<id>` hash: length ("" while deferred), offset, metadata (JSON), created, updated,
-  expires, completed, owner, concat, members (JSON list), metadata_binary (JSON: base64 of
-  non-UTF-8 metadata values as sent), digests (JSON: RFC 9530 name -> base64, "" = wanted).
+  expires, completed, owner, concat, members (JSON list), grant (the upload grant's id),
+  metadata_binary (JSON: base64 of non-UTF-8 metadata values as sent), digests (JSON: RFC 9530
+  name -> base64, "" = wanted).
 - `upload:<id>:parts` sorted set (stores that keep parts): score = start, member = "start:size".
 - `uploads` sorted set by creation time (listings; partial uploads are left out),
   `owner:<owner>` the same per owner, `expiry` sorted set by expiry time (the reaper).
@@ -350,6 +351,7 @@ def _encode(info: UploadInfo) -> dict[str, str]:
         "owner": info.owner or "",
         "concat": info.concat or "",
         "members": json.dumps(list(info.members)),
+        "grant": info.grant or "",
         "metadata_binary": json.dumps(info.metadata_binary),
         "digests": json.dumps(info.digests),
     }
@@ -370,6 +372,7 @@ def _decode(upload_id: str, fields: dict[str, str]) -> UploadInfo | None:
         owner=fields.get("owner") or None,
         concat=fields.get("concat") or None,
         members=tuple(json.loads(fields.get("members") or "[]")),
+        grant=fields.get("grant") or None,
         metadata_binary=json.loads(fields.get("metadata_binary") or "{}"),
         digests=json.loads(fields.get("digests") or "{}"),
     )

@@ -47,7 +47,7 @@ from ..protocol_ietf import (
 )
 from ..service import NewUpload
 from ..wsgi_input import body_stream
-from .common import TUS_PATH, service, upload_url
+from .common import TUS_PATH, principal, service, upload_url
 from .problem import render_problem
 from .tus import repr_digests
 
@@ -108,7 +108,8 @@ def create() -> Response:
             metadata_binary=binary,
             digests=repr_digests(),
             body_length=content_length if _has_body() else None,
-        )
+        ),
+        principal(),
     )
     location = upload_url(info.id)
     if service().settings.sends_interim_responses:
@@ -118,7 +119,7 @@ def create() -> Response:
     if not info.is_complete and (complete or _has_body()):
         try:
             info = service().append_completing(
-                info.id, 0, _body_reader(), checksums, complete=complete
+                info.id, principal(), 0, _body_reader(), checksums, complete=complete
             )
         except TusError as error:  # the upload exists: say where, so the client can resume
             g.provided_offset = 0
@@ -132,7 +133,7 @@ def create() -> Response:
 
 def head(upload_id: str) -> Response:
     """Offset retrieval: where the upload stands, never cached."""
-    info = service().info(upload_id)
+    info = service().info(upload_id, principal())
     response = _state_response(204, info)
     response.headers["Cache-Control"] = "no-store"
     return response
@@ -151,14 +152,20 @@ def append(upload_id: str) -> Response:
     complete = _required_boolean("Upload-Complete")
     length = _optional_integer("Upload-Length")
     info = service().append_completing(
-        upload_id, offset, _body_reader(), _content_digest(), complete=complete, length=length
+        upload_id,
+        principal(),
+        offset,
+        _body_reader(),
+        _content_digest(),
+        complete=complete,
+        length=length,
     )
     return _state_response(204, info)
 
 
 def cancel(upload_id: str) -> Response:
     """Cancellation: the upload and its bytes are gone (a running append is asked to stop)."""
-    service().terminate(upload_id)
+    service().terminate(upload_id, principal())
     return _empty(204)
 
 
