@@ -426,3 +426,64 @@ def test_without_a_gunicorn_socket_there_is_no_interim_response(client: Any) -> 
     response = draft_create(client, 8, DATA, complete=True)
     assert response.status_code == 201
     assert response.headers["Location"].endswith(path_of(response.headers["Location"]))
+
+
+# -- access control --------------------------------------------------------------------------
+
+
+def _accounts_app(make_app: Any) -> tuple[Any, dict[str, str]]:
+    app = make_app(auth="required")
+    accounts = app.extensions["tusserver"].accounts
+    tokens = {}
+    for name in ("alice", "bob"):
+        accounts.create_user(name, None)
+        tokens[name] = accounts.issue_token(name)[0]
+    return app, tokens
+
+
+def _bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+@pytest.mark.parametrize("protocol", ["tus", "draft-6", "draft-8"])
+def test_a_bearer_token_works_on_draft_requests_as_on_tus_requests(
+    make_app: Any, protocol: str
+) -> None:
+    """Same answers whichever protocol: the owner's token works, another user's sees a 404."""
+    app, tokens = _accounts_app(make_app)
+    client = app.test_client()
+    alice, bob = _bearer(tokens["alice"]), _bearer(tokens["bob"])
+    if protocol == "tus":
+        created = client.post("/files/", headers={**TUS, **alice, "Upload-Length": "5"})
+        path = path_of(created.headers["Location"])
+        sent = patch(client, path, 0, b"hello", **alice)
+        foreign = client.head(path, headers={**TUS, **bob})
+        anonymous = client.head(path, headers=TUS)
+        deleted_by_bob = client.delete(path, headers={**TUS, **bob})
+    else:
+        version = int(protocol[-1])
+        created = draft_create(client, version, **alice)
+        path = path_of(created.headers["Location"])
+        sent = draft_append(client, version, path, 0, b"hello", True, **alice)
+        foreign = draft_head(client, version, path, **bob)
+        anonymous = draft_head(client, version, path)
+        deleted_by_bob = client.delete(path, headers={**interop(version), **bob})
+        assert "Tus-Resumable" not in anonymous.headers
+    assert created.status_code == 201
+    assert sent.status_code == 204
+    assert foreign.status_code == 404, "another user's upload is a 404, as if missing"
+    assert anonymous.status_code == 401
+    assert deleted_by_bob.status_code == 404
+    assert client.get(path, headers=alice).data == b"hello"
+    assert client.get(path, headers=bob).status_code == 404
+    listed = client.get("/api/uploads", headers=alice).get_json()
+    assert [u["id"] for u in listed["uploads"]] == [path.rsplit("/", 1)[-1]]
+
+
+def test_draft_request_without_credentials_gets_a_problem_document(make_app: Any) -> None:
+    app, _ = _accounts_app(make_app)
+    response = draft_create(app.test_client(), 8)
+    assert response.status_code == 401
+    assert problem(response)["status"] == 401
+    assert "Tus-Resumable" not in response.headers
+    assert response.headers["WWW-Authenticate"].startswith("Bearer")

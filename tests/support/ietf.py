@@ -63,5 +63,5 @@ def draft_append(
     return client.patch(path, data=data, headers=sent)
 
 
-def draft_head(client: Any, version: int, path: str) -> Any:
-    return client.head(path, headers=interop(version))
+def draft_head(client: Any, version: int, path: str, **headers: str) -> Any:
+    return client.head(path, headers={**interop(version), **headers})

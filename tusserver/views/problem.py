@@ -22,6 +22,8 @@ from ..errors import (
     UploadCompleted,
 )
 from ..protocol_ietf import (
+    INTEROP_HEADER,
+    LATEST,
     PROBLEM_CONTENT_TYPE,
     Draft,
     Problem,
@@ -30,6 +32,20 @@ from ..protocol_ietf import (
     inconsistent_length,
     mismatching_offset,
 )
+
+
+def request_draft() -> Draft | None:
+    """The draft the current request speaks, even when it was refused before its view ran.
+
+    A request refused early (401 from authentication, 404 for an unknown route) never reached
+    the draft dispatcher, yet its client still expects a problem document, not tus's text.
+    """
+    draft = g.get("draft")
+    if draft is not None:
+        return draft
+    if INTEROP_HEADER in request.headers and request.path.startswith("/files"):
+        return LATEST
+    return None
 
 
 def problem_for(error: TusError, draft: Draft) -> Problem:

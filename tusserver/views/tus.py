@@ -36,6 +36,7 @@ from ..service import NewUpload
 from ..wsgi_input import body_stream
 from .common import TUS_PATH, principal, render_error, service, upload_url
 from .download import download_head
+from .problem import request_draft
 
 bp = Blueprint("tus", __name__)
 
@@ -53,7 +54,7 @@ EXTENSIONS = (
 
 @bp.after_request
 def add_tus_resumable(response: Response) -> Response:
-    if g.get("draft") is None:  # IETF draft responses (views/ietf.py) do not speak tus
+    if request_draft() is None:  # IETF draft responses (views/ietf.py) do not speak tus
         response.headers["Tus-Resumable"] = TUS_VERSION
     return response
 
