@@ -35,7 +35,7 @@ from .state.accounts import AccountStore
 from .state.links import LinkState
 from .state.redis import RedisState, connect
 from .storage.base import DataStore
-from .views import account_api, api, download, links, openapi, tus, web
+from .views import account_api, api, download, ietf, links, openapi, tus, web
 from .views import metrics as metrics_view
 from .views.common import render_error, render_http_exception, render_unexpected
 
@@ -171,6 +171,8 @@ def create_app(
     app.before_request(_start_request)
     app.before_request(resolve_request)  # after the request id exists, before any view
     app.after_request(_finish_request)
+    # After _start_request: IETF draft requests are answered from a before-request hook.
+    app.register_blueprint(ietf.bp)
     if settings.cors_origins:
         _enable_cors(app, settings)
 
@@ -194,6 +196,12 @@ TUS_REQUEST_HEADERS = [
     "Upload-Defer-Length",
     "Upload-Concat",
     "Upload-Checksum",
+    "Upload-Draft-Interop-Version",
+    "Upload-Complete",
+    "Content-Digest",
+    "Repr-Digest",
+    "Want-Repr-Digest",
+    "Content-Disposition",
     "X-HTTP-Method-Override",
     "X-Request-ID",
     "X-Requested-With",
@@ -213,6 +221,11 @@ TUS_RESPONSE_HEADERS = [
     "Tus-Extension",
     "Tus-Max-Size",
     "Tus-Checksum-Algorithm",
+    "Upload-Complete",
+    "Upload-Limit",
+    "Upload-Draft-Interop-Version",
+    "Accept-Patch",
+    "Repr-Digest",
     "X-Request-ID",
     "Content-Disposition",
     "Content-Range",

@@ -58,6 +58,7 @@ class Settings:
     read_timeout: int = 60
     shutdown_timeout: int = 25
     behind_proxy: bool = False
+    interim_responses: str = "auto"
     log_level: str = "INFO"
     webclient_dir: Path = field(default_factory=_default_webclient_dir)
     # S3 / MinIO data store
@@ -122,6 +123,18 @@ class Settings:
         return dataclasses.replace(self, **changes)
 
     @property
+    def sends_interim_responses(self) -> bool:
+        """Whether IETF draft clients get `104 Upload Resumption Supported`.
+
+        "auto" sends it unless the server is behind a proxy: nginx (1.22 measured) passes a 104
+        on as if it were the final response and the real one then arrives as its body.
+        """
+        value = self.interim_responses.strip().lower()
+        if value == "auto":
+            return not self.behind_proxy
+        return value in _TRUE
+
+    @property
     def uploads_dir(self) -> Path:
         """Where the local data store keeps upload files."""
         return self.data_dir / "uploads"
@@ -172,6 +185,11 @@ class Settings:
             raise SettingsError(
                 f"TUSSERVER_HOOKS_ENABLED has unknown events {sorted(unknown)}; "
                 f"known: {', '.join(HOOK_EVENTS)}"
+            )
+        if self.interim_responses.strip().lower() not in {"auto", *_TRUE, *_FALSE}:
+            raise SettingsError(
+                f"TUSSERVER_INTERIM_RESPONSES must be auto, true or false, "
+                f"not {self.interim_responses!r}"
             )
         if self.auth not in ("required", "none"):
             raise SettingsError(f"TUSSERVER_AUTH must be 'required' or 'none', not {self.auth!r}")

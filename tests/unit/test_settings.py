@@ -210,3 +210,22 @@ def test_settings_are_frozen() -> None:
 def test_error_quotes_the_raw_value() -> None:
     with pytest.raises(SettingsError, match="'12abc'"):
         Settings.from_env(env(max_size="12abc"))
+
+
+@pytest.mark.parametrize(
+    ("env", "sends"),
+    [
+        ({}, True),
+        ({"TUSSERVER_BEHIND_PROXY": "true"}, False),
+        ({"TUSSERVER_BEHIND_PROXY": "true", "TUSSERVER_INTERIM_RESPONSES": "yes"}, True),
+        ({"TUSSERVER_INTERIM_RESPONSES": "false"}, False),
+        ({"TUSSERVER_INTERIM_RESPONSES": "AUTO"}, True),
+    ],
+)
+def test_interim_responses_auto_off_behind_a_proxy(env: dict[str, str], sends: bool) -> None:
+    assert Settings.from_env(env).sends_interim_responses is sends
+
+
+def test_interim_responses_setting_is_validated() -> None:
+    with pytest.raises(SettingsError, match="INTERIM_RESPONSES"):
+        Settings.from_env({"TUSSERVER_INTERIM_RESPONSES": "sometimes"})

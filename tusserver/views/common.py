@@ -12,6 +12,7 @@ from ..auth.resolve import current_principal
 from ..errors import TusError
 from ..protocol import TUS_VERSION
 from ..service import UploadService
+from .problem import render_problem, request_draft
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +45,9 @@ def is_tus_request() -> bool:
 def render_error(error: TusError) -> Response:
     """Render a catalogue error: JSON under /api/, no body for HEAD, else text/plain."""
     g.error_code = error.code
+    draft = request_draft()
+    if draft is not None and not is_api_request():
+        return render_problem(error, draft)  # an IETF draft client: RFC 9457 problem details
     if is_api_request():
         response = jsonify(error={"code": error.code, "message": error.message})
     elif request.method == "HEAD":
