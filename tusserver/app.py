@@ -19,6 +19,7 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from . import metrics
+from .client_limits import ForwardedClientLimit
 from .errors import TusError
 from .hooks import ChainedHooks, Hooks, hooks_from_settings
 from .locks.keeper import LockKeeper
@@ -124,6 +125,8 @@ def create_app(
 
     wsgi: Any = MethodOverride(app.wsgi_app)
     if settings.behind_proxy:
+        if settings.max_connections_per_client:
+            wsgi = ForwardedClientLimit(wsgi, settings.max_connections_per_client)
         wsgi = ProxyFix(wsgi, x_for=1, x_proto=1, x_host=1, x_port=1, x_prefix=1)
     app.wsgi_app = wsgi  # type: ignore[method-assign]
     return app

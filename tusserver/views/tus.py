@@ -23,6 +23,7 @@ from ..protocol import (
     parse_metadata,
     upload_id_from_url,
 )
+from ..rate import MinimumRate
 from ..service import NewUpload
 from ..wsgi_input import body_stream
 from .common import TUS_PATH, render_error, service, upload_url
@@ -203,11 +204,13 @@ def _has_body() -> bool:
 def _body_reader() -> BodyReader:
     """Wrap the raw WSGI input; the reader itself never reads past Content-Length."""
     expected = None if _is_chunked() else (_content_length() or 0)
+    settings = service().settings
     reader = BodyReader(
         body_stream(request.environ),
         expected,
-        chunk_size=service().settings.read_chunk_size,
+        chunk_size=settings.read_chunk_size,
         sock=request.environ.get("gunicorn.socket"),
+        min_rate=MinimumRate(settings.min_rate, settings.min_rate_window),
     )
     g.body = reader
     return reader
