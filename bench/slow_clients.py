@@ -36,8 +36,8 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from bench import servers  # noqa: E402
-from bench.procstats import tree_cpu, tree_rss  # noqa: E402
 from bench.slow_load import LoadResult, MiB, raise_open_file_limit, run_load  # noqa: E402
+from tests.support.procstats import tree_cpu, tree_rss  # noqa: E402
 
 SECTION_START = "<!-- slow-clients:start -->"
 SECTION_END = "<!-- slow-clients:end -->"

@@ -19,17 +19,24 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from . import metrics
+from .auth.accounts import Accounts
+from .auth.jwt import JwtVerifier
+from .auth.resolve import resolve_request
+from .auth.signed import load_or_create_secret_key
 from .client_limits import ForwardedClientLimit
 from .errors import TusError
 from .hooks import ChainedHooks, Hooks, hooks_from_settings
+from .keepalive import SettleBody
 from .locks.keeper import LockKeeper
 from .locks.redis import LockManager
 from .protocol import safe_header_value
 from .service import UploadService
 from .settings import Settings
+from .state.accounts import AccountStore
+from .state.links import LinkState
 from .state.redis import RedisState, connect
 from .storage.base import DataStore
-from .views import api, download, tus, web
+from .views import account_api, api, download, links, openapi, tus, web
 from .views import metrics as metrics_view
 from .views.common import render_error, render_http_exception, render_unexpected
 
@@ -52,10 +59,21 @@ class Components:
     locks: LockManager
     keeper: LockKeeper
     service: UploadService
+    accounts: Accounts
+    secret_key: bytes
+    """Signs download links and upload grants (`auth/signed.py`)."""
+    links: LinkState
+    jwt: JwtVerifier | None = None
+    """Verifies bearer JWTs; None unless a JWKS URL or an HS256 secret is configured."""
 
 
 class MethodOverride:
-    """`X-HTTP-Method-Override` on POST, for clients and proxies limited to GET and POST."""
+    """`X-HTTP-Method-Override` on POST, for clients and proxies limited to GET and POST.
+
+    A POST overridden to HEAD is answered with the HEAD's headers and `Content-Length: 0`: on
+    the wire it is still a POST, whose response has a body, and a HEAD's `Content-Length` (the
+    size of the file a GET would send) would leave the client waiting for bytes that never come.
+    """
 
     def __init__(self, app: Callable[..., Iterable[bytes]]):
         self.app = app
@@ -64,7 +82,19 @@ class MethodOverride:
         override = environ.get("HTTP_X_HTTP_METHOD_OVERRIDE", "").strip().upper()
         if environ.get("REQUEST_METHOD") == "POST" and override in OVERRIDABLE_METHODS:
             environ["REQUEST_METHOD"] = override
+            if override == "HEAD":
+                return self.app(environ, _with_empty_body(start_response))
         return self.app(environ, start_response)
+
+
+def _with_empty_body(start_response: Callable[..., Any]) -> Callable[..., Any]:
+    """A `start_response` that announces an empty body, whatever the app said."""
+
+    def start(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
+        kept = [(name, value) for name, value in headers if name.lower() != "content-length"]
+        return start_response(status, [*kept, ("Content-Length", "0")], exc_info)
+
+    return start
 
 
 def make_store(settings: Settings) -> DataStore:
@@ -101,24 +131,48 @@ def create_app(
     ]
     if hooks is not None:
         receivers.append(hooks)
+    accounts = Accounts(AccountStore(client, settings.redis_prefix), settings, clock)
     service = UploadService(
-        settings, state, store, locks, keeper, hooks=ChainedHooks(receivers), clock=clock
+        settings,
+        state,
+        store,
+        locks,
+        keeper,
+        hooks=ChainedHooks(receivers),
+        clock=clock,
+        accounts=accounts,
     )
 
     app = Flask(__name__, static_folder=None)
     # Bodies Flask parses itself (the JSON API) are small; upload bodies never go through Flask's
     # request.stream (the tus views stream wsgi.input), so this limit does not apply to them.
     app.config["MAX_CONTENT_LENGTH"] = MAX_PARSED_BODY
-    app.extensions["tusserver"] = Components(settings, client, state, store, locks, keeper, service)
+    app.extensions["tusserver"] = Components(
+        settings,
+        client,
+        state,
+        store,
+        locks,
+        keeper,
+        service,
+        accounts,
+        secret_key=load_or_create_secret_key(settings),
+        links=LinkState(client, settings.redis_prefix),
+        jwt=JwtVerifier(settings) if settings.jwt_enabled else None,
+    )
     app.register_blueprint(tus.bp)
     app.register_blueprint(download.bp)
     app.register_blueprint(api.bp)
+    app.register_blueprint(account_api.bp)
+    app.register_blueprint(links.bp)
+    app.register_blueprint(openapi.bp)
     app.register_blueprint(metrics_view.bp)
     app.register_blueprint(web.bp)
     app.register_error_handler(TusError, render_error)
     app.register_error_handler(HTTPException, render_http_exception)
     app.register_error_handler(Exception, render_unexpected)
     app.before_request(_start_request)
+    app.before_request(resolve_request)  # after the request id exists, before any view
     app.after_request(_finish_request)
     if settings.cors_origins:
         _enable_cors(app, settings)
@@ -128,6 +182,9 @@ def create_app(
         if settings.max_connections_per_client:
             wsgi = ForwardedClientLimit(wsgi, settings.max_connections_per_client)
         wsgi = ProxyFix(wsgi, x_for=1, x_proto=1, x_host=1, x_port=1, x_prefix=1)
+    # Outermost: whatever the route or status, a body left unread is settled before the
+    # response headers go out (see keepalive.py).
+    wsgi = SettleBody(wsgi)
     app.wsgi_app = wsgi  # type: ignore[method-assign]
     return app
 
