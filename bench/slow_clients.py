@@ -57,7 +57,9 @@ def start_ours(
     data.mkdir(parents=True, exist_ok=True)
     port = servers.free_port()
     full_env = servers._clean_env()
-    full_env.update({"TUSSERVER_DATA_DIR": str(data), "PYTHONUNBUFFERED": "1"})
+    full_env.update(
+        {"TUSSERVER_DATA_DIR": str(data), "TUSSERVER_AUTH": "none", "PYTHONUNBUFFERED": "1"}
+    )
     full_env.update(env)
     command = [sys.executable, "-m", "tusserver", "serve", "--host", "127.0.0.1"]
     command += ["--port", str(port), "--workers", str(workers), "--threads", str(threads)]
