@@ -22,6 +22,7 @@ from .auth.accounts import Accounts
 from .auth.jwt import JwtVerifier
 from .auth.resolve import resolve_request
 from .auth.signed import load_or_create_secret_key
+from .client_limits import ForwardedClientLimit
 from .errors import TusError
 from .hooks import ChainedHooks, Hooks, hooks_from_settings
 from .keepalive import SettleBody
@@ -178,6 +179,8 @@ def create_app(
 
     wsgi: Any = MethodOverride(app.wsgi_app)
     if settings.behind_proxy:
+        if settings.max_connections_per_client:
+            wsgi = ForwardedClientLimit(wsgi, settings.max_connections_per_client)
         wsgi = ProxyFix(wsgi, x_for=1, x_proto=1, x_host=1, x_port=1, x_prefix=1)
     # Whatever the route or status, a body left unread is settled before the response
     # headers go out (see keepalive.py).

@@ -63,11 +63,11 @@ def port_pairs(ports: list[Any]) -> set[tuple[int, int]]:
     return pairs
 
 
-def test_compose_file_is_valid_and_has_the_three_services() -> None:
+def test_compose_file_is_valid_and_has_its_four_services() -> None:
     result = docker_compose("config", "--services")
 
     assert result.returncode == 0, result.stderr
-    assert sorted(result.stdout.split()) == ["app", "minio", "redis"]
+    assert sorted(result.stdout.split()) == ["app", "minio", "nginx", "redis"]
 
 
 def test_app_waits_for_healthy_redis_and_minio_and_uses_s3() -> None:
