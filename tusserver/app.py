@@ -23,6 +23,8 @@ from .errors import TusError
 from .hooks import ChainedHooks, Hooks, hooks_from_settings
 from .locks.keeper import LockKeeper
 from .locks.redis import LockManager
+from .logsafe import escape
+from .origins import cors_allow_list
 from .protocol import safe_header_value
 from .service import UploadService
 from .settings import Settings
@@ -166,10 +168,9 @@ def _enable_cors(app: Flask, settings: Settings) -> None:
     """Cross-origin uploads for the configured origins, on every response (errors included)."""
     from flask_cors import CORS
 
-    origins: str | list[str] = "*" if "*" in settings.cors_origins else list(settings.cors_origins)
     CORS(
         app,
-        origins=origins,
+        origins=cors_allow_list(settings.cors_origins),
         methods=["GET", "HEAD", "POST", "PATCH", "DELETE", "OPTIONS"],
         allow_headers=TUS_REQUEST_HEADERS,
         expose_headers=TUS_RESPONSE_HEADERS,
@@ -198,13 +199,13 @@ def _finish_request(response: Response) -> Response:
     duration_ms = duration * 1000
     log.info(
         "%s %s %s upload=%s in=%d out=%d %.1fms id=%s",
-        request.method,
-        request.path,
+        escape(request.method),
+        escape(request.path),
         response.status_code,
-        upload_id,
+        escape(upload_id),
         received,
         sent,
         duration_ms,
-        g.get("request_id", "-"),
+        escape(g.get("request_id", "-")),
     )
     return response

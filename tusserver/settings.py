@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .origins import origin_problem
+
 PREFIX = "TUSSERVER_"
 MiB = 1024 * 1024
 
@@ -153,6 +155,10 @@ class Settings:
                 f"TUSSERVER_HOOKS_ENABLED has unknown events {sorted(unknown)}; "
                 f"known: {', '.join(HOOK_EVENTS)}"
             )
+        for origin in self.cors_origins:
+            problem = origin_problem(origin)
+            if problem:
+                raise SettingsError(f"TUSSERVER_CORS_ORIGINS: {origin!r}: {problem}")
         if self.log_level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
             raise SettingsError(f"TUSSERVER_LOG_LEVEL {self.log_level!r} is not a log level")
 

@@ -8,6 +8,7 @@ from flask import Response, current_app, g, jsonify, request, url_for
 from werkzeug.exceptions import HTTPException
 
 from ..errors import TusError
+from ..logsafe import escape
 from ..protocol import TUS_VERSION
 from ..service import UploadService
 
@@ -66,5 +67,5 @@ def render_unexpected(exc: Exception) -> Response:
     """A bug: log the traceback, tell the client nothing but that it failed."""
     if isinstance(exc, HTTPException):
         return render_http_exception(exc)
-    log.exception("unhandled error on %s %s", request.method, request.path)
+    log.exception("unhandled error on %s %s", escape(request.method), escape(request.path))
     return render_error(TusError())
