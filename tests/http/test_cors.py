@@ -76,3 +76,18 @@ def test_wildcard_allows_any_origin(make_app: Any) -> None:
     path = create(client, 2)
     response = client.head(path, headers={**TUS, "Origin": "http://anywhere.example"})
     assert response.headers["Access-Control-Allow-Origin"] in ("*", "http://anywhere.example")
+
+
+def test_an_allowed_origin_is_matched_whole_never_as_a_pattern(make_app: Any) -> None:
+    client = make_app(cors_origins=("https://up.example.com", "http://[::1]:8080")).test_client()
+    for lookalike in (
+        "https://up.example.com.evil.net",
+        "https://upxexample.com",
+        "http://[::1]:80800",
+        "http://:8080",
+    ):
+        response = client.options("/files/", headers={"Origin": lookalike})
+        assert "Access-Control-Allow-Origin" not in response.headers, lookalike
+    for exact in ("https://up.example.com", "http://[::1]:8080"):
+        response = client.options("/files/", headers={"Origin": exact})
+        assert response.headers["Access-Control-Allow-Origin"] == exact
