@@ -168,9 +168,13 @@ def _enable_cors(app: Flask, settings: Settings) -> None:
     """Cross-origin uploads for the configured origins, on every response (errors included)."""
     from flask_cors import CORS
 
+    allowed = cors_allow_list(settings.cors_origins)
     CORS(
         app,
-        origins=cors_allow_list(settings.cors_origins),
+        origins=allowed,
+        # The page hosted on a listed origin signs in with the session cookie. Never for `*`:
+        # that would let every site on the web act with a signed-in user's cookie.
+        supports_credentials=allowed != "*",
         methods=["GET", "HEAD", "POST", "PATCH", "DELETE", "OPTIONS"],
         allow_headers=TUS_REQUEST_HEADERS,
         expose_headers=TUS_RESPONSE_HEADERS,

@@ -1,25 +1,17 @@
 /*
  * The upload page: a queue of resumable tus uploads and the list of stored files.
  *
- * Configuration. Each setting is read from the query string first, then from a data-attribute on
- * <body>, then falls back to the default:
- *
- *   query string        <body> attribute         default         meaning
- *   ?endpoint=/files/   data-endpoint            /files/         tus creation URL
- *   ?api=/api/uploads   data-api                 /api/uploads    JSON API for the file list
- *   ?chunkSize=1048576  data-chunk-size          5242880 (5 MiB) bytes per PATCH request
- *   ?parallel=3         data-parallel            1               initial "parallel parts per file" (1-6)
- *   ?concurrency=2      data-concurrency         2               initial concurrent uploads (1-10)
- *   ?retryDelays=0,500  data-retry-delays        0,1000,3000,5000,10000   ms before each retry
- *
+ * Configuration (query string or <body> data- attributes): see config.js, which also holds the
+ * rules that keep a crafted link to this page from sending uploads or links elsewhere.
  * Example: /?chunkSize=1048576&parallel=2
  *
  * The protocol lives in tus/upload.js; this file only wires it to the DOM.
  */
 
+import { isCrossOrigin, parseInteger, readConfig, safeHref } from './config.js';
 import { formatBytes, formatDuration, percentOf, SpeedMeter } from './format.js';
 import { XhrTransport } from './tus/transport.js';
-import { DEFAULT_CHUNK_SIZE, DEFAULT_RETRY_DELAYS, Upload } from './tus/upload.js';
+import { Upload } from './tus/upload.js';
 import { UrlStore, fingerprint } from './tus/url-store.js';
 
 const PAGE_SIZE = 50;
@@ -29,34 +21,16 @@ const ACTIVE_STATES = new Set(['uploading', 'retrying']);
 
 // ---- configuration ----------------------------------------------------------------------------
 
-function readConfig() {
-  const query = new URLSearchParams(window.location.search);
-  const data = document.body.dataset;
-  const pick = (name) => query.get(name) ?? data[name] ?? null;
-  return {
-    endpoint: new URL(pick('endpoint') ?? '/files/', document.baseURI).href,
-    api: new URL(pick('api') ?? '/api/uploads', document.baseURI).href,
-    chunkSize: parseInteger(pick('chunkSize'), 1, Number.MAX_SAFE_INTEGER, DEFAULT_CHUNK_SIZE),
-    parallel: parseInteger(pick('parallel'), 1, 6, 1),
-    concurrency: parseInteger(pick('concurrency'), 1, 10, 2),
-    retryDelays: parseDelays(pick('retryDelays')) ?? [...DEFAULT_RETRY_DELAYS],
-  };
-}
-
-function parseInteger(text, min, max, fallback) {
-  const value = Number.parseInt(text ?? '', 10);
-  return Number.isFinite(value) ? Math.min(max, Math.max(min, value)) : fallback;
-}
-
-function parseDelays(text) {
-  if (text === null) return null;
-  const delays = text.split(',').filter((s) => s.trim() !== '').map(Number);
-  return delays.every((d) => Number.isFinite(d) && d >= 0) ? delays : null;
-}
-
-const config = readConfig();
+const config = readConfig({
+  search: window.location.search,
+  dataset: document.body.dataset,
+  baseURI: document.baseURI,
+});
 const urlStore = new UrlStore();
-const transport = new XhrTransport();
+// Same-origin requests carry the session cookie anyway; another origin needs it asked for.
+const transport = new XhrTransport({
+  withCredentials: isCrossOrigin(config.endpoint, config.pageOrigin),
+});
 
 const $ = (id) => document.getElementById(id);
 const els = {
@@ -462,6 +436,7 @@ let refreshTimer = null;
 async function apiRequest(method, url, body) {
   const response = await fetch(url, {
     method,
+    credentials: isCrossOrigin(url, config.pageOrigin) ? 'include' : 'same-origin',
     headers: body ? { 'Content-Type': 'application/json', Accept: 'application/json' } : { Accept: 'application/json' },
     body: body ? JSON.stringify(body) : undefined,
   });
@@ -553,7 +528,10 @@ function filePart(row, id) {
 
 function fillFileRow(row, upload) {
   const link = filePart(row, 'download');
-  link.href = upload.download_url;
+  // Only ever an http(s) URL in href: a javascript: URL here would run in our origin.
+  const href = safeHref(upload.download_url, document.baseURI);
+  if (href) link.href = href;
+  else link.removeAttribute('href');
   link.textContent = upload.filename || '(unnamed)';
   filePart(row, 'size').textContent = formatBytes(upload.size);
   const created = filePart(row, 'created');
@@ -680,6 +658,7 @@ async function deleteFile(row, upload) {
 // ---- start ------------------------------------------------------------------------------------
 
 function init() {
+  for (const message of config.ignored) showError(message);
   bindPicker();
   bindPaste();
   bindSettings();

@@ -91,3 +91,13 @@ def test_an_allowed_origin_is_matched_whole_never_as_a_pattern(make_app: Any) ->
     for exact in ("https://up.example.com", "http://[::1]:8080"):
         response = client.options("/files/", headers={"Origin": exact})
         assert response.headers["Access-Control-Allow-Origin"] == exact
+
+
+def test_credentials_only_for_listed_origins_never_for_the_wildcard(make_app: Any) -> None:
+    listed = make_app(cors_origins=(ORIGIN,)).test_client()
+    response = listed.options("/api/uploads", headers={"Origin": ORIGIN})
+    assert response.headers["Access-Control-Allow-Credentials"] == "true"
+
+    anyone = make_app(cors_origins=("*",)).test_client()
+    response = anyone.options("/api/uploads", headers={"Origin": "http://anywhere.example"})
+    assert "Access-Control-Allow-Credentials" not in response.headers
