@@ -19,6 +19,8 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from . import metrics
+from .auth.accounts import Accounts
+from .auth.resolve import resolve_request
 from .errors import TusError
 from .hooks import ChainedHooks, Hooks, hooks_from_settings
 from .locks.keeper import LockKeeper
@@ -28,9 +30,10 @@ from .origins import cors_allow_list
 from .protocol import safe_header_value
 from .service import UploadService
 from .settings import Settings
+from .state.accounts import AccountStore
 from .state.redis import RedisState, connect
 from .storage.base import DataStore
-from .views import api, download, tus, web
+from .views import account_api, api, download, tus, web
 from .views import metrics as metrics_view
 from .views.common import render_error, render_http_exception, render_unexpected
 
@@ -53,6 +56,7 @@ class Components:
     locks: LockManager
     keeper: LockKeeper
     service: UploadService
+    accounts: Accounts
 
 
 class MethodOverride:
@@ -102,24 +106,36 @@ def create_app(
     ]
     if hooks is not None:
         receivers.append(hooks)
+    accounts = Accounts(AccountStore(client, settings.redis_prefix), settings, clock)
     service = UploadService(
-        settings, state, store, locks, keeper, hooks=ChainedHooks(receivers), clock=clock
+        settings,
+        state,
+        store,
+        locks,
+        keeper,
+        hooks=ChainedHooks(receivers),
+        clock=clock,
+        accounts=accounts,
     )
 
     app = Flask(__name__, static_folder=None)
     # Bodies Flask parses itself (the JSON API) are small; upload bodies never go through Flask's
     # request.stream (the tus views stream wsgi.input), so this limit does not apply to them.
     app.config["MAX_CONTENT_LENGTH"] = MAX_PARSED_BODY
-    app.extensions["tusserver"] = Components(settings, client, state, store, locks, keeper, service)
+    app.extensions["tusserver"] = Components(
+        settings, client, state, store, locks, keeper, service, accounts
+    )
     app.register_blueprint(tus.bp)
     app.register_blueprint(download.bp)
     app.register_blueprint(api.bp)
+    app.register_blueprint(account_api.bp)
     app.register_blueprint(metrics_view.bp)
     app.register_blueprint(web.bp)
     app.register_error_handler(TusError, render_error)
     app.register_error_handler(HTTPException, render_http_exception)
     app.register_error_handler(Exception, render_unexpected)
     app.before_request(_start_request)
+    app.before_request(resolve_request)  # after the request id exists, before any view
     app.after_request(_finish_request)
     if settings.cors_origins:
         _enable_cors(app, settings)

@@ -83,6 +83,11 @@ class Settings:
     # Metrics
     metrics_enabled: bool = True
     metrics_dir: Path | None = None
+    # Accounts and access
+    auth: str = "required"
+    admin_password: str = ""
+    default_quota: int = 0
+    session_lifetime: int = 7 * 86400
 
     def __post_init__(self) -> None:
         self._validate()
@@ -131,6 +136,7 @@ class Settings:
             "read_timeout",
             "s3_part_size",
             "hooks_timeout",
+            "session_lifetime",
         )
         for name in positive:
             if getattr(self, name) <= 0:
@@ -143,6 +149,7 @@ class Settings:
             "gone_ttl",
             "cors_max_age",
             "hooks_receive_interval",
+            "default_quota",
         )
         for name in non_negative:
             if getattr(self, name) < 0:
@@ -159,6 +166,8 @@ class Settings:
             problem = origin_problem(origin)
             if problem:
                 raise SettingsError(f"TUSSERVER_CORS_ORIGINS: {origin!r}: {problem}")
+        if self.auth not in ("required", "none"):
+            raise SettingsError(f"TUSSERVER_AUTH must be 'required' or 'none', not {self.auth!r}")
         if self.log_level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
             raise SettingsError(f"TUSSERVER_LOG_LEVEL {self.log_level!r} is not a log level")
 
