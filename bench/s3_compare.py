@@ -123,6 +123,7 @@ def tusserver(
                 "TUSSERVER_S3_BUCKET": BUCKET,
                 "TUSSERVER_S3_PART_SIZE": str(part_size),
                 "TUSSERVER_LOG_LEVEL": "WARNING",
+                "TUSSERVER_AUTH": "none",
             }
         )
         command = [sys.executable, "-m", "tusserver", "serve", "--host", "127.0.0.1"]

@@ -150,6 +150,7 @@ def start_ours(
             "TUSSERVER_REDIS_URL": redis.url,
             "TUSSERVER_REDIS_PREFIX": f"bench:{name}:",
             "TUSSERVER_FSYNC": "true" if fsync else "false",
+            "TUSSERVER_AUTH": "none",
             "PYTHONUNBUFFERED": "1",
         }
     )

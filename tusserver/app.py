@@ -19,7 +19,9 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from . import metrics
+from .auth.accounts import Accounts
 from .auth.jwt import JwtVerifier
+from .auth.resolve import resolve_request
 from .auth.signed import load_or_create_secret_key
 from .errors import TusError
 from .hooks import ChainedHooks, Hooks, hooks_from_settings
@@ -28,10 +30,11 @@ from .locks.redis import LockManager
 from .protocol import safe_header_value
 from .service import UploadService
 from .settings import Settings
+from .state.accounts import AccountStore
 from .state.links import LinkState
 from .state.redis import RedisState, connect
 from .storage.base import DataStore
-from .views import api, download, links, openapi, tus, web
+from .views import account_api, api, download, links, openapi, tus, web
 from .views import metrics as metrics_view
 from .views.common import render_error, render_http_exception, render_unexpected
 
@@ -54,6 +57,7 @@ class Components:
     locks: LockManager
     keeper: LockKeeper
     service: UploadService
+    accounts: Accounts
     secret_key: bytes
     """Signs download links and upload grants (`auth/signed.py`)."""
     links: LinkState
@@ -108,8 +112,16 @@ def create_app(
     ]
     if hooks is not None:
         receivers.append(hooks)
+    accounts = Accounts(AccountStore(client, settings.redis_prefix), settings, clock)
     service = UploadService(
-        settings, state, store, locks, keeper, hooks=ChainedHooks(receivers), clock=clock
+        settings,
+        state,
+        store,
+        locks,
+        keeper,
+        hooks=ChainedHooks(receivers),
+        clock=clock,
+        accounts=accounts,
     )
 
     app = Flask(__name__, static_folder=None)
@@ -124,6 +136,7 @@ def create_app(
         locks,
         keeper,
         service,
+        accounts,
         secret_key=load_or_create_secret_key(settings),
         links=LinkState(client, settings.redis_prefix),
         jwt=JwtVerifier(settings) if settings.jwt_enabled else None,
@@ -131,6 +144,7 @@ def create_app(
     app.register_blueprint(tus.bp)
     app.register_blueprint(download.bp)
     app.register_blueprint(api.bp)
+    app.register_blueprint(account_api.bp)
     app.register_blueprint(links.bp)
     app.register_blueprint(openapi.bp)
     app.register_blueprint(metrics_view.bp)
@@ -139,6 +153,7 @@ def create_app(
     app.register_error_handler(HTTPException, render_http_exception)
     app.register_error_handler(Exception, render_unexpected)
     app.before_request(_start_request)
+    app.before_request(resolve_request)  # after the request id exists, before any view
     app.after_request(_finish_request)
     if settings.cors_origins:
         _enable_cors(app, settings)

@@ -1,4 +1,4 @@
-"""The `tusserver` command: serve, cleanup, rebuild-index."""
+"""The `tusserver` command: serve, cleanup, rebuild-index, users, tokens."""
 
 from __future__ import annotations
 
@@ -31,12 +31,22 @@ def _configure_logging(settings: Settings) -> None:
 
 
 @contextmanager
-def redis_for(settings: Settings) -> Iterator[Settings]:
-    """The settings with a Redis URL: the configured one, or an embedded server's while open."""
+def redis_for(settings: Settings, share: bool = False) -> Iterator[Settings]:
+    """The settings with a Redis URL: the configured one, or an embedded server's while open.
+
+    With `share`, a server already running on this data directory lends its embedded Redis
+    (admin commands work the same whether or not the server runs).
+    """
     if settings.redis_url:
         yield settings
         return
     from .embedded_redis import EmbeddedRedis, EmbeddedRedisError
+
+    if share:
+        running = EmbeddedRedis.running_url(settings.redis_dir)
+        if running:
+            yield settings.replace(redis_url=running)
+            return
 
     server = EmbeddedRedis(settings.redis_dir)
     try:
@@ -72,7 +82,8 @@ def serve(host: str, port: int, workers: int, threads: int) -> None:
     with redis_for(settings) as running:
         # Workers read their settings from the environment, so pass the embedded server's URL on.
         os.environ["TUSSERVER_REDIS_URL"] = running.redis_url
-        url = f"http://{'127.0.0.1' if host in ('0.0.0.0', '') else host}:{port}"
+        url = f"http://{'127.0.0.1' if host in ('0.0.0.0', '', '::') else host}:{port}"
+        _check_access_mode(running, host, url)
         click.echo(f"tusserver listening on {url}  (uploads at {url}/files/)", err=True)
         from .gunicorn import run_gunicorn
 
@@ -88,6 +99,48 @@ def _prepare_secret_key(settings: Settings) -> None:
     from .auth.signed import load_or_create_secret_key
 
     load_or_create_secret_key(settings)
+
+
+def _check_access_mode(settings: Settings, host: str, url: str) -> None:
+    """Open mode on a public address gets a loud warning; accounts get their first admin."""
+    if settings.auth == "none":
+        if not _is_loopback(host):
+            banner = "!" * 78
+            logging.getLogger("tusserver").warning(
+                "\n%s\nTUSSERVER_AUTH=none on %s: ANYONE WHO CAN REACH THIS ADDRESS CAN READ, "
+                "CHANGE AND DELETE EVERY UPLOAD.\nUse TUSSERVER_AUTH=required (the default) "
+                "unless this network is trusted.\n%s",
+                banner,
+                host,
+                banner,
+            )
+        return
+    password = _accounts(settings).bootstrap_admin()
+    if password is None:
+        return
+    source = (
+        "the value of TUSSERVER_ADMIN_PASSWORD"
+        if settings.admin_password
+        else password + "   (shown once: change it after logging in)"
+    )
+    click.echo(
+        "\n  First start: created the admin account.\n"
+        f"    login at  {url}/\n"
+        "    user      admin\n"
+        f"    password  {source}\n",
+        err=True,
+    )
+
+
+def _is_loopback(host: str) -> bool:
+    import ipaddress
+
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def _prepare_metrics_dir(directory: Path) -> None:
@@ -171,6 +224,169 @@ def _components(settings: Settings) -> Any:
 
 def _service(settings: Settings) -> Any:
     return _components(settings).service
+
+
+# -- accounts --------------------------------------------------------------------------------
+def _accounts(settings: Settings) -> Any:
+    """The account rules on the settings' Redis (no data store needed)."""
+    from .auth.accounts import Accounts
+    from .state.accounts import AccountStore
+    from .state.redis import connect
+
+    return Accounts(AccountStore(connect(settings.redis_url), settings.redis_prefix), settings)
+
+
+@contextmanager
+def _account_command() -> Iterator[Any]:
+    """Accounts on this data directory's Redis; a refusal is one line, not a traceback."""
+    from .errors import TusError
+
+    settings = _settings()
+    logging.basicConfig(level="WARNING", stream=sys.stderr)
+    with redis_for(settings, share=True) as running:
+        try:
+            yield _accounts(running)
+        except TusError as exc:
+            raise click.ClickException(exc.message) from None
+
+
+def _read_password(from_stdin: bool, name: str) -> tuple[str, bool]:
+    """(password, generated?): from stdin, a prompt, or random when nobody can type one."""
+    import secrets
+
+    if from_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+        if not password:
+            raise click.ClickException("no password on stdin")
+        return password, False
+    if sys.stdin.isatty():
+        return click.prompt(
+            f"Password for {name}", hide_input=True, confirmation_prompt=True
+        ), False
+    return secrets.token_urlsafe(15), True
+
+
+def parse_duration(text: str) -> int:
+    """Seconds in `90`, `90s`, `15m`, `12h`, `30d` or `2w`."""
+    units = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+    value = text.strip().lower()
+    multiplier = units.get(value[-1:]) if value else None
+    number = value[:-1] if multiplier else value
+    if not number.isascii() or not number.isdigit() or int(number) <= 0:
+        raise click.BadParameter(f"{text!r} is not a duration like 3600, 90m, 12h or 30d")
+    return int(number) * (multiplier or 1)
+
+
+@main.group()
+def users() -> None:
+    """Manage users (works whether or not the server runs)."""
+
+
+@users.command("add")
+@click.argument("name")
+@click.option("--role", type=click.Choice(["admin", "user"]), default="user", show_default=True)
+@click.option("--password-stdin", is_flag=True, help="Read the password from stdin.")
+def users_add(name: str, role: str, password_stdin: bool) -> None:
+    """Create a user (without --password-stdin: prompted, or random and printed)."""
+    password, generated = _read_password(password_stdin, name)
+    with _account_command() as accounts:
+        accounts.create_user(name, password, role)
+    click.echo(f"created {role} {name}", err=True)
+    if generated:
+        click.echo(password)
+
+
+@users.command("list")
+def users_list() -> None:
+    """Every user: name, role, state, usage and quota."""
+    with _account_command() as accounts:
+        rows = [(user, usage, accounts.quota_of(user)) for user, usage in accounts.list_users()]
+    click.echo(f"{'NAME':<24} {'ROLE':<6} {'STATE':<9} {'USAGE':>14} {'QUOTA':>14}")
+    for user, usage, quota in rows:
+        state = "disabled" if user.disabled else "active"
+        limit = "-" if quota is None else str(quota)
+        click.echo(f"{user.name:<24} {user.role:<6} {state:<9} {usage:>14} {limit:>14}")
+
+
+@users.command("set-role")
+@click.argument("name")
+@click.argument("role", type=click.Choice(["admin", "user"]))
+def users_set_role(name: str, role: str) -> None:
+    """Make a user an admin or a plain user (takes effect on its next request)."""
+    with _account_command() as accounts:
+        accounts.update_user(name, role=role)
+    click.echo(f"{name} is now {role}", err=True)
+
+
+@users.command("passwd")
+@click.argument("name")
+@click.option("--password-stdin", is_flag=True, help="Read the password from stdin.")
+def users_passwd(name: str, password_stdin: bool) -> None:
+    """Set a user's password (ends its browser sessions)."""
+    password, generated = _read_password(password_stdin, name)
+    with _account_command() as accounts:
+        accounts.update_user(name, password=password)
+    click.echo(f"password of {name} changed; its sessions ended", err=True)
+    if generated:
+        click.echo(password)
+
+
+@users.command("remove")
+@click.argument("name")
+def users_remove(name: str) -> None:
+    """Remove a user, its tokens and sessions (its uploads stay, for admins)."""
+    with _account_command() as accounts:
+        accounts.remove_user(name)
+    click.echo(f"removed {name}", err=True)
+
+
+@main.group()
+def tokens() -> None:
+    """Manage API tokens (works whether or not the server runs)."""
+
+
+@tokens.command("create")
+@click.argument("name")
+@click.option("--label", default="", help="What the token is for.")
+@click.option("--expires-in", "expires_in", default=None, help="e.g. 3600, 90m, 12h, 30d.")
+def tokens_create(name: str, label: str, expires_in: str | None) -> None:
+    """Create a token for NAME and print it alone on stdout (it is not shown again)."""
+    seconds = parse_duration(expires_in) if expires_in else None
+    with _account_command() as accounts:
+        token, record = accounts.issue_token(name, label, seconds)
+    click.echo(f"token {record.id} for {name}", err=True)
+    click.echo(token)
+
+
+@tokens.command("list")
+@click.argument("name")
+def tokens_list(name: str) -> None:
+    """NAME's tokens: id, label, created, expires, last used."""
+    import datetime as dt
+
+    def when(stamp: float | None) -> str:
+        if stamp is None:
+            return "-"
+        return dt.datetime.fromtimestamp(stamp, dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+    with _account_command() as accounts:
+        accounts.get_user(name)
+        records = accounts.list_tokens(name)
+    click.echo(f"{'ID':<16}  {'CREATED':<20}  {'EXPIRES':<20}  {'LAST USED':<20}  LABEL")
+    for r in records:
+        click.echo(
+            f"{r.id:<16}  {when(r.created):<20}  {when(r.expires):<20}  "
+            f"{when(r.last_used):<20}  {r.label}"
+        )
+
+
+@tokens.command("revoke")
+@click.argument("token_id")
+def tokens_revoke(token_id: str) -> None:
+    """Revoke a token by its id (refused at once by every server)."""
+    with _account_command() as accounts:
+        record = accounts.revoke_token(token_id)
+    click.echo(f"revoked token {token_id} of {record.owner}", err=True)
 
 
 if __name__ == "__main__":  # pragma: no cover

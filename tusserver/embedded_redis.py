@@ -18,6 +18,9 @@ import time
 from pathlib import Path
 from typing import IO
 
+URL_FILE = "url"
+"""Where a running embedded server leaves its URL (mode 0600) for `tusserver users ...`."""
+
 
 class EmbeddedRedisError(RuntimeError):
     """The embedded server could not be started."""
@@ -87,7 +90,31 @@ class EmbeddedRedis:
             args += ["--appendonly", "no"]
         self.process = subprocess.Popen(args, stdin=subprocess.DEVNULL)
         self._wait_ready(timeout)
+        self._publish_url()
         return self
+
+    def _publish_url(self) -> None:
+        """Leave our URL in the directory, so admin commands can reach a running server's Redis."""
+        path = self.directory / URL_FILE
+        path.unlink(missing_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(self.url)
+
+    @staticmethod
+    def running_url(directory: Path) -> str | None:
+        """The URL of the embedded server another process runs in `directory`, if one does."""
+        directory = Path(directory)
+        try:
+            with open(directory / ".lock", "a") as handle:
+                try:
+                    fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except OSError:  # held: a server runs there
+                    return (directory / URL_FILE).read_text().strip() or None
+                fcntl.flock(handle, fcntl.LOCK_UN)
+                return None
+        except OSError:
+            return None
 
     def _lock_directory(self) -> None:
         """Two servers on one append-only file would corrupt it: refuse a second one."""

@@ -50,6 +50,17 @@ class LengthRequired(BadRequest):
     default_message = "Upload-Length or Upload-Defer-Length: 1 is required"
 
 
+class Unauthorized(TusError):
+    """No valid credential: RFC 6750 asks for a `WWW-Authenticate` challenge with the 401."""
+
+    status, code, default_message = 401, "unauthorized", "Authentication required"
+
+    def __init__(self, message: str | None = None, headers: Mapping[str, str] | None = None):
+        super().__init__(
+            message, {"WWW-Authenticate": 'Bearer realm="tusserver"', **(headers or {})}
+        )
+
+
 class Forbidden(TusError):
     status, code, default_message = 403, "forbidden", "Forbidden"
 
@@ -99,6 +110,10 @@ class RangeNotSatisfiable(TusError):
 class UploadLocked(TusError):
     status, code = 423, "locked"
     default_message = "Upload is locked by another request; retry shortly"
+
+
+class TooManyRequests(TusError):
+    status, code, default_message = 429, "too-many-requests", "Too many requests; retry later"
 
 
 class HeaderTooLarge(TusError):

@@ -31,6 +31,7 @@ class UploadInfo:
     `length` is None while the client has deferred it (creation-defer-length). `concat` is
     "partial", "final" or None; a final upload lists its partial uploads in `members` and owns no
     bytes of its own. `parts` is only filled for stores that keep bytes in several objects.
+    `owner` is the user that created it; `grant` the id of the upload grant it was made with.
     Times are Unix timestamps (seconds, float).
     """
 
@@ -46,6 +47,7 @@ class UploadInfo:
     concat: str | None = None
     members: tuple[str, ...] = ()
     parts: tuple[Part, ...] = ()
+    grant: str | None = None
 
     @property
     def is_complete(self) -> bool:

@@ -15,10 +15,12 @@ import time
 import unicodedata
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal
 
+from .auth.events import log_security_event
+from .auth.principal import Principal
 from .body import BodyReader
 from .errors import (
     ChecksumMismatch,
@@ -42,6 +44,9 @@ from .settings import Settings
 from .state.redis import Page, RedisState
 from .storage.base import DataStore
 
+if TYPE_CHECKING:
+    from .auth.accounts import Accounts
+
 log = logging.getLogger(__name__)
 
 FILENAME_MAX = 255
@@ -52,14 +57,13 @@ _BAD_NAME_CATEGORIES = ("Cc", "Zl", "Zp")
 
 @dataclass(frozen=True)
 class NewUpload:
-    """What a client asks for when it creates an upload."""
+    """What a client asks for when it creates an upload (the owner is the principal's)."""
 
     length: int | None = None
     defer_length: bool = False
     metadata: dict[str, str] | None = None
     concat: str | None = None
     members: tuple[str, ...] = ()
-    owner: str | None = None
 
 
 @dataclass(frozen=True)
@@ -90,8 +94,10 @@ class UploadService:
         keeper: LockKeeper,
         hooks: Hooks | None = None,
         clock: Callable[[], float] = time.time,
+        accounts: Accounts | None = None,
     ):
         self.settings = settings
+        self.accounts = accounts
         self.state = state
         self.store = store
         self.locks = locks
@@ -103,8 +109,20 @@ class UploadService:
         self._last_receive_hook: OrderedDict[str, float] = OrderedDict()
 
     # -- reading state ---------------------------------------------------------------------
-    def info(self, upload_id: str, with_parts: bool = False) -> UploadInfo:
-        """The upload's state; 404 for unknown ids, 410 for expired or terminated uploads."""
+    def info(self, upload_id: str, principal: Principal, action: Action = "head") -> UploadInfo:
+        """The upload's state as `principal` may see it; 404 for unknown ids and for uploads it
+        may not touch (exactly alike), 410 for expired or terminated uploads."""
+        return self._load(upload_id, principal=principal, action=action)
+
+    def _load(
+        self,
+        upload_id: str,
+        with_parts: bool = False,
+        principal: Principal | None = None,
+        action: Action = "head",
+    ) -> UploadInfo:
+        """The upload's state; ownership is checked (before anything else is revealed) when a
+        principal is given. Internal re-reads after the check pass none."""
         if not is_upload_id(upload_id):
             raise UploadNotFound()
         info = self.state.get(upload_id, with_parts=with_parts)
@@ -112,25 +130,37 @@ class UploadService:
             if self.state.is_gone(upload_id):
                 raise UploadGone()
             raise UploadNotFound()
+        if principal is not None:
+            check_access(info, principal, action)
         if info.is_expired(self.clock()):
             raise UploadGone("upload expired")
         return info
 
-    def list(self, limit: int, offset: int = 0, owner: str | None = None) -> Page:
-        """A page of uploads, newest first; expired ones (410 already) are left out."""
+    def list(
+        self, principal: Principal, limit: int, offset: int = 0, owner: str | None = None
+    ) -> Page:
+        """A page of the caller's uploads (an admin's: everyone's, or `owner`'s), newest first;
+        expired ones (410 already) are left out."""
+        if not principal.is_admin:
+            if principal.name is None or principal.grant is not None:
+                return Page([], 0)
+            owner = principal.name
         page = self.state.list(limit, offset, owner)
         now = self.clock()
         return Page([info for info in page.uploads if not info.is_expired(now)], page.total)
 
     # -- creation --------------------------------------------------------------------------
-    def create(self, request: NewUpload) -> UploadInfo:
-        """Create an upload (or a final upload from partial ones)."""
+    def create(self, request: NewUpload, principal: Principal) -> UploadInfo:
+        """Create an upload (or a final upload from partial ones) owned by the principal."""
+        if principal.name is None or principal.link_upload is not None:
+            raise UploadNotFound()
+        request = self._within_grant(request, principal)
         if request.concat == "final":
-            return self._create_final(request)
+            return self._create_final(request, principal)
         if request.length is None and not request.defer_length:
             raise LengthRequired()
         if request.length is not None:
-            self._check_size(request.length)
+            self._check_size(request.length, principal)
         now = self.clock()
         info = UploadInfo(
             id=new_upload_id(),
@@ -139,25 +169,31 @@ class UploadService:
             created=now,
             updated=now,
             expires=now + self.settings.expire_after,
-            owner=request.owner,
+            owner=principal.name,
             concat=request.concat,
+            grant=principal.grant.id if principal.grant else None,
         )
         info = self._pre_create(info)
         if info.length == 0:
             info = info.evolve(completed=now, expires=None if not info.is_partial else info.expires)
-        self.store.create(info)
-        self._record(info)
+        self._reserve(info, info.length, principal)
+        try:
+            self.store.create(info)
+            self._record(info)
+        except TusError:
+            self._release(info, info.length)
+            raise
         self.hooks.after("post-create", info)
         if info.is_complete and not info.is_partial:
             self.hooks.after("post-finish", info)
         return info
 
-    def _create_final(self, request: NewUpload) -> UploadInfo:
+    def _create_final(self, request: NewUpload, principal: Principal) -> UploadInfo:
         if request.length is not None or request.defer_length:
             raise InvalidHeader("a final upload must not have Upload-Length: it is the sum")
         if not request.members:
             raise InvalidConcat("a final upload needs at least one partial upload")
-        members = [self._partial_member(member_id) for member_id in request.members]
+        members = [self._partial_member(member_id, principal) for member_id in request.members]
         length = sum(member.length or 0 for member in members)
         self._check_size(length)
         now = self.clock()
@@ -169,9 +205,10 @@ class UploadService:
             created=now,
             updated=now,
             completed=now,
-            owner=request.owner,
+            owner=principal.name,
             concat="final",
             members=tuple(member.id for member in members),
+            grant=principal.grant.id if principal.grant else None,
         )
         info = self._pre_create(info)
         self.store.save_info(info)
@@ -189,9 +226,10 @@ class UploadService:
                 self.store.delete(info)
             raise
 
-    def _partial_member(self, member_id: str) -> UploadInfo:
+    def _partial_member(self, member_id: str, principal: Principal) -> UploadInfo:
         try:
-            member = self.info(member_id)
+            # Only the principal's own partial uploads: another user's is "does not exist".
+            member = self._load(member_id, principal=principal, action="write")
         except (UploadNotFound, UploadGone) as exc:
             raise InvalidConcat(f"partial upload {member_id} does not exist") from exc
         if not member.is_partial:
@@ -207,25 +245,64 @@ class UploadService:
         metadata = self.hooks.before("pre-create", info)
         return info if metadata is None else info.evolve(metadata=dict(metadata))
 
-    def _check_size(self, length: int) -> None:
+    def _check_size(self, length: int, principal: Principal | None = None) -> None:
         if self.settings.max_size and length > self.settings.max_size:
             raise TooLarge(f"upload length {length} exceeds the maximum {self.settings.max_size}")
+        grant = principal.grant if principal is not None else None
+        if grant is not None and length > grant.max_size:
+            raise TooLarge(f"upload length {length} exceeds the grant's maximum {grant.max_size}")
+
+    # -- grants and quotas -----------------------------------------------------------------
+    def _within_grant(self, request: NewUpload, principal: Principal) -> NewUpload:
+        """A grant holder's request with the grant's metadata fixed, counted against its uses."""
+        grant = principal.grant
+        if grant is None:
+            return request
+        if grant.expires <= self.clock():
+            raise UploadNotFound()
+        metadata = {**(request.metadata or {}), **grant.metadata}
+        if request.length is not None:
+            self._check_size(request.length, principal)
+        if self.accounts is not None and not self.accounts.use_grant(
+            grant.id, grant.uploads, grant.expires
+        ):
+            raise Forbidden(f"this grant has already made its {grant.uploads} upload(s)")
+        return replace(request, metadata=metadata)
+
+    def _reserve(self, info: UploadInfo, length: int | None, principal: Principal) -> None:
+        """Count an upload's length against its owner's quota (413 if it does not fit).
+
+        A final upload holds no bytes of its own (its partial uploads do, and are counted), so
+        it is never charged; an admin's own uploads are counted but never refused.
+        """
+        if self.accounts is None or info.owner is None or length is None or info.is_final:
+            return
+        exempt = principal.is_admin and principal.grant is None
+        self.accounts.reserve(info.owner, length, exempt=exempt)
+
+    def _release(self, info: UploadInfo, length: int | None) -> None:
+        if self.accounts is None or info.owner is None or length is None or info.is_final:
+            return
+        with contextlib.suppress(TusError):
+            self.accounts.release(info.owner, length)
 
     # -- appending -------------------------------------------------------------------------
     def append(
         self,
         upload_id: str,
+        principal: Principal,
         offset: int,
         body: BodyReader,
         checksum: Checksum | None = None,
         length: int | None = None,
     ) -> UploadInfo:
         """Write the body at `offset` and advance the offset by what durably arrived."""
-        info = self.info(upload_id)
+        # Ownership first: only the owner (or an admin) may even ask a running writer to let go.
+        info = self._load(upload_id, principal=principal, action="write")
         if info.is_final:
             raise Forbidden("a final upload cannot be modified")
         with self.locks.hold(upload_id) as lock, self.keeper.watch(lock, body):
-            info = self.info(upload_id, with_parts=self.store.keeps_parts)
+            info = self._load(upload_id, with_parts=self.store.keeps_parts)
             if offset != info.offset:
                 raise OffsetMismatch(
                     f"Upload-Offset {offset} does not match the upload's offset {info.offset}",
@@ -235,22 +312,40 @@ class UploadService:
             # PATCH that fails for any reason leaves the upload as it was.
             declares_length = length is not None and info.length is None
             if length is not None:
-                info = self._with_length(info, length)
-            body.limit = self._room(info)
+                info = self._with_length(info, length, principal)
+            body.limit = self._room(info, principal)
             if body.expected is not None and body.limit is not None and body.expected > body.limit:
                 raise TooLarge(
                     f"the body ({body.expected} bytes) goes past the upload's length "
                     f"({info.length}) at offset {info.offset}"
                 )
-            return self._write(info, body, checksum, declares_length)
+            if not declares_length:
+                return self._write(info, body, checksum, declares_length)
+            # A declared length is counted against the quota before any byte is written, and
+            # given back if the write does not commit it.
+            self._reserve(info, info.length, principal)
+            try:
+                return self._write(info, body, checksum, declares_length)
+            except BaseException:
+                if self._load_length(info.id) is None:
+                    self._release(info, info.length)
+                raise
 
-    def _room(self, info: UploadInfo) -> int | None:
+    def _load_length(self, upload_id: str) -> int | None:
+        """The length the state store holds now (None: deferred still, or the upload is gone)."""
+        with contextlib.suppress(TusError):
+            current = self.state.get(upload_id)
+            return current.length if current is not None else None
+        return None
+
+    def _room(self, info: UploadInfo, principal: Principal | None = None) -> int | None:
         """How many more bytes the upload can take (None: no limit)."""
         if info.length is not None:
             return info.length - info.offset
-        if self.settings.max_size:
-            return self.settings.max_size - info.offset
-        return None
+        limits = [self.settings.max_size] if self.settings.max_size else []
+        if principal is not None and principal.grant is not None:
+            limits.append(principal.grant.max_size)
+        return min(limits) - info.offset if limits else None
 
     def _write(
         self,
@@ -330,7 +425,9 @@ class UploadService:
                 self._last_receive_hook.popitem(last=False)
             self.hooks.after("post-receive", info)
 
-    def _with_length(self, info: UploadInfo, length: int) -> UploadInfo:
+    def _with_length(
+        self, info: UploadInfo, length: int, principal: Principal | None = None
+    ) -> UploadInfo:
         """`info` with the Upload-Length a PATCH declares, checked but not yet recorded."""
         if info.length is not None:
             if info.length == length:
@@ -338,24 +435,41 @@ class UploadService:
             raise InvalidHeader("Upload-Length is already set and cannot change")
         if length < info.offset:
             raise InvalidHeader(f"Upload-Length {length} is below the offset {info.offset}")
-        self._check_size(length)
+        self._check_size(length, principal)
         return info.evolve(length=length)
 
     # -- termination and expiry ------------------------------------------------------------
-    def terminate(self, upload_id: str) -> None:
+    def terminate(self, upload_id: str, principal: Principal) -> None:
         """Remove an upload and its bytes (waiting for a running write to let go first)."""
-        info = self.info(upload_id)
+        info = self._load(upload_id, principal=principal, action="delete")
         if info.is_partial and self.state.referencing_finals(upload_id):
             raise Forbidden("this partial upload is part of a final upload; terminate that one")
         self.hooks.before("pre-terminate", info)
         with self.locks.hold(upload_id):
-            info = self.info(upload_id, with_parts=self.store.keeps_parts)
+            info = self._load(upload_id, with_parts=self.store.keeps_parts)
             self._remove(info)
+        if principal.is_admin and info.owner != principal.name and principal.via != "open":
+            log_security_event("upload-deleted-by-admin", upload=info.id, owner=info.owner)
         self.hooks.after("post-terminate", info)
+
+    def remove_owned_by(self, owner: str, principal: Principal) -> int:
+        """Terminate every listed upload of `owner` (an admin removing a user); how many."""
+        removed = 0
+        while True:
+            page = self.state.list(100, 0, owner)
+            if not page.uploads:
+                return removed
+            for info in page.uploads:
+                with contextlib.suppress(UploadNotFound, UploadGone, Forbidden):
+                    self.terminate(info.id, principal)
+                    removed += 1
+            if removed == 0:  # nothing could go (e.g. locked): do not spin
+                return removed
 
     def _remove(self, info: UploadInfo) -> None:
         """Forget state first (clients then see 410), then free the bytes; orphaned partials go."""
         self.state.delete(info, self.settings.gone_ttl)
+        self._release(info, info.length)
         self._last_receive_hook.pop(info.id, None)
         # A final upload owns no bytes, but the store may keep a copy of its info (S3).
         self.store.delete(info)
@@ -368,6 +482,7 @@ class UploadService:
         member = self.state.get(member_id, with_parts=self.store.keeps_parts)
         if member is not None:
             self.state.delete(member, self.settings.gone_ttl)
+            self._release(member, member.length)
             self.store.delete(member)
 
     def cleanup(self) -> list[str]:
@@ -407,7 +522,7 @@ class UploadService:
             lock.release()
 
     # -- JSON API helpers ------------------------------------------------------------------
-    def rename(self, upload_id: str, filename: str) -> UploadInfo:
+    def rename(self, upload_id: str, principal: Principal, filename: str) -> UploadInfo:
         """Change the file name a download will carry."""
         filename = filename.strip()
         if not filename or len(filename) > FILENAME_MAX:
@@ -416,7 +531,7 @@ class UploadService:
             unicodedata.category(ch) in _BAD_NAME_CATEGORIES for ch in filename
         ):
             raise InvalidHeader("filename must not contain '/' or control characters")
-        info = self.info(upload_id)
+        info = self._load(upload_id, principal=principal, action="write")
         metadata = dict(info.metadata)
         metadata.pop("name", None)
         metadata["filename"] = filename
@@ -427,9 +542,11 @@ class UploadService:
         return info
 
     # -- downloads -------------------------------------------------------------------------
-    def download(self, upload_id: str) -> Download:
+    def download(self, upload_id: str, principal: Principal) -> Download:
         """A complete upload, ready to stream; 409 while it is still incomplete."""
-        info = self.info(upload_id, with_parts=self.store.keeps_parts)
+        info = self._load(
+            upload_id, with_parts=self.store.keeps_parts, principal=principal, action="read"
+        )
         if not info.is_complete:
             total = "unknown" if info.length is None else str(info.length)
             raise UploadIncomplete(
@@ -440,7 +557,7 @@ class UploadService:
         etag = f"{info.id}-{size}-{int((info.completed or info.created) * 1000)}"
         last_modified = info.completed or info.updated
         if info.is_final:
-            members = [self.info(m, with_parts=self.store.keeps_parts) for m in info.members]
+            members = [self._load(m, with_parts=self.store.keeps_parts) for m in info.members]
             return Download(info, size, etag, last_modified, None, _concat_reader(self, members))
         path = self.store.local_path(info)
         return Download(info, size, etag, last_modified, path, _store_reader(self.store, info))
@@ -456,6 +573,31 @@ class UploadService:
             except TusError as exc:
                 report[name] = exc.message
         return report
+
+
+Action = Literal["head", "read", "write", "delete"]
+"""What a request does to an upload: tus HEAD / API get, download, PATCH / rename, DELETE."""
+
+
+def check_access(info: UploadInfo, principal: Principal, action: Action) -> None:
+    """404 unless `principal` may do `action` to the upload: exactly what a missing one gets.
+
+    Owners and admins may do everything; a grant holder may HEAD, PATCH and DELETE only the
+    uploads its grant created; a signed link may only read its one upload. Uploads from before
+    accounts existed (no owner) are the admins' alone.
+    """
+    if principal.link_upload is not None:
+        allowed = action == "read" and info.id == principal.link_upload
+    elif principal.grant is not None:
+        allowed = (
+            action != "read"
+            and info.grant == principal.grant.id
+            and info.owner == principal.grant.owner
+        )
+    else:
+        allowed = principal.owns(info.owner)
+    if not allowed:
+        raise UploadNotFound()
 
 
 def _hashing(chunks: Iterable[bytes], hasher: Any) -> Iterator[bytes]:

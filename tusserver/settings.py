@@ -92,6 +92,11 @@ class Settings:
     jwt_audience: str = ""
     jwt_issuer: str = ""
     jwt_role_claim: str = ""
+    # Accounts and access
+    auth: str = "required"
+    admin_password: str = ""
+    default_quota: int = 0
+    session_lifetime: int = 7 * 86400
 
     def __post_init__(self) -> None:
         self._validate()
@@ -142,6 +147,7 @@ class Settings:
             "hooks_timeout",
             "link_max_lifetime",
             "grant_max_lifetime",
+            "session_lifetime",
         )
         for name in positive:
             if getattr(self, name) <= 0:
@@ -154,6 +160,7 @@ class Settings:
             "gone_ttl",
             "cors_max_age",
             "hooks_receive_interval",
+            "default_quota",
         )
         for name in non_negative:
             if getattr(self, name) < 0:
@@ -167,6 +174,8 @@ class Settings:
                 f"known: {', '.join(HOOK_EVENTS)}"
             )
         self._validate_signing()
+        if self.auth not in ("required", "none"):
+            raise SettingsError(f"TUSSERVER_AUTH must be 'required' or 'none', not {self.auth!r}")
         if self.log_level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
             raise SettingsError(f"TUSSERVER_LOG_LEVEL {self.log_level!r} is not a log level")
 

@@ -36,6 +36,9 @@ def make_settings(
             "data_dir": data_dir,
             "redis_url": redis_url,
             "redis_prefix": redis_prefix,
+            # The protocol tests test the protocol: one implicit admin, as before accounts.
+            # Tests of access control ask for auth="required" explicitly.
+            "auth": "none",
         }
         if store_kind == "s3":
             from tests.support.s3 import make_s3_settings, unique_bucket

@@ -65,7 +65,10 @@ def start_server(
     port = port or free_port()
     data_dir.mkdir(parents=True, exist_ok=True)
     full_env = {k: v for k, v in os.environ.items() if not k.startswith("TUSSERVER_")}
-    full_env.update({"TUSSERVER_DATA_DIR": str(data_dir), "PYTHONUNBUFFERED": "1"})
+    # Open mode unless a test asks for accounts: the e2e tests exercise the protocol.
+    full_env.update(
+        {"TUSSERVER_DATA_DIR": str(data_dir), "TUSSERVER_AUTH": "none", "PYTHONUNBUFFERED": "1"}
+    )
     full_env.update(env or {})
     log_path = data_dir / f"server-{port}.log"
     command = [

@@ -2,7 +2,7 @@
 
 Keys (under the configurable prefix):
 - `upload:<id>` hash: length ("" while deferred), offset, metadata (JSON), created, updated,
-  expires, completed, owner, concat, members (JSON list).
+  expires, completed, owner, concat, members (JSON list), grant (the upload grant's id).
 - `upload:<id>:parts` sorted set (stores that keep parts): score = start, member = "start:size".
 - `uploads` sorted set by creation time (listings; partial uploads are left out),
   `owner:<owner>` the same per owner, `expiry` sorted set by expiry time (the reaper).
@@ -316,6 +316,7 @@ def _encode(info: UploadInfo) -> dict[str, str]:
         "owner": info.owner or "",
         "concat": info.concat or "",
         "members": json.dumps(list(info.members)),
+        "grant": info.grant or "",
     }
 
 
@@ -334,6 +335,7 @@ def _decode(upload_id: str, fields: dict[str, str]) -> UploadInfo | None:
         owner=fields.get("owner") or None,
         concat=fields.get("concat") or None,
         members=tuple(json.loads(fields.get("members") or "[]")),
+        grant=fields.get("grant") or None,
     )
 
 

@@ -7,9 +7,10 @@ from typing import Any
 
 from flask import Blueprint, Response, jsonify, request, url_for
 
+from ..auth.accounts import NAME_PATTERN
 from ..errors import BadRequest
 from ..models import UploadInfo
-from .common import service, upload_url
+from .common import principal, service, upload_url
 
 bp = Blueprint("api", __name__, url_prefix="/api")
 
@@ -29,6 +30,7 @@ def upload_json(info: UploadInfo) -> dict[str, Any]:
         "updated": _iso(info.updated),
         "expires": _iso(info.expires) if info.expires and not info.is_complete else None,
         "metadata": info.metadata,
+        "owner": info.owner,
         "url": upload_url(info.id),
         "download_url": upload_url(info.id),
     }
@@ -36,13 +38,18 @@ def upload_json(info: UploadInfo) -> dict[str, Any]:
 
 @bp.get("/uploads")
 def list_uploads() -> Response:
-    """Uploads, newest first: `?limit=` (1-200, default 50) and `?offset=`."""
+    """The caller's uploads, newest first: `?limit=` (1-200, default 50), `?offset=`, and for
+    admins `?owner=` (everyone's without it)."""
     limit = _int_arg("limit", 50, 1, MAX_PAGE)
     offset = _int_arg("offset", 0, 0, 10**9)
-    page = service().list(limit, offset)
+    owner = request.args.get("owner") or None
+    if owner is not None and not NAME_PATTERN.fullmatch(owner):
+        raise BadRequest("owner must be a user name")
+    page = service().list(principal(), limit, offset, owner)
     following = offset + limit
+    extra = {"owner": owner} if owner else {}
     next_url = (
-        url_for("api.list_uploads", limit=limit, offset=following, _external=True)
+        url_for("api.list_uploads", limit=limit, offset=following, _external=True, **extra)
         if following < page.total
         else None
     )
@@ -57,7 +64,7 @@ def list_uploads() -> Response:
 
 @bp.get("/uploads/<upload_id>")
 def get_upload(upload_id: str) -> Response:
-    return jsonify(upload_json(service().info(upload_id)))
+    return jsonify(upload_json(service().info(upload_id, principal())))
 
 
 @bp.patch("/uploads/<upload_id>")
@@ -66,12 +73,12 @@ def rename_upload(upload_id: str) -> Response:
     body = request.get_json(silent=True)
     if not isinstance(body, dict) or not isinstance(body.get("filename"), str):
         raise BadRequest('expected a JSON object like {"filename": "new name"}')
-    return jsonify(upload_json(service().rename(upload_id, body["filename"])))
+    return jsonify(upload_json(service().rename(upload_id, principal(), body["filename"])))
 
 
 @bp.delete("/uploads/<upload_id>")
 def delete_upload(upload_id: str) -> Response:
-    service().terminate(upload_id)
+    service().terminate(upload_id, principal())
     return Response(status=204)
 
 

@@ -7,6 +7,8 @@ import logging
 from flask import Response, current_app, g, jsonify, request, url_for
 from werkzeug.exceptions import HTTPException
 
+from ..auth.principal import Principal
+from ..auth.resolve import current_principal
 from ..errors import TusError
 from ..protocol import TUS_VERSION
 from ..service import UploadService
@@ -19,6 +21,11 @@ TUS_PATH = "/files/"
 def service() -> UploadService:
     """The app's `UploadService` (wired by `create_app`)."""
     return current_app.extensions["tusserver"].service
+
+
+def principal() -> Principal:
+    """Who this request acts for (resolved before the view ran)."""
+    return current_principal()
 
 
 def upload_url(upload_id: str) -> str:

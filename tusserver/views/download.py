@@ -21,7 +21,7 @@ from werkzeug.wsgi import wrap_file
 
 from ..errors import RangeNotSatisfiable
 from ..service import Download
-from .common import TUS_PATH, service
+from .common import TUS_PATH, principal, service
 
 bp = Blueprint("download", __name__)
 
@@ -35,12 +35,12 @@ _INLINE_EXACT = {"text/plain", *_INLINE_IMAGES}
 @bp.route(f"{TUS_PATH}<upload_id>", methods=["GET"])
 def download(upload_id: str) -> Response:
     """Stream the upload, or the requested byte range of it."""
-    return _respond(service().download(upload_id), send_body=True)
+    return _respond(service().download(upload_id, principal()), send_body=True)
 
 
 def download_head(upload_id: str) -> Response:
     """The same headers as GET, without the body (plain HTTP HEAD, no Tus-Resumable)."""
-    return _respond(service().download(upload_id), send_body=False)
+    return _respond(service().download(upload_id, principal()), send_body=False)
 
 
 def send_download(download: Download, send_body: bool) -> Response:

@@ -21,12 +21,12 @@ from urllib.parse import urlencode
 from flask import Blueprint, Response, current_app, g, jsonify, request, url_for
 
 from ..auth.events import log_security_event
-from ..auth.principal import OPEN_ADMIN, Grant, Principal
+from ..auth.principal import Grant, Principal
 from ..auth.signed import issue_grant, new_grant_id, new_link_secret, sign_link, verify_link
 from ..errors import BadRequest, Forbidden, UploadIncomplete, UploadNotFound
 from ..models import UploadInfo
 from ..protocol import is_upload_id
-from .common import service
+from .common import principal, service
 from .download import send_download
 
 bp = Blueprint("links", __name__)
@@ -38,12 +38,6 @@ _MAX_JSON_INT = 2**53 - 1
 
 class InvalidLink(Forbidden):
     code, default_message = "invalid-link", "This link is invalid, expired or revoked"
-
-
-def current_principal() -> Principal:
-    """The request's principal (resolved by the auth layer); the open admin before it exists."""
-    principal = g.get("principal")
-    return principal if principal is not None else OPEN_ADMIN
 
 
 # -- links -----------------------------------------------------------------------------------
@@ -80,8 +74,11 @@ def revoke_links(upload_id: str) -> Response:
 def download_link(upload_id: str) -> Response:
     """Download through a signed link: 403 unless the signature, expiry and secret all hold."""
     expires = _verified_link(upload_id)
+    # The link itself is the credential: whatever else the request carries, it reads this one
+    # upload and nothing more.
     g.principal = Principal(name=None, role="anonymous", via="link", link_upload=upload_id)
-    response = send_download(service().download(upload_id), send_body=request.method == "GET")
+    download = service().download(upload_id, g.principal)
+    response = send_download(download, send_body=request.method == "GET")
     # The URL itself is the credential: keep it out of Referer headers and shared caches, and
     # never let a cache serve it past the link's expiry.
     response.headers["Referrer-Policy"] = "no-referrer"
@@ -114,22 +111,23 @@ def _link_url(upload_id: str, expires: int, signature: str) -> str:
 
 
 def _owned_upload(upload_id: str) -> UploadInfo:
-    """The upload if the caller may manage it; for anyone else exactly the 404 of a missing one."""
-    principal = current_principal()
-    if principal.is_anonymous or principal.grant is not None or principal.link_upload:
+    """The upload if the caller may manage it; for anyone else exactly the 404 of a missing one.
+
+    Links are shared by owners and admins only: a grant holder or a link holder may read or
+    write an upload but never hand it on.
+    """
+    caller = principal()
+    if caller.is_anonymous or caller.grant is not None or caller.link_upload is not None:
         raise UploadNotFound()
-    info = service().info(upload_id)
-    if not principal.owns(info.owner):
-        raise UploadNotFound()
-    return info
+    return service().info(upload_id, caller, "write")
 
 
 # -- grants ----------------------------------------------------------------------------------
 @bp.post("/api/grants")
 def create_grant() -> Response:
     """A signed token that lets someone without an account make a few bounded uploads."""
-    principal = current_principal()
-    if principal.name is None or principal.grant is not None or principal.link_upload:
+    caller = principal()
+    if caller.name is None or caller.grant is not None or caller.link_upload is not None:
         raise Forbidden("only a signed-in user can issue upload grants")
     settings = service().settings
     body = _json_body()
@@ -140,7 +138,7 @@ def create_grant() -> Response:
     metadata = _metadata_field(body.get("metadata"), settings.max_metadata_size)
     grant = Grant(
         id=new_grant_id(),
-        owner=principal.name,
+        owner=caller.name,
         max_size=max_size,
         uploads=uploads,
         expires=float(int(time.time()) + expires_in),

@@ -25,7 +25,7 @@ from ..protocol import (
 )
 from ..service import NewUpload
 from ..wsgi_input import body_stream
-from .common import TUS_PATH, render_error, service, upload_url
+from .common import TUS_PATH, principal, render_error, service, upload_url
 from .download import download_head
 
 bp = Blueprint("tus", __name__)
@@ -92,12 +92,13 @@ def create() -> Response:
             metadata=metadata,
             concat=concat.kind if concat else None,
             members=members,
-        )
+        ),
+        principal(),
     )
     location = upload_url(info.id)
     if has_body and not info.is_final:
         try:
-            info = service().append(info.id, 0, _body_reader(), checksum)
+            info = service().append(info.id, principal(), 0, _body_reader(), checksum)
         except TusError as error:  # the upload exists: tell the client where, so it can resume
             response = render_error(error)
             response.headers["Location"] = location
@@ -116,7 +117,7 @@ def head(upload_id: str) -> Response:
     if request.headers.get("Tus-Resumable") is None:
         return download_head(upload_id)
     check_tus_resumable(request.headers.get("Tus-Resumable"))
-    info = service().info(upload_id)
+    info = service().info(upload_id, principal())
     response = _empty(200)
     response.headers["Cache-Control"] = "no-store"
     response.headers["Upload-Offset"] = str(info.offset)
@@ -144,7 +145,7 @@ def patch(upload_id: str) -> Response:
     offset = parse_length("Upload-Offset", offset_header)
     length = _optional_length("Upload-Length")
     checksum = _optional_checksum()
-    info = service().append(upload_id, offset, _body_reader(), checksum, length)
+    info = service().append(upload_id, principal(), offset, _body_reader(), checksum, length)
     response = _empty(204)
     response.headers["Upload-Offset"] = str(info.offset)
     _expiry_header(response, info)
@@ -155,7 +156,7 @@ def patch(upload_id: str) -> Response:
 def terminate(upload_id: str) -> Response:
     """Terminate the upload and free its bytes."""
     check_tus_resumable(request.headers.get("Tus-Resumable"))
-    service().terminate(upload_id)
+    service().terminate(upload_id, principal())
     return _empty(204)
 
 

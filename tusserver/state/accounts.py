@@ -1,0 +1,423 @@
+"""Accounts in Redis: users, API tokens, sessions, login rate limits, usage. The only module that
+knows these keys.
+
+Keys (under the configurable prefix; a user's own keys share the hash tag `{name}`, so a script
+that touches a user and its usage stays in one Cluster slot):
+- `user:{<name>}` hash: role, hash (argon2id), created, disabled ("1"/""), quota ("" = default).
+- `users` sorted set of names by creation time (listings).
+- `usage:{<name>}` integer: bytes held in live uploads (reserved before an upload records a
+  length, released when it goes).
+- `token:<sha256 of the token>` hash: id, owner, label, created, expires, last_used. The token
+  itself is never stored. `tokenid:<id>` -> the sha256 (revocation by id);
+  `tokens:{<name>}` set of the user's token ids.
+- `session:<sha256 of the cookie>` hash: user, created, expires (with a Redis TTL);
+  `sessions:{<name>}` set of the user's session hashes (to end them all at once).
+- `login:name:<name>` / `login:addr:<address>` failed-login counters (fixed windows, TTL).
+- `grant:<id>:uses` how many uploads a grant has created (TTL until the grant expires).
+
+Nothing here is cached in the process: every check reads Redis, so a revocation, a disabled
+user or a changed role holds on every server sharing it from the next request on. A bearer token
+or a session costs one round trip (one script) per request.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import redis
+
+from .redis import translate_errors
+
+# Credential check in one round trip: the record, its user, expiry, and a throttled last-used.
+# Returns {owner, role, id} or an empty reply for any kind of "no" (unknown, expired, disabled).
+_RESOLVE_TOKEN = """
+local t = redis.call('HMGET', KEYS[1], 'owner', 'expires', 'last_used', 'id')
+if not t[1] then return {} end
+local now = tonumber(ARGV[1])
+if t[2] ~= '' and tonumber(t[2]) <= now then return {} end
+local u = redis.call('HMGET', ARGV[2] .. 'user:{' .. t[1] .. '}', 'role', 'disabled')
+if not u[1] or u[2] == '1' then return {} end
+if t[3] == '' or now - tonumber(t[3]) >= tonumber(ARGV[3]) then
+  redis.call('HSET', KEYS[1], 'last_used', ARGV[1])
+end
+return {t[1], u[1], t[4]}
+"""
+
+_RESOLVE_SESSION = """
+local s = redis.call('HMGET', KEYS[1], 'user', 'expires')
+if not s[1] then return {} end
+if tonumber(s[2]) <= tonumber(ARGV[1]) then return {} end
+local u = redis.call('HMGET', ARGV[2] .. 'user:{' .. s[1] .. '}', 'role', 'disabled')
+if not u[1] or u[2] == '1' then return {} end
+return {s[1], u[1]}
+"""
+
+# Reserve bytes against the owner's quota: {1, left after} or {0, left now}. left = -1: no limit.
+_RESERVE = """
+local u = redis.call('HMGET', KEYS[2], 'role', 'quota')
+local limit = tonumber(ARGV[2])
+if u[2] and u[2] ~= '' then limit = tonumber(u[2]) end
+if u[1] == 'admin' or ARGV[3] == '1' then limit = 0 end
+local used = tonumber(redis.call('GET', KEYS[1]) or '0')
+local want = tonumber(ARGV[1])
+if limit > 0 and used + want > limit then return {0, limit - used} end
+redis.pcall('INCRBY', KEYS[1], ARGV[1])
+if limit > 0 then return {1, limit - used - want} end
+return {1, -1}
+"""
+
+_RELEASE = """
+local left = redis.call('DECRBY', KEYS[1], ARGV[1])
+if left < 0 then redis.call('SET', KEYS[1], '0') end
+return 1
+"""
+
+# A fixed window counter: count one more, start the window's TTL on the first.
+_COUNT = """
+local n = redis.call('INCR', KEYS[1])
+if n == 1 or redis.call('TTL', KEYS[1]) < 0 then redis.call('EXPIRE', KEYS[1], ARGV[1]) end
+return n
+"""
+
+# One more use of a grant, unless it has run out: the new count, or 0.
+_USE_GRANT = """
+local n = tonumber(redis.call('GET', KEYS[1]) or '0')
+if n >= tonumber(ARGV[1]) then return 0 end
+n = redis.call('INCR', KEYS[1])
+redis.call('EXPIREAT', KEYS[1], ARGV[2])
+return n
+"""
+
+
+COUNTED_MAX = 2**50
+"""An upload counts at most 1 PiB towards usage: Redis counters are 64-bit, tus lengths too."""
+
+
+@dataclass(frozen=True)
+class UserRecord:
+    """A user as stored (the password hash included: never rendered to a client)."""
+
+    name: str
+    role: str
+    password_hash: str
+    created: float
+    disabled: bool
+    quota: int | None
+
+
+@dataclass(frozen=True)
+class TokenRecord:
+    """An API token's metadata; the token itself is only ever known to its holder."""
+
+    id: str
+    owner: str
+    label: str
+    created: float
+    expires: float | None
+    last_used: float | None
+
+
+class AccountStore:
+    """Reads and changes account state; each method is one round trip or one script."""
+
+    def __init__(self, client: redis.Redis, prefix: str = "tusserver:"):
+        self.client = client
+        self.prefix = prefix
+        self._resolve_token = client.register_script(_RESOLVE_TOKEN)
+        self._resolve_session = client.register_script(_RESOLVE_SESSION)
+        self._reserve = client.register_script(_RESERVE)
+        self._release = client.register_script(_RELEASE)
+        self._count = client.register_script(_COUNT)
+        self._use_grant = client.register_script(_USE_GRANT)
+
+    # -- keys ------------------------------------------------------------------------------
+    def _user(self, name: str) -> str:
+        return f"{self.prefix}user:{{{name}}}"
+
+    def _usage(self, name: str) -> str:
+        return f"{self.prefix}usage:{{{name}}}"
+
+    def _user_tokens(self, name: str) -> str:
+        return f"{self.prefix}tokens:{{{name}}}"
+
+    def _user_sessions(self, name: str) -> str:
+        return f"{self.prefix}sessions:{{{name}}}"
+
+    def _token(self, digest: str) -> str:
+        return f"{self.prefix}token:{digest}"
+
+    def _token_id(self, token_id: str) -> str:
+        return f"{self.prefix}tokenid:{token_id}"
+
+    def _session(self, digest: str) -> str:
+        return f"{self.prefix}session:{digest}"
+
+    def _login(self, kind: str, key: str) -> str:
+        return f"{self.prefix}login:{kind}:{key}"
+
+    def _grant_uses(self, grant_id: str) -> str:
+        return f"{self.prefix}grant:{grant_id}:uses"
+
+    @property
+    def _users(self) -> str:
+        return f"{self.prefix}users"
+
+    # -- users -----------------------------------------------------------------------------
+    def add_user(self, name: str, role: str, password_hash: str, created: float) -> bool:
+        """Create a user; False if the name is taken."""
+        with translate_errors():
+            created_now = self.client.hsetnx(self._user(name), "role", role)
+            if not created_now:
+                return False
+            pipe = self.client.pipeline(transaction=True)
+            pipe.hset(
+                self._user(name),
+                mapping={
+                    "hash": password_hash,
+                    "created": repr(created),
+                    "disabled": "",
+                    "quota": "",
+                },
+            )
+            pipe.zadd(self._users, {name: created})
+            pipe.execute()
+        return True
+
+    def get_user(self, name: str) -> UserRecord | None:
+        with translate_errors():
+            fields = self.client.hgetall(self._user(name))
+        return _decode_user(name, fields)
+
+    def has_users(self) -> bool:
+        with translate_errors():
+            return bool(self.client.zcard(self._users))
+
+    def list_users(self) -> list[tuple[UserRecord, int]]:
+        """Every user with the bytes it holds, oldest first."""
+        with translate_errors():
+            names = self.client.zrange(self._users, 0, -1)
+            pipe = self.client.pipeline(transaction=False)
+            for name in names:
+                pipe.hgetall(self._user(name))
+                pipe.get(self._usage(name))
+            rows = pipe.execute()
+        users = []
+        for index, name in enumerate(names):
+            record = _decode_user(name, rows[2 * index])
+            if record is not None:
+                users.append((record, int(rows[2 * index + 1] or 0)))
+        return users
+
+    def update_user(self, name: str, **fields: str) -> bool:
+        """Change some stored fields (role, hash, disabled, quota); False if no such user."""
+        with translate_errors():
+            if not self.client.exists(self._user(name)):
+                return False
+            self.client.hset(self._user(name), mapping=fields)
+        return True
+
+    def remove_user(self, name: str) -> bool:
+        """Forget the user, its tokens, sessions and usage; False if there was no such user."""
+        with translate_errors():
+            token_ids = list(self.client.smembers(self._user_tokens(name)))
+            sessions = list(self.client.smembers(self._user_sessions(name)))
+            digests = self.client.mget([self._token_id(t) for t in token_ids]) if token_ids else []
+            pipe = self.client.pipeline(transaction=True)
+            pipe.delete(self._user(name))
+            pipe.zrem(self._users, name)
+            pipe.delete(self._usage(name), self._user_tokens(name), self._user_sessions(name))
+            for token_id, digest in zip(token_ids, digests, strict=True):
+                pipe.delete(self._token_id(token_id))
+                if digest:
+                    pipe.delete(self._token(digest))
+            for digest in sessions:
+                pipe.delete(self._session(digest))
+            removed = pipe.execute()[0]
+        return bool(removed)
+
+    def usage(self, name: str) -> int:
+        with translate_errors():
+            return int(self.client.get(self._usage(name)) or 0)
+
+    # -- tokens ----------------------------------------------------------------------------
+    def add_token(self, digest: str, record: TokenRecord) -> None:
+        with translate_errors():
+            pipe = self.client.pipeline(transaction=True)
+            pipe.hset(
+                self._token(digest),
+                mapping={
+                    "id": record.id,
+                    "owner": record.owner,
+                    "label": record.label,
+                    "created": repr(record.created),
+                    "expires": "" if record.expires is None else repr(record.expires),
+                    "last_used": "",
+                },
+            )
+            pipe.set(self._token_id(record.id), digest)
+            pipe.sadd(self._user_tokens(record.owner), record.id)
+            pipe.execute()
+
+    def resolve_token(self, digest: str, now: float, touch_every: float) -> tuple[str, str, str]:
+        """(owner, role, token id) of a usable token, or ("", "", "") for any refusal."""
+        with translate_errors():
+            result = self._resolve_token(
+                keys=[self._token(digest)], args=[repr(now), self.prefix, repr(touch_every)]
+            )
+        if not result:
+            return "", "", ""
+        return result[0], result[1], result[2]
+
+    def get_token(self, token_id: str) -> TokenRecord | None:
+        with translate_errors():
+            digest = self.client.get(self._token_id(token_id))
+            if not digest:
+                return None
+            fields = self.client.hgetall(self._token(digest))
+        return _decode_token(fields)
+
+    def list_tokens(self, owner: str) -> list[TokenRecord]:
+        with translate_errors():
+            ids = sorted(self.client.smembers(self._user_tokens(owner)))
+            digests = self.client.mget([self._token_id(i) for i in ids]) if ids else []
+            pipe = self.client.pipeline(transaction=False)
+            for digest in digests:
+                pipe.hgetall(self._token(digest or "-"))
+            rows = pipe.execute()
+        tokens = [token for row in rows if (token := _decode_token(row))]
+        return sorted(tokens, key=lambda token: token.created)
+
+    def revoke_token(self, token_id: str) -> TokenRecord | None:
+        """Delete the token; its record as it was, or None if there was none."""
+        record = self.get_token(token_id)
+        if record is None:
+            return None
+        with translate_errors():
+            digest = self.client.get(self._token_id(token_id))
+            pipe = self.client.pipeline(transaction=True)
+            pipe.delete(self._token_id(token_id))
+            if digest:
+                pipe.delete(self._token(digest))
+            pipe.srem(self._user_tokens(record.owner), token_id)
+            pipe.execute()
+        return record
+
+    # -- sessions --------------------------------------------------------------------------
+    def add_session(self, digest: str, user: str, created: float, expires: float) -> None:
+        key = self._session(digest)
+        with translate_errors():
+            pipe = self.client.pipeline(transaction=True)
+            pipe.hset(
+                key, mapping={"user": user, "created": repr(created), "expires": repr(expires)}
+            )
+            pipe.expireat(key, math.ceil(expires))
+            pipe.sadd(self._user_sessions(user), digest)
+            pipe.execute()
+
+    def resolve_session(self, digest: str, now: float) -> tuple[str, str]:
+        """(user, role) of a live session of an enabled user, or ("", "")."""
+        with translate_errors():
+            result = self._resolve_session(
+                keys=[self._session(digest)], args=[repr(now), self.prefix]
+            )
+        if not result:
+            return "", ""
+        return result[0], result[1]
+
+    def remove_session(self, digest: str) -> None:
+        with translate_errors():
+            user = self.client.hget(self._session(digest), "user")
+            pipe = self.client.pipeline(transaction=True)
+            pipe.delete(self._session(digest))
+            if user:
+                pipe.srem(self._user_sessions(user), digest)
+            pipe.execute()
+
+    def end_sessions(self, user: str) -> int:
+        """End every session of the user (logout everywhere); how many there were."""
+        with translate_errors():
+            digests = list(self.client.smembers(self._user_sessions(user)))
+            pipe = self.client.pipeline(transaction=True)
+            for digest in digests:
+                pipe.delete(self._session(digest))
+            pipe.delete(self._user_sessions(user))
+            pipe.execute()
+        return len(digests)
+
+    # -- failed logins ---------------------------------------------------------------------
+    def login_failures(self, kind: str, key: str) -> tuple[int, int]:
+        """(failures in the current window, seconds until it ends)."""
+        with translate_errors():
+            pipe = self.client.pipeline(transaction=False)
+            pipe.get(self._login(kind, key))
+            pipe.ttl(self._login(kind, key))
+            count, ttl = pipe.execute()
+        return int(count or 0), max(int(ttl), 0)
+
+    def count_login_failure(self, kind: str, key: str, window: int) -> int:
+        with translate_errors():
+            return int(self._count(keys=[self._login(kind, key)], args=[window]))
+
+    def clear_login_failures(self, kind: str, key: str) -> None:
+        with translate_errors():
+            self.client.delete(self._login(kind, key))
+
+    # -- quotas ----------------------------------------------------------------------------
+    def reserve(self, owner: str, size: int, default_quota: int, exempt: bool) -> tuple[bool, int]:
+        """Count `size` more bytes for `owner` if they fit its quota, atomically.
+
+        Returns (reserved, bytes left); bytes left is -1 when the owner has no limit.
+        """
+        size = min(size, COUNTED_MAX)
+        with translate_errors():
+            ok, left = self._reserve(
+                keys=[self._usage(owner), self._user(owner)],
+                args=[size, default_quota, "1" if exempt else "0"],
+            )
+        return bool(ok), int(left)
+
+    def release(self, owner: str, size: int) -> None:
+        """Count `size` fewer bytes for `owner` (never below zero)."""
+        if size <= 0:
+            return
+        size = min(size, COUNTED_MAX)
+        with translate_errors():
+            self._release(keys=[self._usage(owner)], args=[size])
+
+    # -- grants ----------------------------------------------------------------------------
+    def use_grant(self, grant_id: str, limit: int, expires: float) -> bool:
+        """Count one more upload made with a grant; False once it has made `limit` uploads."""
+        with translate_errors():
+            count = self._use_grant(
+                keys=[self._grant_uses(grant_id)], args=[limit, math.ceil(expires) + 60]
+            )
+        return bool(count)
+
+
+def _decode_user(name: str, fields: dict[str, Any]) -> UserRecord | None:
+    if not fields or "role" not in fields or "created" not in fields:
+        return None
+    quota = fields.get("quota") or ""
+    return UserRecord(
+        name=name,
+        role=fields["role"],
+        password_hash=fields.get("hash") or "",
+        created=float(fields["created"]),
+        disabled=fields.get("disabled") == "1",
+        quota=int(quota) if quota else None,
+    )
+
+
+def _decode_token(fields: dict[str, Any]) -> TokenRecord | None:
+    if not fields or "id" not in fields:
+        return None
+    return TokenRecord(
+        id=fields["id"],
+        owner=fields["owner"],
+        label=fields.get("label") or "",
+        created=float(fields.get("created") or 0),
+        expires=float(fields["expires"]) if fields.get("expires") else None,
+        last_used=float(fields["last_used"]) if fields.get("last_used") else None,
+    )
