@@ -20,7 +20,9 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 
 from . import metrics
 from .auth.accounts import Accounts
+from .auth.jwt import JwtVerifier
 from .auth.resolve import resolve_request
+from .auth.signed import load_or_create_secret_key
 from .errors import TusError
 from .hooks import ChainedHooks, Hooks, hooks_from_settings
 from .locks.keeper import LockKeeper
@@ -31,9 +33,10 @@ from .protocol import safe_header_value
 from .service import UploadService
 from .settings import Settings
 from .state.accounts import AccountStore
+from .state.links import LinkState
 from .state.redis import RedisState, connect
 from .storage.base import DataStore
-from .views import account_api, api, download, tus, web
+from .views import account_api, api, download, links, openapi, tus, web
 from .views import metrics as metrics_view
 from .views.common import render_error, render_http_exception, render_unexpected
 
@@ -57,6 +60,11 @@ class Components:
     keeper: LockKeeper
     service: UploadService
     accounts: Accounts
+    secret_key: bytes
+    """Signs download links and upload grants (`auth/signed.py`)."""
+    links: LinkState
+    jwt: JwtVerifier | None = None
+    """Verifies bearer JWTs; None unless a JWKS URL or an HS256 secret is configured."""
 
 
 class MethodOverride:
@@ -123,12 +131,24 @@ def create_app(
     # request.stream (the tus views stream wsgi.input), so this limit does not apply to them.
     app.config["MAX_CONTENT_LENGTH"] = MAX_PARSED_BODY
     app.extensions["tusserver"] = Components(
-        settings, client, state, store, locks, keeper, service, accounts
+        settings,
+        client,
+        state,
+        store,
+        locks,
+        keeper,
+        service,
+        accounts,
+        secret_key=load_or_create_secret_key(settings),
+        links=LinkState(client, settings.redis_prefix),
+        jwt=JwtVerifier(settings) if settings.jwt_enabled else None,
     )
     app.register_blueprint(tus.bp)
     app.register_blueprint(download.bp)
     app.register_blueprint(api.bp)
     app.register_blueprint(account_api.bp)
+    app.register_blueprint(links.bp)
+    app.register_blueprint(openapi.bp)
     app.register_blueprint(metrics_view.bp)
     app.register_blueprint(web.bp)
     app.register_error_handler(TusError, render_error)

@@ -75,6 +75,7 @@ def serve(host: str, port: int, workers: int, threads: int) -> None:
     settings = _settings()
     _configure_logging(settings)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
+    _prepare_secret_key(settings)
     if settings.metrics_enabled:
         _prepare_metrics_dir(settings.metrics_dir or settings.data_dir / "metrics")
     _check_storage(settings)
@@ -87,6 +88,17 @@ def serve(host: str, port: int, workers: int, threads: int) -> None:
         from .gunicorn import run_gunicorn
 
         run_gunicorn(running, host, port, workers, threads)
+
+
+def _prepare_secret_key(settings: Settings) -> None:
+    """Make the link/grant signing key before the workers start, so they all load one key.
+
+    Done here because the workers see the embedded Redis as a configured URL and could not tell
+    the embedded default (where a generated key is right) from a fleet (where it warns).
+    """
+    from .auth.signed import load_or_create_secret_key
+
+    load_or_create_secret_key(settings)
 
 
 def _check_access_mode(settings: Settings, host: str, url: str) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -83,6 +84,16 @@ class Settings:
     # Metrics
     metrics_enabled: bool = True
     metrics_dir: Path | None = None
+    # Signed download links, upload grants, JWTs
+    secret_key: str = ""
+    download_origin: str = ""
+    link_max_lifetime: int = 30 * 86400
+    grant_max_lifetime: int = 30 * 86400
+    jwt_jwks_url: str = ""
+    jwt_secret: str = ""
+    jwt_audience: str = ""
+    jwt_issuer: str = ""
+    jwt_role_claim: str = ""
     # Accounts and access
     auth: str = "required"
     admin_password: str = ""
@@ -136,6 +147,8 @@ class Settings:
             "read_timeout",
             "s3_part_size",
             "hooks_timeout",
+            "link_max_lifetime",
+            "grant_max_lifetime",
             "session_lifetime",
         )
         for name in positive:
@@ -166,12 +179,46 @@ class Settings:
             problem = origin_problem(origin)
             if problem:
                 raise SettingsError(f"TUSSERVER_CORS_ORIGINS: {origin!r}: {problem}")
+        self._validate_signing()
         if self.auth not in ("required", "none"):
             raise SettingsError(f"TUSSERVER_AUTH must be 'required' or 'none', not {self.auth!r}")
         if self.log_level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
             raise SettingsError(f"TUSSERVER_LOG_LEVEL {self.log_level!r} is not a log level")
 
+    def _validate_signing(self) -> None:
+        if self.secret_key and len(self.secret_key) < MIN_SECRET_KEY:
+            raise SettingsError(
+                f"TUSSERVER_SECRET_KEY must be at least {MIN_SECRET_KEY} characters "
+                "(e.g. the output of `python -c 'import secrets; print(secrets.token_urlsafe())'`)"
+            )
+        if self.download_origin and not _ORIGIN.fullmatch(self.download_origin):
+            raise SettingsError(
+                f"TUSSERVER_DOWNLOAD_ORIGIN {self.download_origin!r} must be an origin like "
+                "https://files.example.com (scheme, host and optional port; no path)"
+            )
+        if self.jwt_jwks_url and self.jwt_secret:
+            raise SettingsError("set TUSSERVER_JWT_JWKS_URL or TUSSERVER_JWT_SECRET, not both")
+        if self.jwt_secret and len(self.jwt_secret) < MIN_SECRET_KEY:
+            raise SettingsError(
+                f"TUSSERVER_JWT_SECRET must be at least {MIN_SECRET_KEY} characters"
+            )
+        if self.jwt_jwks_url and not self.jwt_jwks_url.startswith(("https://", "http://")):
+            raise SettingsError("TUSSERVER_JWT_JWKS_URL must be an http(s) URL")
+        if (self.jwt_jwks_url or self.jwt_secret) and not self.jwt_audience:
+            # Without an audience check, any token the identity provider issued for any other
+            # application would be accepted here.
+            raise SettingsError("JWT verification needs TUSSERVER_JWT_AUDIENCE")
 
+    @property
+    def jwt_enabled(self) -> bool:
+        """Whether bearer JWTs are accepted (a JWKS URL or an HS256 secret is configured)."""
+        return bool(self.jwt_jwks_url or self.jwt_secret)
+
+
+MIN_SECRET_KEY = 32
+_ORIGIN = re.compile(
+    r"https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?|https?://\[[0-9A-Fa-f:.]+\](:[0-9]{1,5})?"
+)
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}  # empty is an error: `FSYNC=` must not mean off
 _SIZE_SUFFIXES = {"k": 1024, "m": 1024**2, "g": 1024**3, "t": 1024**4}

@@ -20,6 +20,7 @@ from flask import current_app, g, request
 from ..errors import Forbidden, Unauthorized
 from .accounts import GRANT_PREFIX, TOKEN_PREFIX, Accounts
 from .principal import ANONYMOUS, OPEN_ADMIN, Principal
+from .signed import read_grant
 
 log = logging.getLogger(__name__)
 
@@ -115,31 +116,16 @@ def _from_bearer(token: str, accounts: Accounts, settings: Any) -> Principal:
 
 
 def _from_grant(token: str, settings: Any) -> Principal | None:
-    try:
-        from .signed import load_or_create_secret_key, read_grant
-    except ImportError:  # signed grants not built into this version
-        return None
-    key = current_app.extensions.get("tusserver_secret_key")
-    if key is None:
-        key = load_or_create_secret_key(settings)
-        current_app.extensions["tusserver_secret_key"] = key
-    grant = read_grant(key, token)
+    grant = read_grant(current_app.extensions["tusserver"].secret_key, token)
     if grant is None:
         return None
     return Principal(grant.owner, "user", "grant", grant=grant)
 
 
 def _from_jwt(token: str, accounts: Accounts, settings: Any) -> Principal | None:
-    if not (getattr(settings, "jwt_jwks_url", "") or getattr(settings, "jwt_secret", "")):
+    verifier = current_app.extensions["tusserver"].jwt
+    if verifier is None:  # no JWKS URL or JWT secret configured
         return None
-    try:
-        from .jwt import JwtVerifier
-    except ImportError:
-        return None
-    verifier = current_app.extensions.get("tusserver_jwt")
-    if verifier is None:
-        verifier = JwtVerifier(settings)
-        current_app.extensions["tusserver_jwt"] = verifier
     verified = verifier.verify(token)
     if verified is None:
         return None

@@ -43,6 +43,15 @@ def download_head(upload_id: str) -> Response:
     return _respond(service().download(upload_id, principal()), send_body=False)
 
 
+def send_download(download: Download, send_body: bool) -> Response:
+    """The response for a download, shared by every route that serves upload bytes.
+
+    Signed links (`views/links.py`) serve through this too, so Range, ETag, 304 and the safe
+    headers can never differ between `/files/<id>` and a link.
+    """
+    return _respond(download, send_body)
+
+
 def _respond(download: Download, send_body: bool) -> Response:
     headers = _headers(download)
     last_modified = datetime.fromtimestamp(download.last_modified, UTC)

@@ -1,0 +1,16 @@
+"""`GET /api/openapi.json`: the OpenAPI 3.1 description of the JSON API (public)."""
+
+from __future__ import annotations
+
+from flask import Blueprint, Response, jsonify
+
+from ..openapi import openapi_document
+
+bp = Blueprint("openapi", __name__)
+
+
+@bp.get("/api/openapi.json")
+def document() -> Response:
+    response = jsonify(openapi_document())
+    response.headers["Cache-Control"] = "public, max-age=300"
+    return response
