@@ -8,8 +8,19 @@
  * The protocol lives in tus/upload.js; this file only wires it to the DOM.
  */
 
+import { createAccount } from './account.js';
+import { ApiClient } from './api.js';
+import { copyText } from './clipboard.js';
 import { isCrossOrigin, parseInteger, readConfig, safeHref } from './config.js';
-import { formatBytes, formatDuration, percentOf, SpeedMeter } from './format.js';
+import {
+  DEFAULT_LINK_LIFETIME,
+  LINK_LIFETIMES,
+  formatBytes,
+  formatDate,
+  formatDuration,
+  percentOf,
+  SpeedMeter,
+} from './format.js';
 import { XhrTransport } from './tus/transport.js';
 import { Upload } from './tus/upload.js';
 import { UrlStore, fingerprint } from './tus/url-store.js';
@@ -31,6 +42,13 @@ const urlStore = new UrlStore();
 const transport = new XhrTransport({
   withCredentials: isCrossOrigin(config.endpoint, config.pageOrigin),
 });
+const api = new ApiClient({
+  base: config.apiBase,
+  credentials: isCrossOrigin(config.apiBase, config.pageOrigin) ? 'include' : 'same-origin',
+  onUnauthorized: () => account?.sessionEnded(),
+});
+/** Who is signed in, and what the page shows them; set up in init(). */
+let account = null;
 
 const $ = (id) => document.getElementById(id);
 const els = {
@@ -430,56 +448,41 @@ function bindSettings() {
 
 // ---- the file list (JSON API) -----------------------------------------------------------------
 
-const fileList = { uploads: [], total: 0, loading: false };
+const fileList = { uploads: [], total: 0, loading: false, owner: '' };
 let refreshTimer = null;
 
-async function apiRequest(method, url, body) {
-  const response = await fetch(url, {
-    method,
-    credentials: isCrossOrigin(url, config.pageOrigin) ? 'include' : 'same-origin',
-    headers: body ? { 'Content-Type': 'application/json', Accept: 'application/json' } : { Accept: 'application/json' },
-    body: body ? JSON.stringify(body) : undefined,
-  });
-  if (!response.ok) throw new Error(await apiErrorMessage(response));
-  return response.status === 204 ? null : response.json();
-}
-
-/** The API's {"error": {"code", "message"}}, or whatever text came back. */
-async function apiErrorMessage(response) {
-  const text = await response.text().catch(() => '');
-  try {
-    const message = JSON.parse(text)?.error?.message;
-    if (message) return message;
-  } catch {
-    // not JSON: fall through to the text
-  }
-  return text.trim().slice(0, 300) || `HTTP ${response.status} ${response.statusText}`;
-}
-
-function itemUrl(id) {
-  return `${config.api.replace(/\/+$/, '')}/${encodeURIComponent(id)}`;
-}
-
 async function loadFiles({ append = false } = {}) {
-  if (fileList.loading) return;
+  if (fileList.loading || !account?.signedIn) return;
   fileList.loading = true;
   els.fileListMore.disabled = true;
-  const url = new URL(config.api);
-  url.searchParams.set('limit', String(PAGE_SIZE));
-  url.searchParams.set('offset', String(append ? fileList.uploads.length : 0));
+  const query = {
+    limit: PAGE_SIZE,
+    offset: append ? fileList.uploads.length : 0,
+    owner: account.isAdmin ? fileList.owner : '',
+  };
   try {
-    const page = await apiRequest('GET', url.href);
+    const page = await api.request('GET', config.api, { query });
     const uploads = Array.isArray(page?.uploads) ? page.uploads : [];
     fileList.uploads = append ? mergeById(fileList.uploads, uploads) : uploads;
     fileList.total = Number.isFinite(page?.total) ? page.total : fileList.uploads.length;
     renderFileList();
   } catch (error) {
     els.fileListStatus.textContent = 'Could not load the file list.';
-    showError(`Could not load the file list: ${error.message}`);
+    if (error.status !== 401) showError(`Could not load the file list: ${error.message}`);
   } finally {
     fileList.loading = false;
     els.fileListMore.disabled = false;
   }
+}
+
+/** Empty the list (signed out, or another user signed in). */
+function clearFileList() {
+  clearTimeout(refreshTimer);
+  fileList.uploads = [];
+  fileList.total = 0;
+  fileList.owner = '';
+  els.fileList.replaceChildren();
+  els.fileListStatus.textContent = 'Loading…';
 }
 
 function mergeById(existing, more) {
@@ -505,11 +508,12 @@ function renderFileList() {
 }
 
 function renderFileListStatus() {
-  const { total } = fileList;
+  const { total, owner } = fileList;
   const shown = els.fileList.children.length;
+  const whose = account?.isAdmin && owner ? ` of ${owner}` : '';
   els.fileListStatus.textContent = total === 0
-    ? 'No files uploaded yet.'
-    : `${total} ${total === 1 ? 'file' : 'files'}${shown < total ? `, showing ${shown}` : ''}.`;
+    ? (whose ? `No files${whose}.` : 'No files uploaded yet.')
+    : `${total} ${total === 1 ? 'file' : 'files'}${whose}${shown < total ? `, showing ${shown}` : ''}.`;
   els.fileListMore.hidden = shown >= total;
 }
 
@@ -555,16 +559,21 @@ function fillFileRow(row, upload) {
     }
     progress.setAttribute('aria-label', `Received part of ${upload.filename}`);
   }
+  const showOwner = Boolean(account?.isAdmin && account?.accountsOn);
+  filePart(row, 'owner-meta').hidden = !showOwner;
+  filePart(row, 'owner').textContent = upload.owner ?? '—';
+  filePart(row, 'share').hidden = !upload.complete;
+  filePart(row, 'share').setAttribute('aria-label', `Copy a link to ${upload.filename}`);
+  const lifetime = filePart(row, 'share-lifetime');
+  lifetime.setAttribute('aria-label', `Lifetime of the link to ${upload.filename}`);
+  lifetime.replaceChildren(
+    ...LINK_LIFETIMES.map(({ label, seconds }) => new Option(label, String(seconds), false, seconds === DEFAULT_LINK_LIFETIME)),
+  );
+  filePart(row, 'share-url').setAttribute('aria-label', `Link to ${upload.filename}`);
   filePart(row, 'rename').setAttribute('aria-label', `Rename ${upload.filename}`);
   filePart(row, 'delete').setAttribute('aria-label', `Delete ${upload.filename}`);
   filePart(row, 'delete-confirm').setAttribute('aria-label', `Confirm deletion of ${upload.filename}`);
   row.querySelector('.confirm-text').textContent = `Delete “${upload.filename}”? This cannot be undone.`;
-}
-
-function formatDate(iso) {
-  const date = iso ? new Date(iso) : null;
-  if (!date || Number.isNaN(date.getTime())) return 'date unknown';
-  return date.toLocaleString(undefined, { dateStyle: 'medium', timeStyle: 'short' });
 }
 
 function bindFileRow(row, upload) {
@@ -572,13 +581,29 @@ function bindFileRow(row, upload) {
   const renameForm = filePart(row, 'rename-form');
   const renameInput = filePart(row, 'rename-input');
   const confirm = filePart(row, 'delete-confirm');
+  const shareForm = filePart(row, 'share-form');
 
   const showPanel = (panel) => {
     actions.hidden = panel !== null;
     renameForm.hidden = panel !== renameForm;
     confirm.hidden = panel !== confirm;
+    shareForm.hidden = panel !== shareForm;
     row.dataset.busy = String(panel !== null);
   };
+
+  filePart(row, 'share').addEventListener('click', () => {
+    filePart(row, 'share-result').hidden = true;
+    showPanel(shareForm);
+    filePart(row, 'share-lifetime').focus();
+  });
+  filePart(row, 'share-close').addEventListener('click', () => {
+    showPanel(null);
+    filePart(row, 'share').focus();
+  });
+  shareForm.addEventListener('submit', async (event) => {
+    event.preventDefault();
+    await shareFile(row, upload);
+  });
 
   filePart(row, 'rename').addEventListener('click', () => {
     renameInput.value = upload.filename ?? '';
@@ -602,8 +627,9 @@ function bindFileRow(row, upload) {
   });
   row.addEventListener('keydown', (event) => {
     if (event.key === 'Escape' && row.dataset.busy === 'true') {
+      const wasSharing = !shareForm.hidden;
       showPanel(null);
-      filePart(row, 'rename').focus();
+      filePart(row, wasSharing ? 'share' : 'rename').focus();
     }
   });
 
@@ -618,11 +644,35 @@ function bindFileRow(row, upload) {
   filePart(row, 'confirm-delete').addEventListener('click', () => deleteFile(row, upload));
 }
 
+/** Create a signed link of the chosen lifetime, show it, and put it on the clipboard. */
+async function shareFile(row, upload) {
+  const button = filePart(row, 'share-create');
+  const seconds = Number(filePart(row, 'share-lifetime').value);
+  button.disabled = true;
+  try {
+    const link = await api.createLink(upload.id, seconds);
+    const url = safeHref(link?.url, document.baseURI);
+    if (!url) throw new Error('the server answered without a usable link');
+    const field = filePart(row, 'share-url');
+    field.value = url;
+    filePart(row, 'share-url-caption').textContent = `Link, valid until ${formatDate(link.expires, 'it expires')}`;
+    filePart(row, 'share-result').hidden = false;
+    field.focus();
+    field.select();
+    const copied = await copyText(url);
+    announce(copied ? `Link to ${upload.filename} copied.` : `Link to ${upload.filename} created: copy it from the field.`);
+  } catch (error) {
+    showError(`Could not create a link to “${upload.filename}”: ${error.message}`);
+  } finally {
+    button.disabled = false;
+  }
+}
+
 async function renameFile(row, upload, filename) {
   const save = filePart(row, 'rename-save');
   save.disabled = true;
   try {
-    const updated = await apiRequest('PATCH', itemUrl(upload.id), { filename });
+    const updated = await api.renameUpload(upload.id, filename);
     const fresh = { ...upload, ...(updated ?? { filename }) };
     fileList.uploads = fileList.uploads.map((u) => (u.id === upload.id ? fresh : u));
     const replacement = createFileRow(fresh);
@@ -639,7 +689,7 @@ async function deleteFile(row, upload) {
   const button = filePart(row, 'confirm-delete');
   button.disabled = true;
   try {
-    await apiRequest('DELETE', itemUrl(upload.id));
+    await api.deleteUpload(upload.id);
     fileList.uploads = fileList.uploads.filter((u) => u.id !== upload.id);
     fileList.total = Math.max(0, fileList.total - 1);
     const next = row.nextElementSibling ?? row.previousElementSibling;
@@ -657,15 +707,59 @@ async function deleteFile(row, upload) {
 
 // ---- start ------------------------------------------------------------------------------------
 
+// ---- owner filter (admins) --------------------------------------------------------------------
+
+function bindOwnerFilter() {
+  const form = $('owner-filter');
+  const input = $('owner-filter-input');
+  form.addEventListener('submit', (event) => {
+    event.preventDefault();
+    fileList.owner = input.value.trim();
+    loadFiles();
+  });
+  $('owner-filter-clear').addEventListener('click', () => {
+    input.value = '';
+    fileList.owner = '';
+    loadFiles();
+  });
+}
+
+// ---- signing in and out -----------------------------------------------------------------------
+
+/** Stop and forget this page's uploads: the next person to sign in must not inherit them. */
+function abandonQueue() {
+  for (const item of queue.splice(0)) {
+    item.upload?.pause();
+    item.row.remove();
+  }
+  updateQueueChrome();
+}
+
+// ---- start ------------------------------------------------------------------------------------
+
 function init() {
   for (const message of config.ignored) showError(message);
   bindPicker();
   bindPaste();
   bindSettings();
+  bindOwnerFilter();
   els.refreshList.addEventListener('click', () => loadFiles());
   els.fileListMore.addEventListener('click', () => loadFiles({ append: true }));
   updateQueueChrome();
-  loadFiles();
+  account = createAccount({
+    api,
+    showError,
+    announce,
+    onSignedIn: () => {
+      clearFileList();
+      loadFiles();
+    },
+    onSignedOut: () => {
+      abandonQueue();
+      clearFileList();
+    },
+  });
+  account.start();
 }
 
 init();
