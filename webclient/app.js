@@ -466,6 +466,7 @@ async function loadFiles({ append = false } = {}) {
     fileList.uploads = append ? mergeById(fileList.uploads, uploads) : uploads;
     fileList.total = Number.isFinite(page?.total) ? page.total : fileList.uploads.length;
     renderFileList();
+    if (!append) account.refreshUsage(); // uploads and deletions change the storage used
   } catch (error) {
     els.fileListStatus.textContent = 'Could not load the file list.';
     if (error.status !== 401) showError(`Could not load the file list: ${error.message}`);
