@@ -21,12 +21,12 @@ from urllib.parse import urlencode
 from flask import Blueprint, Response, current_app, g, jsonify, request, url_for
 
 from ..auth.events import log_security_event
-from ..auth.principal import Grant, Principal
+from ..auth.principal import OPEN_ADMIN, Grant, Principal
 from ..auth.signed import issue_grant, new_grant_id, new_link_secret, sign_link, verify_link
 from ..errors import BadRequest, Forbidden, UploadIncomplete, UploadNotFound
 from ..models import UploadInfo
 from ..protocol import is_upload_id
-from .common import principal, service
+from .common import service
 from .download import send_download
 
 bp = Blueprint("links", __name__)
@@ -38,6 +38,12 @@ _MAX_JSON_INT = 2**53 - 1
 
 class InvalidLink(Forbidden):
     code, default_message = "invalid-link", "This link is invalid, expired or revoked"
+
+
+def current_principal() -> Principal:
+    """The request's principal (resolved by the auth layer); the open admin before it exists."""
+    principal = g.get("principal")
+    return principal if principal is not None else OPEN_ADMIN
 
 
 # -- links -----------------------------------------------------------------------------------
@@ -71,11 +77,9 @@ def revoke_links(upload_id: str) -> Response:
 
 
 @bp.route("/links/<upload_id>", methods=["GET", "HEAD"])
-def download_link(upload_id: str) -> Response:
+def link_download(upload_id: str) -> Response:
     """Download through a signed link: 403 unless the signature, expiry and secret all hold."""
     expires = _verified_link(upload_id)
-    # The link itself is the credential: whatever else the request carries, it reads this one
-    # upload and nothing more.
     g.principal = Principal(name=None, role="anonymous", via="link", link_upload=upload_id)
     download = service().download(upload_id, g.principal)
     response = send_download(download, send_body=request.method == "GET")
@@ -106,28 +110,24 @@ def _link_url(upload_id: str, expires: int, signature: str) -> str:
     query = urlencode({"expires": expires, "signature": signature})
     origin = service().settings.download_origin
     if origin:
-        return f"{origin}{url_for('links.download_link', upload_id=upload_id)}?{query}"
-    return f"{url_for('links.download_link', upload_id=upload_id, _external=True)}?{query}"
+        return f"{origin}{url_for('links.link_download', upload_id=upload_id)}?{query}"
+    return f"{url_for('links.link_download', upload_id=upload_id, _external=True)}?{query}"
 
 
 def _owned_upload(upload_id: str) -> UploadInfo:
-    """The upload if the caller may manage it; for anyone else exactly the 404 of a missing one.
-
-    Links are shared by owners and admins only: a grant holder or a link holder may read or
-    write an upload but never hand it on.
-    """
-    caller = principal()
-    if caller.is_anonymous or caller.grant is not None or caller.link_upload is not None:
+    """The upload if the caller may manage it; for anyone else exactly the 404 of a missing one."""
+    principal = current_principal()
+    if principal.is_anonymous or principal.grant is not None or principal.link_upload:
         raise UploadNotFound()
-    return service().info(upload_id, caller, "write")
+    return service().info(upload_id, principal)
 
 
 # -- grants ----------------------------------------------------------------------------------
 @bp.post("/api/grants")
 def create_grant() -> Response:
     """A signed token that lets someone without an account make a few bounded uploads."""
-    caller = principal()
-    if caller.name is None or caller.grant is not None or caller.link_upload is not None:
+    principal = current_principal()
+    if principal.name is None or principal.grant is not None or principal.link_upload:
         raise Forbidden("only a signed-in user can issue upload grants")
     settings = service().settings
     body = _json_body()
@@ -138,7 +138,7 @@ def create_grant() -> Response:
     metadata = _metadata_field(body.get("metadata"), settings.max_metadata_size)
     grant = Grant(
         id=new_grant_id(),
-        owner=caller.name,
+        owner=principal.name,
         max_size=max_size,
         uploads=uploads,
         expires=float(int(time.time()) + expires_in),
@@ -148,9 +148,7 @@ def create_grant() -> Response:
     log_security_event(
         "grant-created", grant_id=grant.id, owner=grant.owner, uploads=uploads, max_size=max_size
     )
-    response = jsonify(
-        grant=token, expires=_iso(grant.expires), uploads=uploads, max_size=max_size
-    )
+    response = jsonify(grant=token, expires=_iso(grant.expires), uploads=uploads, max_size=max_size)
     response.status_code = 201
     response.headers["Cache-Control"] = "no-store"
     return response
@@ -198,4 +196,3 @@ def _int_field(body: dict[str, Any], name: str, low: int, high: int) -> int:
 
 def _iso(timestamp: float) -> str:
     return datetime.fromtimestamp(timestamp, UTC).isoformat().replace("+00:00", "Z")
-
