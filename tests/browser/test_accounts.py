@@ -5,6 +5,7 @@ of every file and of the users."""
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -144,6 +145,15 @@ def test_a_wrong_password_is_refused_with_a_message(server: LiveServer, page: Pa
     expect(page.get_by_test_id("login-error")).to_have_text("Wrong user name or password.")
     expect(page.get_by_test_id("signed-in")).to_be_hidden()
     expect(login.get_by_label("Password", exact=True)).to_have_value("")
+
+    # Guessing on: past the per-name limit the server answers 429, and the page says when to retry.
+    for attempt in range(2, 7):
+        login.get_by_label("Password", exact=True).fill(f"guess {attempt}")
+        login.get_by_role("button", name="Sign in").click()
+        expect(login.get_by_role("button", name="Sign in")).to_be_enabled()
+    expect(page.get_by_test_id("login-error")).to_have_text(
+        re.compile(r"^Too many attempts: try again in \d+ s\.$")
+    )
 
 
 # ---- tokens ------------------------------------------------------------------------------------
