@@ -28,6 +28,7 @@ from .hooks import ChainedHooks, Hooks, hooks_from_settings
 from .keepalive import SettleBody
 from .locks.keeper import LockKeeper
 from .locks.redis import LockManager
+from .origins import cors_allow_list
 from .protocol import safe_header_value
 from .request_log import FACTS_KEY, RequestFacts, RequestLog
 from .service import UploadService
@@ -239,10 +240,13 @@ def _enable_cors(app: Flask, settings: Settings) -> None:
     """Cross-origin uploads for the configured origins, on every response (errors included)."""
     from flask_cors import CORS
 
-    origins: str | list[str] = "*" if "*" in settings.cors_origins else list(settings.cors_origins)
+    allowed = cors_allow_list(settings.cors_origins)
     CORS(
         app,
-        origins=origins,
+        origins=allowed,
+        # The page hosted on a listed origin signs in with the session cookie. Never for `*`:
+        # that would let every site on the web act with a signed-in user's cookie.
+        supports_credentials=allowed != "*",
         methods=["GET", "HEAD", "POST", "PATCH", "DELETE", "OPTIONS"],
         allow_headers=TUS_REQUEST_HEADERS,
         expose_headers=TUS_RESPONSE_HEADERS,

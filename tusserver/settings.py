@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .origins import origin_problem
+
 PREFIX = "TUSSERVER_"
 MiB = 1024 * 1024
 
@@ -212,6 +214,10 @@ class Settings:
                 f"TUSSERVER_INTERIM_RESPONSES must be auto, true or false, "
                 f"not {self.interim_responses!r}"
             )
+        for origin in self.cors_origins:
+            problem = origin_problem(origin)
+            if problem:
+                raise SettingsError(f"TUSSERVER_CORS_ORIGINS: {origin!r}: {problem}")
         if self.auth not in ("required", "none"):
             raise SettingsError(f"TUSSERVER_AUTH must be 'required' or 'none', not {self.auth!r}")
         self._validate_signing()
