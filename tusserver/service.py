@@ -10,11 +10,13 @@ protocols (docs/architecture.md, "Layers").
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import hmac
 import logging
 import time
 import unicodedata
 from collections import OrderedDict
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO, Literal
@@ -25,21 +27,31 @@ from .body import BodyReader
 from .errors import (
     BackendUnavailable,
     Forbidden,
+    InconsistentLength,
     InvalidConcat,
     InvalidHeader,
     LengthRequired,
     OffsetMismatch,
+    ReprDigestMismatch,
     TooLarge,
     TusError,
+    UploadCompleted,
     UploadGone,
     UploadIncomplete,
+    UploadLocked,
     UploadNotFound,
 )
 from .hooks import Hooks, NoHooks
 from .locks.base import Locker
 from .locks.keeper import LockKeeper
-from .models import UploadInfo, expiry, new_upload_id
+from .models import UploadInfo, WriteResult, expiry, new_upload_id
 from .protocol import Checksum, is_upload_id
+from .protocol_ietf import (
+    DIGEST_ALGORITHMS,
+    Limits,
+    decode_digest_values,
+    encode_digest_values,
+)
 from .settings import Settings
 from .state.base import Page, StateStore
 from .storage.base import DataStore
@@ -67,6 +79,13 @@ class NewUpload:
     members: tuple[str, ...] = ()
     body_length: int | None = None
     """The declared size (Content-Length) of a creation-with-upload body, if known."""
+    metadata_binary: dict[str, str] | None = None
+    digests: dict[str, str] | None = None
+    """RFC 9530 name -> base64 digest of the whole upload, or "" to have it computed."""
+
+
+Checksums = Checksum | Sequence[Checksum] | None
+"""One checksum or several (Upload-Checksum and Content-Digest), all verified on one pass."""
 
 
 ORPHAN_GRACE = 3600.0
@@ -173,7 +192,25 @@ class UploadService:
             check_access(info, principal, action)
         if info.is_expired(self.clock()):
             raise UploadGone("upload expired")
+        if info.is_final and not info.is_complete:
+            info = self._settle_final(info)
         return info
+
+    def limits(self, info: UploadInfo | None = None) -> Limits:
+        """The limits an upload (or, without one, a new upload) is held to, for Upload-Limit.
+
+        No minimum is enforced (min-size 0); one request may carry the whole upload, so the
+        largest append is the largest upload; max-age is what is left of an incomplete upload's
+        life (a complete upload does not expire).
+        """
+        max_size = self.settings.max_size or None
+        if info is None:
+            max_age: int | None = self.settings.expire_after
+        elif info.expires is None or info.is_complete:
+            max_age = None
+        else:
+            max_age = max(0, int(info.expires - self.clock()))
+        return Limits(max_size=max_size, min_size=0, max_append_size=max_size, max_age=max_age)
 
     def list(
         self, principal: Principal, limit: int, offset: int = 0, owner: str | None = None
@@ -211,9 +248,12 @@ class UploadService:
             owner=principal.name,
             concat=request.concat,
             grant=principal.grant.id if principal.grant else None,
+            metadata_binary=dict(request.metadata_binary or {}),
+            digests=dict(request.digests or {}),
         )
         info = self._pre_create(info)
         if info.length == 0:
+            info = info.evolve(digests=self._verify_representation(info, WriteResult(0)))
             info = info.evolve(completed=now)
         info = info.evolve(expires=expiry(info, now, self.settings.expire_after))
         self._reserve(info, info.length, principal)
@@ -229,26 +269,37 @@ class UploadService:
         return info
 
     def _create_final(self, request: NewUpload, principal: Principal) -> UploadInfo:
+        """A final upload; its partial uploads may still be running (concatenation-unfinished).
+
+        Concatenation is virtual, so a final upload made before its partials finish is simply
+        recorded incomplete; it completes (and fires post-finish) when the last one does.
+        """
         if request.length is not None or request.defer_length:
             raise InvalidHeader("a final upload must not have Upload-Length: it is the sum")
         if not request.members:
             raise InvalidConcat("a final upload needs at least one partial upload")
+        if request.digests:
+            raise InvalidHeader("Repr-Digest is not supported on a final upload")
         members = [self._partial_member(member_id, principal) for member_id in request.members]
-        length = sum(member.length or 0 for member in members)
-        self._check_size(length)
+        lengths = [member.length for member in members]
+        length = None if None in lengths else sum(m.length or 0 for m in members)
+        if length is not None:
+            self._check_size(length)
+        finished = all(member.is_complete for member in members)
         now = self.clock()
         info = UploadInfo(
             id=new_upload_id(),
-            length=length,
-            offset=length,
+            length=length if finished else None,
+            offset=length if finished and length is not None else 0,
             metadata=dict(request.metadata or {}),
             created=now,
             updated=now,
-            completed=now,
+            completed=now if finished else None,
             owner=principal.name,
             concat="final",
             members=tuple(member.id for member in members),
             grant=principal.grant.id if principal.grant else None,
+            metadata_binary=dict(request.metadata_binary or {}),
         )
         info = self._pre_create(info)
         self.store.save_info(info)
@@ -256,8 +307,36 @@ class UploadService:
         # again in the same step that references them, so none can be removed in between.
         self._record(info, lambda: self.state.create_final(info, now))
         self.hooks.after("post-create", info)
-        self.hooks.after("post-finish", info)
+        if finished:
+            self.hooks.after("post-finish", info)
+        else:
+            info = self._settle_final(info)  # a partial may have finished meanwhile
         return info
+
+    def final_length(self, info: UploadInfo) -> int | None:
+        """The length an unfinished final upload will have, if every partial's is known yet."""
+        if info.length is not None:
+            return info.length
+        total = 0
+        for member_id in info.members:
+            member = self.state.get(member_id)
+            if member is None or member.length is None:
+                return None
+            total += member.length
+        return total
+
+    def _settle_final(self, info: UploadInfo) -> UploadInfo:
+        """Complete an unfinished final upload if all its partial uploads are complete now."""
+        members = [self.state.get(member_id) for member_id in info.members]
+        if not all(member is not None and member.is_complete for member in members):
+            return info
+        length = sum((member.length or 0) for member in members if member is not None)
+        completed = self.state.complete_final(info, length, self.clock())
+        if completed is None:  # someone else completed it (or it is gone): read it back
+            return self.state.get(info.id) or info
+        self.store.save_info(completed)
+        self.hooks.after("post-finish", completed)
+        return completed
 
     def _record(self, info: UploadInfo, record: Callable[[], None] | None = None) -> None:
         """Record a new upload in the state store; if that fails, free what the store holds."""
@@ -276,11 +355,6 @@ class UploadService:
             raise InvalidConcat(f"partial upload {member_id} does not exist") from exc
         if not member.is_partial:
             raise InvalidConcat(f"upload {member_id} is not a partial upload")
-        if not member.is_complete:
-            raise InvalidConcat(
-                f"partial upload {member_id} is not complete ({member.offset} of "
-                f"{member.length if member.length is not None else 'unknown'} bytes)"
-            )
         return member
 
     def _pre_create(self, info: UploadInfo) -> UploadInfo:
@@ -350,10 +424,14 @@ class UploadService:
         principal: Principal,
         offset: int,
         body: BodyReader,
-        checksum: Checksum | None = None,
+        checksum: Checksums = None,
         length: int | None = None,
+        complete: bool = False,
     ) -> UploadInfo:
         """Write the body at `offset` and advance the offset by what durably arrived.
+
+        `complete` says this body ends the upload (the IETF draft's `Upload-Complete: ?1`):
+        the length becomes known, at the latest when the whole body has arrived.
 
         The hot path is two state round trips: taking the lock reads the state with it, and
         the commit releases the lock with it. Ownership is checked on what the lock read; when
@@ -399,6 +477,9 @@ class UploadService:
                 self.clock,
                 self.settings.expire_after,
                 declares_length,
+                completes=complete,
+                verify=self._verify_representation if info.digests else None,
+                on_length_known=lambda known: self._reserve(known, known.length, principal),
             )
             if declares_length:
                 # A declared length is counted against the quota before any byte is written,
@@ -408,15 +489,47 @@ class UploadService:
                 # The keeper refreshes the lock and may interrupt the body while it streams; it
                 # lets go of the body before the commit releases the lock.
                 with self.keeper.watch(lock, body):
-                    attempt.write(body, checksum)
+                    attempt.write(body, _as_checksums(checksum))
                 committed, done = attempt.finish()
             except BaseException:
-                if declares_length and self._load_length(info.id) is None:
-                    self._release(info, info.length)
+                if attempt.declares_length and self._load_length(info.id) is None:
+                    self._release(attempt.info, attempt.info.length)
                 raise
-        if committed is not info:
+        if committed is not attempt.info or attempt.declares_length:
             self._after_write(committed, done)
         return committed
+
+    def append_completing(
+        self,
+        upload_id: str,
+        principal: Principal,
+        offset: int,
+        body: BodyReader,
+        checksum: Checksums = None,
+        *,
+        complete: bool,
+        length: int | None = None,
+    ) -> UploadInfo:
+        """An append that says whether it ends the upload (the IETF draft's Upload-Complete).
+
+        A complete upload takes no more appends. With `complete` and a Content-Length, the
+        length is known before a byte is read and must agree with every other indication.
+        """
+        info = self._load(upload_id, principal=principal, action="write")
+        if info.is_complete:
+            if body.expected == 0:
+                raise UploadCompleted(f"upload {upload_id} is already complete")
+            raise InconsistentLength(
+                f"upload {upload_id} is complete at {info.length} bytes: nothing can be appended"
+            )
+        if complete and body.expected is not None:
+            ends_at = offset + body.expected
+            if length is not None and length != ends_at:
+                raise InconsistentLength(
+                    f"Upload-Length {length} does not match offset plus content ({ends_at})"
+                )
+            length = ends_at
+        return self.append(upload_id, principal, offset, body, checksum, length, complete)
 
     def _load_length(self, upload_id: str) -> int | None:
         """The length the state store holds now (None: deferred still, or the upload is gone)."""
@@ -434,11 +547,43 @@ class UploadService:
             limits.append(principal.grant.max_size)
         return min(limits) - info.offset if limits else None
 
+    def _verify_representation(self, info: UploadInfo, result: WriteResult) -> dict[str, str]:
+        """Digest a write that completes an upload with Repr-Digest or Want-Repr-Digest.
+
+        The stored bytes are read back, this write's included (durable but not yet committed),
+        so the digest covers exactly what downloads will serve. A mismatch aborts the write
+        attempt: the upload stays incomplete and never completes with bytes the client did not
+        mean.
+        Returns the digests to record ({} when nothing was asked).
+        """
+        end = info.offset + result.bytes_written
+        if not info.digests or info.length is None or end < info.length:
+            return {}
+        pending = info.evolve(offset=end, parts=info.parts + result.parts)
+        hashers = {name: hashlib.new(DIGEST_ALGORITHMS[name]) for name in info.digests}
+        for chunk in self.store.read(pending, 0, end) if end else ():
+            for hasher in hashers.values():
+                hasher.update(chunk)
+        computed = {name: hasher.digest() for name, hasher in hashers.items()}
+        expected = decode_digest_values(info.digests)
+        for name, digest in expected.items():
+            if not hmac.compare_digest(computed[name], digest):
+                raise ReprDigestMismatch(
+                    f"the {end} bytes uploaded do not match the {name} Repr-Digest announced "
+                    "at creation; the upload stays incomplete"
+                )
+        return encode_digest_values(computed)
+
     def _after_write(self, info: UploadInfo, done: bool) -> None:
         if done:
             self._last_receive_hook.pop(info.id, None)
             if not info.is_partial:
                 self.hooks.after("post-finish", info)
+                return
+            for final_id in self.state.referencing_finals(info.id):
+                final = self.state.get(final_id)
+                if final is not None and not final.is_complete:
+                    self._settle_final(final)
             return
         now = self.clock()
         last = self._last_receive_hook.get(info.id, 0.0)
@@ -456,7 +601,9 @@ class UploadService:
         if info.length is not None:
             if info.length == length:
                 return info
-            raise InvalidHeader("Upload-Length is already set and cannot change")
+            raise InconsistentLength(
+                f"Upload-Length {length} differs from the upload's length {info.length}"
+            )
         if length < info.offset:
             raise InvalidHeader(f"Upload-Length {length} is below the offset {info.offset}")
         self._check_size(length, principal)
@@ -490,7 +637,7 @@ class UploadService:
             if removed == 0:  # nothing could go (e.g. locked): do not spin
                 return removed
 
-    def _remove(self, info: UploadInfo) -> None:
+    def _remove(self, info: UploadInfo, holding: frozenset[str] = frozenset()) -> None:
         """Forget state first (clients then see 410), then free the bytes; unused partials go.
 
         The state store refuses, atomically, to remove a partial upload a final references.
@@ -501,7 +648,8 @@ class UploadService:
         self._last_receive_hook.pop(info.id, None)
         self._delete_bytes(info)
         for member_id in unused:
-            self._remove_unused_partial(member_id)
+            if member_id not in holding:  # one whose lock the caller holds, it removes itself
+                self._remove_unused_partial(member_id)
 
     def _delete_bytes(self, info: UploadInfo) -> None:
         try:
@@ -510,12 +658,21 @@ class UploadService:
             log.warning("bytes of removed upload %s left for the orphan sweep", info.id)
 
     def _remove_unused_partial(self, member_id: str) -> None:
+        # Never asks a running write to let go: an unfinished partial being written keeps its
+        # own expiry and goes when that passes.
         try:
-            with self.locks.hold(member_id, read=True, with_parts=self.store.keeps_parts) as lock:
-                if lock.info is not None:
-                    self._remove(lock.info)
-        except (UploadNotFound, UploadGone, Forbidden):
-            return  # gone already, or a new final uses it now
+            lock = self.locks.acquire(
+                member_id, wait=1, ask_release=False, read=True, with_parts=self.store.keeps_parts
+            )
+        except (UploadNotFound, UploadGone, UploadLocked):
+            return
+        try:
+            if lock.info is not None:
+                self._remove(lock.info)
+        except Forbidden:
+            return  # a new final uses it now
+        finally:
+            lock.release()
 
     def cleanup(self) -> list[str]:
         """Remove every expired upload (and unused complete partials past their expiry)."""
@@ -544,11 +701,30 @@ class UploadService:
             info = lock.info
             if info is None or not info.is_expired(now):
                 return False
+            if info.is_partial and self.state.referencing_finals(upload_id):
+                return self._expire_unfinished_finals(info)
             self._remove(info)
             log.info("expired upload %s (%s of %s bytes)", info.id, info.offset, info.length)
             return True
         finally:
             lock.release()
+
+    def _expire_unfinished_finals(self, partial: UploadInfo) -> bool:
+        """An expired partial upload takes its unfinished final uploads with it.
+
+        Those can never complete now; a complete final keeps its partial (it is part of a file).
+        """
+        final_ids = self.state.referencing_finals(partial.id)
+        finals = [self.state.get(final_id) for final_id in final_ids]
+        if any(final is not None and final.is_complete for final in finals):
+            return False
+        for final in finals:
+            if final is not None:
+                self._remove(final, holding=frozenset({partial.id}))
+        with contextlib.suppress(Forbidden):  # unless another final took it meanwhile
+            self._remove(partial)
+        log.info("expired partial upload %s and %d unfinished final(s)", partial.id, len(finals))
+        return True
 
     def sweep_orphans(self, grace: float = ORPHAN_GRACE) -> list[str]:
         """Remove stored bytes that no live upload owns, once older than `grace` seconds.
@@ -581,9 +757,13 @@ class UploadService:
             metadata.pop("name", None)
             metadata["filename"] = filename
             now = self.clock()
-            info = info.evolve(metadata=metadata, updated=now)
+            old_binary = info.metadata_binary
+            binary = {k: v for k, v in old_binary.items() if k not in ("name", "filename")}
+            info = info.evolve(metadata=metadata, metadata_binary=binary, updated=now)
             self.store.save_info(info)
             self.state.set_metadata(info, metadata, now)
+            if binary != old_binary:
+                self.state.set_metadata_binary(info, binary)
         return info
 
     # -- downloads -------------------------------------------------------------------------
@@ -652,6 +832,14 @@ def check_access(info: UploadInfo, principal: Principal, action: Action) -> None
         allowed = principal.owns(info.owner)
     if not allowed:
         raise UploadNotFound()
+
+
+def _as_checksums(checksum: Checksums) -> tuple[Checksum, ...]:
+    if checksum is None:
+        return ()
+    if isinstance(checksum, Checksum):
+        return (checksum,)
+    return tuple(checksum)
 
 
 def _valid_filename(filename: str) -> str:

@@ -161,12 +161,19 @@ def test_a_final_of_a_removed_partial_is_refused(state: RedisState) -> None:
     assert state.get(final.id) is None
 
 
-def test_a_final_of_an_incomplete_partial_is_refused(state: RedisState) -> None:
-    partial = make(length=10, concat="partial")
-    state.create(partial)
-    final = make(length=10, offset=10, concat="final", members=(partial.id,))
-    with pytest.raises(InvalidConcat):
-        state.create_final(final, now=1001.0)
+def test_an_unfinished_partial_keeps_its_expiry_until_it_completes(state: RedisState) -> None:
+    """Concatenation-unfinished: a final may reference a running partial; that partial still
+    expires if abandoned, and stops expiring once it completes while a final uses it."""
+    partial = locked(state, make(length=10, concat="partial"))
+    final = make(length=None, concat="final", members=(partial.id,))
+    state.create_final(final, now=1001.0)
+    assert partial.id in state.expired(now=10**9)
+
+    state.commit_write(partial, 10, [], TOKEN, updated=2, expires=3, completed=2, release=True)
+
+    done = state.get(partial.id)
+    assert done is not None and done.is_complete and done.expires is None
+    assert partial.id not in state.expired(now=10**9)
 
 
 def test_a_complete_or_empty_partial_enters_the_expiry_index(state: RedisState) -> None:

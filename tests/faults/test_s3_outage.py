@@ -27,7 +27,7 @@ DATA = b"".join(hashlib.sha256(i.to_bytes(4, "big")).digest() for i in range(4 *
 @pytest.fixture
 def proxy(moto_endpoint: str) -> Iterator[TcpProxy]:
     parts = urlsplit(moto_endpoint if "://" in moto_endpoint else f"http://{moto_endpoint}")
-    running = TcpProxy((parts.hostname or "127.0.0.1", parts.port or 80))
+    running = TcpProxy(parts.hostname or "127.0.0.1", parts.port or 80)
     yield running
     # Restored, not closed: the apps' teardown (set up before this) still drops its bucket
     # through it. The listener is a daemon thread that ends with the session.
@@ -60,7 +60,7 @@ class CutsAfter(io.RawIOBase):
 
 
 def test_s3_cut_during_a_patch(make_app: Callable[..., Flask], proxy: TcpProxy) -> None:
-    app = make_app(s3_endpoint=f"http://{proxy.endpoint}")
+    app = make_app(s3_endpoint=f"http://{proxy.address}")
     client = app.test_client()
     path = create(client, len(DATA))
     acknowledged = [offset_of(client, path)]
@@ -83,7 +83,7 @@ def test_s3_cut_during_a_patch(make_app: Callable[..., Flask], proxy: TcpProxy) 
 
 
 def test_s3_cut_before_a_download(make_app: Callable[..., Flask], proxy: TcpProxy) -> None:
-    app = make_app(s3_endpoint=f"http://{proxy.endpoint}")
+    app = make_app(s3_endpoint=f"http://{proxy.address}")
     client = app.test_client()
     path = create(client, len(DATA))
     assert patch(client, path, 0, DATA).status_code == 204
@@ -106,7 +106,7 @@ def test_s3_cut_during_a_download_ends_the_body_short(
     make_app: Callable[..., Flask], proxy: TcpProxy
 ) -> None:
     """Once the headers went out, a cut can only end the body early: never a wrong byte."""
-    app = make_app(s3_endpoint=f"http://{proxy.endpoint}", read_chunk_size=16 * 1024)
+    app = make_app(s3_endpoint=f"http://{proxy.address}", read_chunk_size=16 * 1024)
     client = app.test_client()
     path = create(client, len(DATA))
     assert patch(client, path, 0, DATA).status_code == 204

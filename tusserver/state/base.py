@@ -90,6 +90,14 @@ class StateStore(Protocol):
 
     def set_metadata(self, info: UploadInfo, metadata: dict[str, str], updated: float) -> None: ...
 
+    def set_digests(self, info: UploadInfo, digests: dict[str, str]) -> None: ...
+
+    def set_metadata_binary(self, info: UploadInfo, binary: dict[str, str]) -> None: ...
+
+    def complete_final(
+        self, info: UploadInfo, length: int, completed: float
+    ) -> UploadInfo | None: ...
+
     def delete(self, info: UploadInfo, gone_ttl: int) -> list[str]:
         """Forget the upload, leave a tombstone; the member ids no final uses any more.
 

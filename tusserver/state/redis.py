@@ -20,6 +20,7 @@ from typing import Any
 import redis
 from redis.exceptions import RedisError
 
+from .. import backend_status
 from ..errors import (
     BackendUnavailable,
     Forbidden,
@@ -71,17 +72,20 @@ if ARGV[8] ~= '' then
   if len ~= '' and len ~= ARGV[8] then return {'length', len} end
   redis.call('HSET', KEYS[1], 'length', ARGV[8])
 end
-redis.call('HSET', KEYS[1], 'offset', ARGV[3], 'updated', ARGV[4], 'expires', ARGV[5],
+local expires = ARGV[5]
+if ARGV[6] ~= '' and redis.call('SCARD', KEYS[5]) > 0 then expires = '' end
+redis.call('HSET', KEYS[1], 'offset', ARGV[3], 'updated', ARGV[4], 'expires', expires,
            'completed', ARGV[6])
-if ARGV[5] == '' then
+if expires == '' then
   redis.call('ZREM', KEYS[3], ARGV[7])
 else
-  redis.call('ZADD', KEYS[3], ARGV[5], ARGV[7])
+  redis.call('ZADD', KEYS[3], expires, ARGV[7])
 end
 for i = 10, #ARGV, 2 do
   redis.call('ZADD', KEYS[2], ARGV[i], ARGV[i + 1])
 end
 if ARGV[9] == '1' then redis.call('DEL', KEYS[4]) end
+if expires == '' and ARGV[5] ~= '' then return {'ok', 'kept'} end
 return {'ok'}
 """
 
@@ -94,9 +98,6 @@ for i = first, #ARGV do
   if not f[3] then return {'missing', ARGV[i]} end
   if f[4] and f[4] ~= '' and tonumber(f[4]) <= now then return {'missing', ARGV[i]} end
   if f[1] ~= 'partial' then return {'not-partial', ARGV[i]} end
-  if (not f[2]) or f[2] == '' or tonumber(f[2]) ~= tonumber(f[3]) then
-    return {'incomplete', ARGV[i], f[3], f[2] or ''}
-  end
 end
 redis.call('HSET', KEYS[1], unpack(ARGV, 6, first - 1))
 redis.call('ZADD', KEYS[2], ARGV[3], ARGV[1])
@@ -104,10 +105,21 @@ if ARGV[4] == '1' then redis.call('ZADD', KEYS[4], ARGV[3], ARGV[1]) end
 for i = first, #ARGV do
   local j = i - first
   redis.call('SADD', KEYS[6 + 2 * j], ARGV[1])
-  redis.call('HSET', KEYS[5 + 2 * j], 'expires', '')
-  redis.call('ZREM', KEYS[3], ARGV[i])
+  local f = redis.call('HMGET', KEYS[5 + 2 * j], 'length', 'offset')
+  if f[1] and f[1] ~= '' and tonumber(f[1]) == tonumber(f[2]) then
+    redis.call('HSET', KEYS[5 + 2 * j], 'expires', '')
+    redis.call('ZREM', KEYS[3], ARGV[i])
+  end
 end
 return {'ok'}
+"""
+
+_COMPLETE_FINAL = """
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+local completed = redis.call('HGET', KEYS[1], 'completed')
+if completed and completed ~= '' then return 0 end
+redis.call('HSET', KEYS[1], unpack(ARGV))
+return 1
 """
 
 _SET_FIELDS_IF_EXISTS = """
@@ -139,20 +151,31 @@ def translate_errors() -> Iterator[None]:
     try:
         yield
     except RedisError as exc:
-        log.error("redis unavailable: %s", exc)
+        backend_status.failed(backend_status.REDIS, exc)  # logs once per outage
         raise BackendUnavailable("state store (Redis) unavailable; try again later") from exc
+    else:
+        backend_status.ok(backend_status.REDIS)
 
 
-def connect(url: str) -> redis.Redis:
-    """A client with short timeouts, so an outage is a quick 503 rather than a hung request."""
-    return redis.Redis.from_url(
+def connect(url: str, max_connections: int = 64) -> redis.Redis:
+    """A client with short timeouts, so an outage is a quick 503 rather than a hung request.
+
+    The pool is bounded and blocking: under the gevent worker thousands of requests of one
+    process may want Redis at the same moment, and each would otherwise open a connection of
+    its own (redis-py's default pool refuses past 100). A request waits up to 10 s for one of
+    `max_connections`, then fails like any other Redis outage.
+    """
+    pool = redis.BlockingConnectionPool.from_url(
         url,
+        max_connections=max_connections,
+        timeout=10,
         decode_responses=True,
         socket_connect_timeout=3,
         socket_timeout=10,
         health_check_interval=30,
         retry_on_timeout=False,
     )
+    return redis.Redis(connection_pool=pool)
 
 
 class RedisState:
@@ -168,6 +191,7 @@ class RedisState:
         self._commit_write = client.register_script(_COMMIT_WRITE)
         self._create_final = client.register_script(_CREATE_FINAL_SCRIPT)
         self._set_fields = client.register_script(_SET_FIELDS_IF_EXISTS)
+        self._complete_final = client.register_script(_COMPLETE_FINAL)
         self._delete = client.register_script(_DELETE)
 
     # -- reads -----------------------------------------------------------------------------
@@ -330,6 +354,7 @@ class RedisState:
             self.keys.parts(info.id),
             self.keys.expiry,
             self.keys.lock(info.id),
+            self.keys.refs(info.id),
         ]
         with translate_errors():
             result = self._commit_write(keys=keys, args=args)
@@ -347,7 +372,7 @@ class RedisState:
             length=info.length if length is None else length,
             offset=new_offset,
             updated=updated,
-            expires=expires,
+            expires=None if completed is not None and info.is_partial and result[1:] else expires,
             completed=completed,
             parts=info.parts + parts,
         )
@@ -359,6 +384,30 @@ class RedisState:
             done = self._set_fields(keys=[self.keys.upload(info.id)], args=fields)
         if not done:
             raise UploadNotFound()
+
+    def set_digests(self, info: UploadInfo, digests: dict[str, str]) -> None:
+        """Record the digests of a complete upload (if it still exists)."""
+        fields = ["digests", json.dumps(digests)]
+        with translate_errors():
+            self._set_fields(keys=[self.keys.upload(info.id)], args=fields)
+
+    def set_metadata_binary(self, info: UploadInfo, binary: dict[str, str]) -> None:
+        """Replace the as-sent base64 of non-UTF-8 metadata values (a rename drops one)."""
+        fields = ["metadata_binary", json.dumps(binary)]
+        with translate_errors():
+            self._set_fields(keys=[self.keys.upload(info.id)], args=fields)
+
+    def complete_final(self, info: UploadInfo, length: int, completed: float) -> UploadInfo | None:
+        """Mark a final upload complete once its last partial upload is; None if it is gone.
+
+        Only the first caller changes anything, so post-finish fires once.
+        """
+        fields = ["length", str(length), "offset", str(length), "completed", repr(completed)]
+        with translate_errors():
+            done = self._complete_final(keys=[self.keys.upload(info.id)], args=fields)
+        if not done:
+            return None
+        return info.evolve(length=length, offset=length, completed=completed)
 
     def delete(self, info: UploadInfo, gone_ttl: int) -> list[str]:
         """Forget the upload everywhere and leave a tombstone for `gone_ttl` seconds.
@@ -450,6 +499,8 @@ def _encode(info: UploadInfo) -> dict[str, str]:
         "concat": info.concat or "",
         "members": json.dumps(list(info.members)),
         "grant": info.grant or "",
+        "metadata_binary": json.dumps(info.metadata_binary),
+        "digests": json.dumps(info.digests),
     }
 
 
@@ -469,6 +520,8 @@ def _decode(upload_id: str, fields: dict[str, str]) -> UploadInfo | None:
         concat=fields.get("concat") or None,
         members=tuple(json.loads(fields.get("members") or "[]")),
         grant=fields.get("grant") or None,
+        metadata_binary=json.loads(fields.get("metadata_binary") or "{}"),
+        digests=json.loads(fields.get("digests") or "{}"),
     )
 
 

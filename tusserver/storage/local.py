@@ -10,8 +10,10 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import BinaryIO
 
+from .. import backend_status
 from ..errors import BackendUnavailable, TooLarge
 from ..models import UploadInfo, WriteResult
+from ..offload import blocking
 from ..protocol import is_upload_id
 
 log = logging.getLogger(__name__)
@@ -51,7 +53,7 @@ class LocalStore:
             fd = os.open(self._path(info), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o640)
             os.close(fd)
             if self.fsync:
-                self._fsync_directory()
+                blocking(self._fsync_directory)
         except OSError as exc:
             raise _unavailable("create", exc) from exc
 
@@ -66,17 +68,16 @@ class LocalStore:
         try:
             os.lseek(fd, info.offset, os.SEEK_SET)
             for chunk in chunks:
-                view = memoryview(chunk)
-                while view:
-                    count = os.write(fd, view)
-                    view = view[count:]
+                # Disk calls go through `blocking`: under the gevent worker a write stalled by
+                # dirty-page throttling or a long fsync must not stall other connections.
+                blocking(_write_all, fd, chunk)
                 written += len(chunk)
             if self.fsync:
-                os.fsync(fd)
+                blocking(os.fsync, fd)
         except OSError as exc:
             raise _unavailable("write", exc) from exc
         finally:
-            os.close(fd)
+            blocking(os.close, fd)  # closing after a large write can flush (ext4 auto_da_alloc)
         return WriteResult(written)
 
     def discard(self, info: UploadInfo, result: WriteResult, exclusive: bool = False) -> None:
@@ -87,7 +88,7 @@ class LocalStore:
         """
         if exclusive and result.bytes_written:
             with contextlib.suppress(FileNotFoundError):
-                os.truncate(self._path(info), info.offset)
+                blocking(os.truncate, self._path(info), info.offset)
 
     def read(self, info: UploadInfo, start: int, end: int) -> Iterator[bytes]:
         try:
@@ -140,9 +141,16 @@ class LocalStore:
             os.close(fd)
 
 
+def _write_all(fd: int, chunk: bytes) -> None:
+    view = memoryview(chunk)
+    while view:
+        count = os.write(fd, view)
+        view = view[count:]
+
+
 def _unavailable(action: str, exc: OSError) -> Exception:
     """Translate an OS error into the catalogue; a full disk is the client's 'too large'."""
     if exc.errno in (errno.ENOSPC, errno.EDQUOT):
         return TooLarge("the server is out of storage space for this upload")
-    log.error("local store %s failed: %s", action, exc)
+    backend_status.failed(backend_status.STORAGE, f"local store {action} failed: {exc}")
     return BackendUnavailable(f"storage {action} failed")

@@ -28,6 +28,7 @@ from urllib3.exceptions import (
 )
 from urllib3.util import Retry, Timeout
 
+from ... import backend_status
 from ...errors import BackendUnavailable
 from ...settings import Settings
 
@@ -216,9 +217,11 @@ class S3Connection:
     def _call(self, action: str, operation: Callable[[], T]) -> T:
         """Run one client operation, translating its failures at this boundary."""
         try:
-            return operation()
+            result = operation()
         except CLIENT_ERRORS as exc:
             raise _unavailable(action, exc) from None
+        backend_status.ok(backend_status.STORAGE)
+        return result
 
 
 def describe(exc: BaseException) -> str:
@@ -252,7 +255,7 @@ def describe(exc: BaseException) -> str:
 
 
 def _unavailable(action: str, exc: BaseException) -> BackendUnavailable:
-    """Log a client failure and turn it into the catalogue's 503."""
+    """Report a client failure (logged once per outage) and turn it into the catalogue's 503."""
     reason = describe(exc)
-    log.error("S3 %s failed: %s", action, reason)
+    backend_status.failed(backend_status.STORAGE, f"S3 {action} failed: {reason}")
     return BackendUnavailable(f"storage {action} failed: {reason}")
