@@ -19,6 +19,7 @@ from moto.server import ThreadedMotoServer
 from tests.http.conftest import S3_PART_SIZE as P
 from tests.support.s3 import object_sizes, start_moto_server
 from tests.support.tus import TUS, create, digest_header, head, patch, send_raw, upload_id
+from tusserver.state.keys import Keys
 
 pytestmark = pytest.mark.parametrize("store_kind", ["s3"], indirect=True)
 
@@ -61,7 +62,7 @@ def all_objects(app: Flask, path: str) -> dict[str, int]:
 
 def part_index(client: redis.Redis, prefix: str, path: str) -> list[tuple[int, int]]:
     """The committed parts Redis holds for the upload, as sorted (start, size)."""
-    members = client.zrange(f"{prefix}upload:{{{upload_id(path)}}}:parts", 0, -1)
+    members = client.zrange(Keys(prefix).parts(upload_id(path)), 0, -1)
     return sorted(
         (int(start), int(size)) for start, size, *_attempt in (m.split(":") for m in members)
     )
