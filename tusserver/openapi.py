@@ -9,15 +9,33 @@ route are HTTP, not JSON, and are described in the README instead.
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 from . import __version__
+from .auth import passwords
+from .auth.accounts import LABEL_MAX, NAME_PATTERN
+from .settings import Settings
 
 JSON = "application/json"
 UPLOAD_ID = {"type": "string", "pattern": "^[0-9a-f]{32}$"}
 TIMESTAMP = {"type": "string", "format": "date-time"}
 NULLABLE_TIMESTAMP = {"type": ["string", "null"], "format": "date-time"}
-USER_NAME = {"type": "string", "minLength": 1, "maxLength": 64}
+USER_NAME = {"type": "string", "pattern": f"^{NAME_PATTERN.pattern}$"}
+_NAME_CHAR = "[^/\\x00-\\x1f\\x7f-\\x9f\\u2028\\u2029]"
+FILENAME = {
+    "type": "string",
+    "maxLength": 255,
+    # Not all blank, no '/', no control or line-breaking characters.
+    "pattern": f"^{_NAME_CHAR}*[^\\s/\\x00-\\x1f\\x7f-\\x9f]{_NAME_CHAR}*$",
+}
+OPTIONAL_NAME = {"type": "string", "pattern": f"^({NAME_PATTERN.pattern})?$"}
+PASSWORD = {
+    "type": "string",
+    "minLength": passwords.MIN_LENGTH,
+    "maxLength": passwords.MAX_LENGTH,
+}
+TOKEN_LIFETIME = {"type": "number", "exclusiveMinimum": 0, "maximum": 10 * 365 * 86400}
 ROLE = {"type": "string", "enum": ["admin", "user"]}
 SECONDS = {"type": "integer", "minimum": 1}
 
@@ -34,6 +52,11 @@ def _obj(
     if closed:
         schema["additionalProperties"] = False
     return schema
+
+
+def _request(properties: dict[str, Any], required: list[str] | None = None) -> dict[str, Any]:
+    """A request body: fields it does not know are ignored (so clients can be newer)."""
+    return _obj(properties, required, closed=False)
 
 
 def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
@@ -151,14 +174,14 @@ SCHEMAS: dict[str, Any] = {
             "expires": TIMESTAMP,
         }
     ),
-    "LinkRequest": _obj({"expires_in": {**SECONDS, "description": "Lifetime in seconds."}}),
-    "GrantRequest": _obj(
+    "LinkRequest": _request({"expires_in": {**SECONDS, "description": "Lifetime in seconds."}}),
+    "GrantRequest": _request(
         {
             "max_size": {"type": "integer", "minimum": 1, "description": "Bytes per upload."},
             "expires_in": {**SECONDS, "description": "Lifetime in seconds."},
             "uploads": {"type": "integer", "minimum": 1, "maximum": 1000},
             "metadata": {
-                "type": "object",
+                "type": ["object", "null"],
                 "additionalProperties": {"type": "string"},
                 "description": "Upload-Metadata fixed on every upload made with the grant.",
             },
@@ -173,8 +196,8 @@ SCHEMAS: dict[str, Any] = {
             "max_size": {"type": "integer", "minimum": 1},
         }
     ),
-    "Rename": _obj({"filename": {"type": "string", "minLength": 1, "maxLength": 255}}),
-    "Login": _obj({"name": {"type": "string"}, "password": {"type": "string"}}),
+    "Rename": _request({"filename": FILENAME}),
+    "Login": _request({"name": {"type": "string"}, "password": {"type": "string"}}),
     "Identity": _obj({"name": USER_NAME, "role": ROLE}),
     "Me": _obj(
         {
@@ -207,11 +230,11 @@ SCHEMAS: dict[str, Any] = {
         }
     ),
     "TokenList": _obj({"tokens": {"type": "array", "items": _ref("Token")}}),
-    "TokenRequest": _obj(
+    "TokenRequest": _request(
         {
-            "label": {"type": "string", "maxLength": 200},
-            "expires_in": SECONDS,
-            "owner": {**USER_NAME, "description": "Admins only: whose token."},
+            "label": {"type": "string", "pattern": f"^[^\\x00-\\x1f\\x7f]{{0,{LABEL_MAX}}}$"},
+            "expires_in": TOKEN_LIFETIME,
+            "owner": {**OPTIONAL_NAME, "description": "Admins only: whose token."},
         },
         required=["label"],
     ),
@@ -228,21 +251,21 @@ SCHEMAS: dict[str, Any] = {
         required=["name", "role", "created", "disabled", "quota", "usage"],
     ),
     "UserList": _obj({"users": {"type": "array", "items": _ref("User")}}),
-    "NewUser": _obj(
+    "NewUser": _request(
         {
             "name": USER_NAME,
-            "password": {"type": "string", "minLength": 1},
+            "password": PASSWORD,
             "role": ROLE,
             "quota": {"type": ["integer", "null"], "minimum": 0},
         },
         required=["name", "password"],
     ),
-    "UserChange": _obj(
+    "UserChange": _request(
         {
             "role": ROLE,
             "quota": {"type": ["integer", "null"], "minimum": 0},
             "disabled": {"type": "boolean"},
-            "password": {"type": "string", "minLength": 1},
+            "password": PASSWORD,
         },
         required=[],
     ),
@@ -250,7 +273,7 @@ SCHEMAS: dict[str, Any] = {
 
 _UPLOAD_ID_PARAM = _path_param("upload_id", UPLOAD_ID)
 _NAME_PARAM = _path_param("name", USER_NAME)
-_OWNER_FILTER = _query_param("owner", USER_NAME, "Admins only: list this user's.")
+_OWNER_FILTER = _query_param("owner", OPTIONAL_NAME, "Admins only: this user's (empty: mine).")
 
 PATHS: dict[str, Any] = {
     "/api/health": {
@@ -393,7 +416,7 @@ PATHS: dict[str, Any] = {
         },
     },
     "/api/tokens/{token_id}": {
-        "parameters": [_path_param("token_id", {"type": "string", "minLength": 1})],
+        "parameters": [_path_param("token_id", {"type": "string", "pattern": "^[0-9a-f]{16}$"})],
         "delete": {
             "summary": "Revoke a token",
             "operationId": "revokeToken",
@@ -433,8 +456,28 @@ PATHS: dict[str, Any] = {
 }
 
 
-def openapi_document() -> dict[str, Any]:
-    """The whole document (a fresh copy: callers may not change the module's)."""
+def _grant_metadata_limits(max_bytes: int) -> dict[str, Any]:
+    """Bounds under which any metadata fits in `max_bytes` once encoded (as the server counts:
+    key + base64 of the UTF-8 value + separators), so a schema-valid grant is never refused."""
+    pairs, key_length = 8, 32
+    per_pair = max_bytes // pairs - key_length - 4
+    value_length = max(per_pair * 3 // 4 // 4, 1)  # base64 of up to 4 UTF-8 bytes a character
+    return {
+        "maxProperties": pairs,
+        "propertyNames": {"pattern": f"^[!-+\\--~]{{1,{key_length}}}$"},
+        "additionalProperties": {"type": "string", "maxLength": value_length},
+    }
+
+
+def openapi_document(settings: Settings | None = None) -> dict[str, Any]:
+    """The whole document, with the limits this server's settings set (a fresh copy)."""
+    settings = settings or Settings()
+    schemas = copy.deepcopy(SCHEMAS)
+    schemas["LinkRequest"]["properties"]["expires_in"]["maximum"] = settings.link_max_lifetime
+    grant = schemas["GrantRequest"]["properties"]
+    grant["expires_in"]["maximum"] = settings.grant_max_lifetime
+    grant["max_size"]["maximum"] = settings.max_size or 2**53 - 1
+    grant["metadata"].update(_grant_metadata_limits(settings.max_metadata_size))
     return {
         "openapi": "3.1.0",
         "info": {
@@ -444,9 +487,9 @@ def openapi_document() -> dict[str, Any]:
             'Errors are `{"error": {"code", "message"}}`. The tus protocol itself is at '
             "`/files/`.",
         },
-        "paths": PATHS,
+        "paths": copy.deepcopy(PATHS),
         "components": {
-            "schemas": SCHEMAS,
+            "schemas": schemas,
             "securitySchemes": {
                 "bearer": {
                     "type": "http",

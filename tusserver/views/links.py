@@ -175,7 +175,11 @@ def _metadata_field(value: Any, max_bytes: int) -> dict[str, str]:
             raise BadRequest("metadata keys must be printable ASCII without spaces or commas")
         if not isinstance(item, str):
             raise BadRequest("metadata values must be strings")
-        size += len(key) + len(item.encode("utf-8", "surrogatepass")) * 4 // 3 + 4
+        try:
+            encoded = item.encode("utf-8")  # a lone surrogate (JSON allows "\ud800") cannot be
+        except UnicodeEncodeError:
+            raise BadRequest("metadata values must be valid Unicode text") from None
+        size += len(key) + len(encoded) * 4 // 3 + 4
     if size > max_bytes:
         raise BadRequest(f"metadata is larger than {max_bytes} bytes")
     return dict(value)
@@ -190,7 +194,10 @@ def _json_body() -> dict[str, Any]:
 
 
 def _int_field(body: dict[str, Any], name: str, low: int, high: int) -> int:
+    """A whole number in range; `60.0` counts (JSON, and JSON Schema, do not tell them apart)."""
     value = body.get(name)
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
     if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
         raise BadRequest(f"{name} must be a whole number from {low} to {high}")
     return value
