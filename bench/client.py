@@ -7,9 +7,9 @@ The client must never be the bottleneck, so it does as little as it can per byte
 - every client runs in its own process (`ClientPool`), so it never competes with another
   client, nor with the coordinator, for a GIL.
 
-The pattern is random bytes with an odd period (16 MiB + 4099), so a server that drops,
-duplicates or misplaces a piece of a body stores a file whose sha256 differs from
-`expected_sha256(size)`.
+The pattern (`tests/support/data.py`, shared with the memory tests) is real random bytes with
+an odd period (16 MiB + 4099), made once, so a server that drops, duplicates or misplaces a
+piece of a body stores a file whose sha256 differs from `expected_sha256(size)`.
 """
 
 from __future__ import annotations
@@ -18,7 +18,6 @@ import contextlib
 import hashlib
 import multiprocessing
 import os
-import random
 import socket
 import socketserver
 import threading
@@ -29,47 +28,13 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
+from tests.support.data import MAX_PIECE, expected_sha256, pattern, pieces
+
+__all__ = ["expected_sha256", "pattern", "pieces"]  # the benchmark's data, from tests/support
+
 MiB = 1024 * 1024
 GiB = 1024 * MiB
-PERIOD = 16 * MiB + 4099
-MAX_PIECE = 8 * MiB
 RECV_BUFFER = 4 * MiB
-
-_pattern: bytes | None = None
-
-
-def pattern() -> bytes:
-    """PERIOD random bytes followed by the first MAX_PIECE of them again (made once)."""
-    global _pattern
-    if _pattern is None:
-        core = random.Random(20240601).randbytes(PERIOD)
-        _pattern = core + core[:MAX_PIECE]
-    return _pattern
-
-
-def pieces(start: int, count: int) -> Iterator[memoryview]:
-    """Bytes `[start, start + count)` of the endless pattern, as views of at most MAX_PIECE."""
-    view = memoryview(pattern())
-    position = start
-    end = start + count
-    while position < end:
-        size = min(MAX_PIECE, end - position)
-        base = position % PERIOD
-        yield view[base : base + size]
-        position += size
-
-
-_expected: dict[int, str] = {}
-
-
-def expected_sha256(size: int) -> str:
-    """The sha256 of the first `size` bytes of the pattern (cached)."""
-    if size not in _expected:
-        digest = hashlib.sha256()
-        for piece in pieces(0, size):
-            digest.update(piece)
-        _expected[size] = digest.hexdigest()
-    return _expected[size]
 
 
 def file_sha256(path: str) -> str:

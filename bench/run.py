@@ -35,7 +35,7 @@ if str(ROOT) not in sys.path:
 
 from bench import client, servers  # noqa: E402
 from bench.client import GiB, MiB  # noqa: E402
-from bench.procstats import PeakRss  # noqa: E402
+from tests.support.procstats import PeakRss  # noqa: E402
 
 PATCH_SIZE = 5 * MiB
 RANGE_SIZE = 8 * MiB

@@ -48,7 +48,7 @@ if str(ROOT) not in sys.path:
 
 from minio import Minio  # noqa: E402
 
-from bench.procstats import PeakRss, tree_rss  # noqa: E402
+from tests.support.procstats import PeakRss, tree_rss  # noqa: E402
 from tusserver.embedded_redis import free_port  # noqa: E402
 
 MiB = 1024 * 1024

@@ -31,18 +31,11 @@ process.on('uncaughtException', (error) => console.error('uncaughtException:', e
 """
 
 
-# Process-tree measurements live in bench/procstats.py; re-exported for bench/run.py.
-from bench.procstats import descendants, tree_cpu, tree_rss  # noqa: E402, F401
+# Process-tree measurements are shared with the memory tests; re-exported for bench/run.py.
+from tests.support.procstats import descendants, tree_cpu, tree_rss  # noqa: E402, F401
+from tusserver.embedded_redis import free_port  # noqa: E402
 
 # -- servers -------------------------------------------------------------------------------
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @dataclass

@@ -17,6 +17,10 @@ import redis
 from tusserver.embedded_redis import EmbeddedRedis
 from tusserver.state.redis import connect
 
+# The skip guard makes every skip a failure in CI; pytester is what tests/unit/test_skip_guard.py
+# runs that guard with.
+pytest_plugins = ["tests.support.skip_guard", "pytester"]
+
 
 @pytest.fixture(scope="session")
 def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:

@@ -25,6 +25,7 @@ from .auth.resolve import resolve_request
 from .auth.signed import load_or_create_secret_key
 from .errors import TusError
 from .hooks import ChainedHooks, Hooks, hooks_from_settings
+from .keepalive import SettleBody
 from .locks.keeper import LockKeeper
 from .locks.redis import LockManager
 from .protocol import safe_header_value
@@ -66,7 +67,12 @@ class Components:
 
 
 class MethodOverride:
-    """`X-HTTP-Method-Override` on POST, for clients and proxies limited to GET and POST."""
+    """`X-HTTP-Method-Override` on POST, for clients and proxies limited to GET and POST.
+
+    A POST overridden to HEAD is answered with the HEAD's headers and `Content-Length: 0`: on
+    the wire it is still a POST, whose response has a body, and a HEAD's `Content-Length` (the
+    size of the file a GET would send) would leave the client waiting for bytes that never come.
+    """
 
     def __init__(self, app: Callable[..., Iterable[bytes]]):
         self.app = app
@@ -75,7 +81,19 @@ class MethodOverride:
         override = environ.get("HTTP_X_HTTP_METHOD_OVERRIDE", "").strip().upper()
         if environ.get("REQUEST_METHOD") == "POST" and override in OVERRIDABLE_METHODS:
             environ["REQUEST_METHOD"] = override
+            if override == "HEAD":
+                return self.app(environ, _with_empty_body(start_response))
         return self.app(environ, start_response)
+
+
+def _with_empty_body(start_response: Callable[..., Any]) -> Callable[..., Any]:
+    """A `start_response` that announces an empty body, whatever the app said."""
+
+    def start(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
+        kept = [(name, value) for name, value in headers if name.lower() != "content-length"]
+        return start_response(status, [*kept, ("Content-Length", "0")], exc_info)
+
+    return start
 
 
 def make_store(settings: Settings) -> DataStore:
@@ -161,6 +179,9 @@ def create_app(
     wsgi: Any = MethodOverride(app.wsgi_app)
     if settings.behind_proxy:
         wsgi = ProxyFix(wsgi, x_for=1, x_proto=1, x_host=1, x_port=1, x_prefix=1)
+    # Outermost: whatever the route or status, a body left unread is settled before the
+    # response headers go out (see keepalive.py).
+    wsgi = SettleBody(wsgi)
     app.wsgi_app = wsgi  # type: ignore[method-assign]
     return app
 

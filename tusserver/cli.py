@@ -90,17 +90,6 @@ def serve(host: str, port: int, workers: int, threads: int) -> None:
         run_gunicorn(running, host, port, workers, threads)
 
 
-def _prepare_secret_key(settings: Settings) -> None:
-    """Make the link/grant signing key before the workers start, so they all load one key.
-
-    Done here because the workers see the embedded Redis as a configured URL and could not tell
-    the embedded default (where a generated key is right) from a fleet (where it warns).
-    """
-    from .auth.signed import load_or_create_secret_key
-
-    load_or_create_secret_key(settings)
-
-
 def _check_access_mode(settings: Settings, host: str, url: str) -> None:
     """Open mode on a public address gets a loud warning; accounts get their first admin."""
     if settings.auth == "none":
@@ -141,6 +130,17 @@ def _is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
+
+
+def _prepare_secret_key(settings: Settings) -> None:
+    """Make the link/grant signing key before the workers start, so they all load one key.
+
+    Done here because the workers see the embedded Redis as a configured URL and could not tell
+    the embedded default (where a generated key is right) from a fleet (where it warns).
+    """
+    from .auth.signed import load_or_create_secret_key
+
+    load_or_create_secret_key(settings)
 
 
 def _prepare_metrics_dir(directory: Path) -> None:

@@ -64,6 +64,8 @@ class NewUpload:
     metadata: dict[str, str] | None = None
     concat: str | None = None
     members: tuple[str, ...] = ()
+    body_length: int | None = None
+    """The declared size (Content-Length) of a creation-with-upload body, if known."""
 
 
 @dataclass(frozen=True)
@@ -161,6 +163,7 @@ class UploadService:
             raise LengthRequired()
         if request.length is not None:
             self._check_size(request.length, principal)
+        self._check_body_fits(request)
         now = self.clock()
         info = UploadInfo(
             id=new_upload_id(),
@@ -244,6 +247,21 @@ class UploadService:
     def _pre_create(self, info: UploadInfo) -> UploadInfo:
         metadata = self.hooks.before("pre-create", info)
         return info if metadata is None else info.evolve(metadata=dict(metadata))
+
+    def _check_body_fits(self, request: NewUpload) -> None:
+        """A creation body declared longer than the upload can hold is refused up front.
+
+        Nothing is created then: a 413 that leaves an upload behind (with a Location the client
+        never asked to keep) is a refusal that changed something. A chunked body declares no
+        size; one that overflows is found while reading (after creation) and stores nothing.
+        """
+        if request.body_length is None:
+            return
+        room = request.length if request.length is not None else self.settings.max_size or None
+        if room is not None and request.body_length > room:
+            raise TooLarge(
+                f"the body ({request.body_length} bytes) is longer than the upload ({room} bytes)"
+            )
 
     def _check_size(self, length: int, principal: Principal | None = None) -> None:
         if self.settings.max_size and length > self.settings.max_size:

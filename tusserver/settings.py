@@ -82,6 +82,11 @@ class Settings:
     # Metrics
     metrics_enabled: bool = True
     metrics_dir: Path | None = None
+    # Accounts and access
+    auth: str = "required"
+    admin_password: str = ""
+    default_quota: int = 0
+    session_lifetime: int = 7 * 86400
     # Signed download links, upload grants, JWTs
     secret_key: str = ""
     download_origin: str = ""
@@ -92,11 +97,6 @@ class Settings:
     jwt_audience: str = ""
     jwt_issuer: str = ""
     jwt_role_claim: str = ""
-    # Accounts and access
-    auth: str = "required"
-    admin_password: str = ""
-    default_quota: int = 0
-    session_lifetime: int = 7 * 86400
 
     def __post_init__(self) -> None:
         self._validate()
@@ -145,9 +145,9 @@ class Settings:
             "read_timeout",
             "s3_part_size",
             "hooks_timeout",
+            "session_lifetime",
             "link_max_lifetime",
             "grant_max_lifetime",
-            "session_lifetime",
         )
         for name in positive:
             if getattr(self, name) <= 0:
@@ -173,9 +173,9 @@ class Settings:
                 f"TUSSERVER_HOOKS_ENABLED has unknown events {sorted(unknown)}; "
                 f"known: {', '.join(HOOK_EVENTS)}"
             )
-        self._validate_signing()
         if self.auth not in ("required", "none"):
             raise SettingsError(f"TUSSERVER_AUTH must be 'required' or 'none', not {self.auth!r}")
+        self._validate_signing()
         if self.log_level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
             raise SettingsError(f"TUSSERVER_LOG_LEVEL {self.log_level!r} is not a log level")
 

@@ -13,7 +13,14 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.s3 import drop_bucket, make_s3_settings, object_sizes, unique_bucket
+from tests.support.s3 import (
+    SpyClient,
+    drop_bucket,
+    make_s3_settings,
+    object_sizes,
+    unique_bucket,
+)
+from tests.support.store import chunked, commit, new_info
 from tusserver.models import UploadInfo
 from tusserver.storage.base import DataStore
 from tusserver.storage.local import LocalStore
@@ -21,6 +28,9 @@ from tusserver.storage.s3 import S3Store
 
 S3_PART_SIZE = 64 * 1024
 """Small parts keep the S3 tests fast while still crossing many part boundaries."""
+S3_READ_BLOCK = 16 * 1024
+"""Reads stream several blocks per part, so a reader stopped mid-part has a read-ahead of the
+next part in flight (which must be released too)."""
 
 
 @pytest.fixture
@@ -30,6 +40,7 @@ def make_s3_store(moto_endpoint: str) -> Iterator[Callable[..., S3Store]]:
 
     def make(**overrides: object) -> S3Store:
         overrides.setdefault("s3_part_size", S3_PART_SIZE)
+        overrides.setdefault("read_chunk_size", S3_READ_BLOCK)
         settings = make_s3_settings(moto_endpoint, unique_bucket(), **overrides)
         store = S3Store(settings)
         store.ensure_bucket()
@@ -83,3 +94,18 @@ def stored_bytes(
         )
 
     return count
+
+
+@pytest.fixture
+def three_parts(
+    make_s3_store: Callable[..., S3Store],
+) -> tuple[S3Store, UploadInfo, bytes, SpyClient]:
+    """Three full parts, read in 16 KiB blocks (so a part takes several blocks), with a spy on
+    the store's S3 client."""
+    s3_store = make_s3_store(read_chunk_size=16 * 1024)
+    data = bytes(range(256)) * (3 * S3_PART_SIZE // 256)
+    info = new_info(s3_store, len(data))
+    info = commit(info, s3_store.write(info, chunked(data, 50_000)))
+    spy = SpyClient(s3_store.client)
+    s3_store.client = spy  # type: ignore[assignment]
+    return s3_store, info, data, spy

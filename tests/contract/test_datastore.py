@@ -7,14 +7,19 @@ is to be committed carry its result into the next info
 
 from __future__ import annotations
 
+import gc
 import hashlib
+import inspect
 import os
 import time
-from collections.abc import Callable, Iterable, Iterator
+import typing
+import warnings
+from collections.abc import Callable, Iterator
 
 import pytest
 
-from tusserver.models import UploadInfo, WriteResult, new_upload_id
+from tests.support.store import append, chunked, commit, new_info
+from tusserver.models import UploadInfo, WriteResult
 from tusserver.storage.base import DataStore
 
 StoredKeys = Callable[[DataStore, UploadInfo], dict[str, int]]
@@ -27,28 +32,6 @@ def random_bytes(size: int) -> bytes:
     return os.urandom(size)
 
 
-def chunked(data: bytes, size: int) -> Iterator[bytes]:
-    """The body as a request reader yields it: bounded chunks."""
-    for start in range(0, len(data), size):
-        yield data[start : start + size]
-
-
-def new_info(store: DataStore, length: int | None = None) -> UploadInfo:
-    now = time.time()
-    info = UploadInfo(id=new_upload_id(), length=length, created=now, updated=now)
-    store.create(info)
-    return info
-
-
-def commit(info: UploadInfo, result: WriteResult) -> UploadInfo:
-    """What the service records after a successful write (data before state)."""
-    return info.evolve(offset=info.offset + result.bytes_written, parts=info.parts + result.parts)
-
-
-def append(store: DataStore, info: UploadInfo, chunks: Iterable[bytes]) -> UploadInfo:
-    return commit(info, store.write(info, chunks))
-
-
 def read_all(store: DataStore, info: UploadInfo, start: int = 0, end: int | None = None) -> bytes:
     return b"".join(store.read(info, start, info.offset if end is None else end))
 
@@ -57,10 +40,37 @@ def sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def test_store_is_usable(store: DataStore) -> None:
-    store.check()
-    assert isinstance(store, DataStore)
-    assert store.name in ("local", "s3")
+def protocol_methods() -> list[str]:
+    """The methods the DataStore protocol declares (its own, not those of `Protocol`)."""
+    return [
+        name
+        for name, member in vars(DataStore).items()
+        if callable(member) and not name.startswith("_")
+    ]
+
+
+def test_store_is_usable(store: DataStore, request: pytest.FixtureRequest) -> None:
+    store.check()  # a store that can be reached raises nothing
+
+    assert store.name == request.node.callspec.params["store"]
+    assert isinstance(store.keeps_parts, bool)
+
+
+@pytest.mark.parametrize("method", protocol_methods())
+def test_store_implements_the_protocol_signatures(store: DataStore, method: str) -> None:
+    """Every protocol method exists with the protocol's parameters (names, kinds, defaults)
+    and types, so the service can call any store the same way. (`isinstance` on a runtime
+    checkable Protocol only checks that the names exist.)"""
+    declared = getattr(DataStore, method)
+    implemented = getattr(type(store), method)
+
+    def shape(function: Callable[..., object]) -> list[tuple[str, object, object]]:
+        return [
+            (p.name, p.kind, p.default) for p in inspect.signature(function).parameters.values()
+        ]
+
+    assert shape(implemented) == shape(declared)
+    assert typing.get_type_hints(implemented) == typing.get_type_hints(declared)
 
 
 def test_create_write_read_back(store: DataStore) -> None:
@@ -218,19 +228,61 @@ def test_read_yields_bounded_chunks(two_writes: tuple[DataStore, UploadInfo, byt
     assert all(0 < len(chunk) <= 1024 * 1024 for chunk in chunks)
 
 
+def open_fds() -> int:
+    return len(os.listdir("/proc/self/fd"))
+
+
+def connections_out(store: DataStore) -> int:
+    """S3 connections taken from the store's urllib3 pools and not given back (0 locally).
+
+    A pool's queue has one slot per connection it may keep; a connection that is out has
+    taken its slot, and only `release_conn()` (or `close()`) of its response puts it back.
+    """
+    http = getattr(getattr(store, "client", None), "_http", None)
+    if http is None:
+        return 0
+    pools = [http.pools[key] for key in http.pools.keys()]  # noqa: SIM118 - not a real dict
+    return sum(pool.pool.maxsize - pool.pool.qsize() for pool in pools if pool.pool is not None)
+
+
+def settle(condition: Callable[[], bool], timeout: float = 10) -> bool:
+    """Wait for background work (an S3 read-ahead answer being closed) to finish."""
+    deadline = time.monotonic() + timeout
+    while not condition() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    return condition()
+
+
 def test_read_closed_early_releases_resources(
     two_writes: tuple[DataStore, UploadInfo, bytes],
 ) -> None:
+    """A download that stops early gives its file or connection back: no descriptor is left
+    open (local), no S3 connection stays out of its pool, the next part's read-ahead answer
+    included, and nothing is left for the garbage collector to close (Python reports that as
+    a ResourceWarning). moto serves S3 inside this process, so its own server-side sockets make
+    a descriptor count meaningless for S3: the pool's count of connections out is the measure.
+    """
     store, info, data = two_writes
+    read_all(store, info)  # warm up: lazily made pools and threads are not leaks
+    fds_before = open_fds()
 
-    for _ in range(40):  # more than any connection pool or sane file-handle budget per test
-        reader = store.read(info, 100, info.offset)
-        first = next(reader)
-        reader.close()  # the consumer (a download) went away
-        assert len(first) > 0 and first == data[100 : 100 + len(first)]
-    reader = store.read(info, 0, 10)
-    reader.close()  # closed before it started: nothing to release, no error
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ResourceWarning)
+        for _ in range(40):  # more than any connection pool holds
+            reader = store.read(info, 100, info.offset)
+            # Two blocks: taking the second one starts the S3 read-ahead of the next part.
+            taken = next(reader) + next(reader, b"")
+            reader.close()  # the consumer (a download) went away
+            assert len(taken) > 0 and taken == data[100 : 100 + len(taken)]
+        reader = store.read(info, 0, 10)
+        reader.close()  # closed before it started: nothing to release, no error
+        released = settle(lambda: connections_out(store) == 0)
+        gc.collect()
 
+    assert released, f"{connections_out(store)} S3 connection(s) never went back to the pool"
+    assert [str(w.message) for w in caught if w.category is ResourceWarning] == []
+    if store.local_path(info) is not None:
+        assert open_fds() == fds_before
     assert read_all(store, info) == data
 
 

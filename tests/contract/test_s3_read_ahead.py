@@ -6,12 +6,12 @@ import time
 
 import pytest
 
-from tests.contract.test_s3_store import P, SpyClient, chunked, commit, new_info, three_parts
+from tests.contract.conftest import S3_PART_SIZE as P
+from tests.support.s3 import SpyClient
+from tests.support.store import chunked, commit, new_info
 from tusserver.errors import BackendUnavailable
 from tusserver.models import Part, UploadInfo
 from tusserver.storage.s3 import S3Store
-
-__all__ = ["three_parts"]  # the fixture, imported so pytest finds it here
 
 ThreeParts = tuple[S3Store, UploadInfo, bytes, SpyClient]
 

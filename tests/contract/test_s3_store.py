@@ -5,7 +5,6 @@ from __future__ import annotations
 import http.server
 import io
 import json
-import socket
 import threading
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -13,13 +12,16 @@ from typing import Any
 import moto.settings
 import pytest
 
+from tests.support.live import free_port
 from tests.support.s3 import (
+    SpyClient,
     drop_bucket,
     make_s3_settings,
     object_sizes,
     start_moto_server,
     unique_bucket,
 )
+from tests.support.store import chunked, commit, new_info
 from tusserver.errors import BackendUnavailable
 from tusserver.models import Part, UploadInfo, WriteResult, new_upload_id
 from tusserver.storage.s3 import (
@@ -35,21 +37,6 @@ P = 64 * 1024  # the part size of the `make_s3_store` stores
 MakeStore = Callable[..., S3Store]
 
 
-def chunked(data: bytes, size: int) -> Iterator[bytes]:
-    for start in range(0, len(data), size):
-        yield data[start : start + size]
-
-
-def new_info(store: S3Store, length: int | None = None) -> UploadInfo:
-    info = UploadInfo(id=new_upload_id(), length=length, created=1.0, updated=1.0)
-    store.create(info)
-    return info
-
-
-def commit(info: UploadInfo, result: WriteResult) -> UploadInfo:
-    return info.evolve(offset=info.offset + result.bytes_written, parts=info.parts + result.parts)
-
-
 def part_objects(store: S3Store, info: UploadInfo) -> dict[str, int]:
     """The upload's part objects as {name after the upload prefix: size}, info.json left out."""
     prefix = store.upload_prefix(info.id)
@@ -58,36 +45,6 @@ def part_objects(store: S3Store, info: UploadInfo) -> dict[str, int]:
         for key, size in object_sizes(store, prefix).items()
         if not key.endswith("/info.json")
     }
-
-
-def free_port() -> int:
-    """A port nothing listens on (bound, read, closed)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-class SpyClient:
-    """Wraps the store's client and records the ranged GETs and the responses handed out."""
-
-    def __init__(self, client: Any):
-        self._client = client
-        self.gets: list[tuple[str, int, int]] = []
-        self.responses: list[Any] = []
-        self.puts: list[tuple[str, int]] = []
-
-    def get_object(self, bucket: str, key: str, offset: int = 0, length: int = 0) -> Any:
-        self.gets.append((key.rsplit("/", 1)[-1], offset, length))
-        response = self._client.get_object(bucket, key, offset=offset, length=length)
-        self.responses.append(response)
-        return response
-
-    def put_object(self, bucket: str, key: str, data: Any, length: int, **kwargs: Any) -> Any:
-        self.puts.append((key.rsplit("/", 1)[-1], length))
-        return self._client.put_object(bucket, key, data, length, **kwargs)
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._client, name)
 
 
 # -- part layout --------------------------------------------------------------------------------
@@ -187,18 +144,6 @@ def test_works_without_a_configured_region(make_s3_store: MakeStore) -> None:
 
 
 # -- reads --------------------------------------------------------------------------------------
-
-
-@pytest.fixture
-def three_parts(make_s3_store: MakeStore) -> tuple[S3Store, UploadInfo, bytes, SpyClient]:
-    """Three full parts, read in 16 KiB blocks (so a part takes several blocks)."""
-    s3_store = make_s3_store(read_chunk_size=16 * 1024)
-    data = bytes(range(256)) * (3 * P // 256)
-    info = new_info(s3_store, len(data))
-    info = commit(info, s3_store.write(info, chunked(data, 50_000)))
-    spy = SpyClient(s3_store.client)
-    s3_store.client = spy
-    return s3_store, info, data, spy
 
 
 def test_range_fetches_only_the_covering_slices(

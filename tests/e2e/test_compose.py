@@ -1,8 +1,9 @@
 """The compose stack is valid and matches the app: checked without a Docker engine.
 
 `docker-compose config` (Debian's `docker-compose` package) renders and validates the file
-offline. The Dockerfile and env.example are checked as text against the package itself, so a
-renamed setting or a moved folder shows up here rather than in a failed deployment.
+offline; without it these tests are skipped locally and fail in CI (`.ci/run` installs it).
+The Dockerfile and env.example are checked as text against the package itself, so a renamed
+setting or a moved folder shows up here rather than in a failed deployment.
 """
 
 from __future__ import annotations
@@ -11,13 +12,13 @@ import dataclasses
 import json
 import os
 import re
-import shutil
 import subprocess
 from pathlib import Path
 from typing import Any
 
-import pytest
+import yaml
 
+from tests.support.tools import require_executable
 from tusserver.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -26,9 +27,7 @@ SETTING_NAMES = {f"TUSSERVER_{field.name.upper()}" for field in dataclasses.fiel
 
 
 def docker_compose(*args: str) -> subprocess.CompletedProcess[str]:
-    executable = shutil.which("docker-compose")
-    if executable is None:
-        pytest.skip("docker-compose is not on PATH (apt-get install docker-compose)")
+    executable = require_executable("docker-compose", "docker-compose")
     # A clean environment, so the defaults in the file are what gets rendered.
     env = {
         key: value
@@ -47,7 +46,6 @@ def docker_compose(*args: str) -> subprocess.CompletedProcess[str]:
 
 
 def rendered(*args: str) -> dict[str, Any]:
-    yaml = pytest.importorskip("yaml")
     result = docker_compose(*args, "config")
     assert result.returncode == 0, result.stderr
     return yaml.safe_load(result.stdout)

@@ -14,9 +14,11 @@ OCTET = {**TUS, "Content-Type": "application/offset+octet-stream"}
 
 
 def sample(text: str, name: str, labels: str = "") -> float:
-    pattern = rf"^{re.escape(name)}{re.escape(labels)} ([0-9.e+]+)$"
+    """The value of one sample; a metric that is not exposed fails (it never reads as 0)."""
+    pattern = rf"^{re.escape(name)}{re.escape(labels)} ([0-9.e+-]+)$"
     found = re.search(pattern, text, re.MULTILINE)
-    return float(found.group(1)) if found else 0.0
+    assert found is not None, f"{name}{labels} is not in /metrics"
+    return float(found.group(1))
 
 
 def test_metrics_count_real_traffic_across_workers(tmp_path: Path, redis_url: str) -> None:

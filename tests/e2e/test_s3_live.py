@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -21,18 +20,16 @@ from urllib.parse import urlsplit
 import pytest
 import requests
 
-from bench.s3_compare import MOTO_SCRIPT
-from tests.e2e.test_interrupted_patch import open_patch, patch, wait_for_offset
 from tests.support.live import ROOT, LiveServer, drop_prefix, live_server
 from tests.support.roundtrip import RSS_GROWTH_LIMIT, GiB, round_trip
 from tests.support.s3 import (
-    ACCESS_KEY,
-    REGION,
-    SECRET_KEY,
     drop_bucket,
     make_s3_settings,
+    moto_process,
+    server_env,
     unique_bucket,
 )
+from tests.support.tus_http import open_patch, patch, wait_for_offset
 from tusserver.embedded_redis import free_port
 from tusserver.storage.s3 import S3Store
 
@@ -45,18 +42,8 @@ PART_SIZE = 128 * 1024
 
 def s3_env(endpoint: str, bucket: str, redis_url: str, prefix: str, **extra: str) -> dict[str, str]:
     """The TUSSERVER_* variables of a server on `endpoint`/`bucket` and Redis `prefix`."""
-    env = {
-        "TUSSERVER_STORAGE": "s3",
-        "TUSSERVER_S3_ENDPOINT": endpoint,
-        "TUSSERVER_S3_SECURE": "false",
-        "TUSSERVER_S3_ACCESS_KEY": ACCESS_KEY,
-        "TUSSERVER_S3_SECRET_KEY": SECRET_KEY,
-        "TUSSERVER_S3_REGION": REGION,
-        "TUSSERVER_S3_BUCKET": bucket,
-        "TUSSERVER_S3_PART_SIZE": str(PART_SIZE),
-        "TUSSERVER_REDIS_URL": redis_url,
-        "TUSSERVER_REDIS_PREFIX": prefix,
-    }
+    env = server_env(endpoint, bucket, PART_SIZE)
+    env.update({"TUSSERVER_REDIS_URL": redis_url, "TUSSERVER_REDIS_PREFIX": prefix})
     env.update(extra)
     return env
 
@@ -258,28 +245,6 @@ def test_unreachable_endpoint_is_one_clear_line(
 # -- (d) 1 GiB through the S3 store ----------------------------------------------------------
 
 
-@contextmanager
-def moto_process() -> Iterator[str]:
-    """A moto S3 server in a process of its own (its objects spill to temporary files there).
-
-    Keeps a GiB of test objects and moto's CPU out of the test process; yields "127.0.0.1:port".
-    """
-    process = subprocess.Popen(
-        [sys.executable, "-c", MOTO_SCRIPT], stdout=subprocess.PIPE, text=True
-    )
-    try:
-        assert process.stdout is not None
-        port = int(process.stdout.readline())
-        yield f"127.0.0.1:{port}"
-    finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-
-
 @pytest.mark.slow
 def test_one_gib_through_s3_keeps_memory_flat(tmp_path: Path, redis_url: str) -> None:
     prefix = f"tuse2e:{uuid.uuid4().hex[:10]}:"
@@ -290,7 +255,7 @@ def test_one_gib_through_s3_keeps_memory_flat(tmp_path: Path, redis_url: str) ->
 
 
 def measure_one_gib(server: LiveServer) -> None:
-    result = round_trip(server, GiB, seed=b"s3-gib")
+    result = round_trip(server, GiB)
     print(f"\nS3 store, 1 GiB: {result.describe()}")
     assert result.upload_peak_rss - result.idle_rss < RSS_GROWTH_LIMIT
     assert result.download_peak_rss - result.idle_rss < RSS_GROWTH_LIMIT

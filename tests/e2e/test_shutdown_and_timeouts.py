@@ -10,8 +10,8 @@ from pathlib import Path
 
 import requests
 
-from tests.e2e.test_interrupted_patch import create_upload, open_patch, patch, wait_for_offset
 from tests.support.live import drop_prefix, live_server, start_server
+from tests.support.tus_http import create_upload, open_patch, patch, wait_for_offset
 
 
 def test_idle_patch_is_ended_after_read_timeout_keeping_its_bytes(

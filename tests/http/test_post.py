@@ -12,6 +12,7 @@ import pytest
 from tests.support.tus import (
     OCTET,
     TUS,
+    all_stored,
     create,
     digest_header,
     head,
@@ -128,16 +129,31 @@ def test_creation_with_empty_body_and_content_type_is_plain_creation(client: Any
     assert response.headers["Upload-Offset"] == "0"
 
 
-def test_creation_with_upload_body_too_long_stores_nothing(app: Any, client: Any) -> None:
+def test_creation_with_upload_body_longer_than_the_upload_creates_nothing(
+    app: Any, client: Any
+) -> None:
+    """A Content-Length past Upload-Length is refused before anything is created."""
     response = client.post(
-        "/files/", data=b"0123456789", headers={**TUS, **OCTET, "Upload-Length": "5"}
+        "/files/", data=b"x" * 4096, headers={**TUS, **OCTET, "Upload-Length": "1024"}
     )
     assert response.status_code == 413
-    # The upload exists: the client is told where, and that nothing of the body was kept.
-    path = path_of(response.headers["Location"])
-    assert response.headers["Upload-Offset"] == "0"
-    assert head(client, path).headers["Upload-Offset"] == "0"
-    assert stored_data_size(app, upload_id(path)) == 0
+    assert "Location" not in response.headers
+    assert "4096" in response.get_data(as_text=True)
+    assert listed(client) == 0
+    assert all_stored(app) == {}
+
+
+def test_creation_with_upload_body_past_max_size_on_deferred_length_creates_nothing(
+    make_app: Any,
+) -> None:
+    app = make_app(max_size=1000)
+    client = app.test_client()
+    response = client.post(
+        "/files/", data=b"x" * 1001, headers={**TUS, **OCTET, "Upload-Defer-Length": "1"}
+    )
+    assert response.status_code == 413
+    assert "Location" not in response.headers
+    assert listed(client) == 0
 
 
 def test_creation_with_upload_chunked_body_too_long_stores_nothing(app: Any, client: Any) -> None:
@@ -320,6 +336,21 @@ def test_method_override_head(client: Any) -> None:
     assert response.status_code == 200
     assert response.headers["Upload-Offset"] == "0"
     assert response.headers["Upload-Length"] == "5"
+    assert response.headers["Content-Length"] == "0"
+    assert response.data == b""
+
+
+def test_method_override_head_of_a_complete_upload_announces_an_empty_body(client: Any) -> None:
+    """The download HEAD's Content-Length (the file size) would promise a body a POST never gets."""
+    path = create(client, 5)
+    assert patch(client, path, 0, b"hello").status_code == 204
+    response = client.post(path, headers={"X-HTTP-Method-Override": "HEAD"})
+    assert response.status_code == 200
+    assert response.headers["Content-Length"] == "0"
+    assert response.headers["Accept-Ranges"] == "bytes"
+    assert "ETag" in response.headers
+    assert response.data == b""
+    assert client.head(path).headers["Content-Length"] == "5"  # a real HEAD is unchanged
 
 
 def test_method_override_only_applies_to_post(client: Any) -> None:

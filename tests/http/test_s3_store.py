@@ -180,9 +180,7 @@ class RestartableMoto:
 
     def start(self) -> None:
         assert self.server is None
-        server = ThreadedMotoServer(ip_address="127.0.0.1", port=self.port, verbose=False)
-        server.start()
-        self.server = server
+        self.server, _ = start_moto_server(self.port)
 
 
 @pytest.fixture

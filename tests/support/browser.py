@@ -23,7 +23,7 @@ from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-import pytest
+from tests.support.tools import missing
 
 CHROMIUM = Path("/usr/bin/chromium")
 LAUNCH_ARGS = [
@@ -41,10 +41,8 @@ def require_chromium() -> Path:
     """The Chromium binary, or skip (locally) / fail (in CI) when it is not installed."""
     if CHROMIUM.is_file() and os.access(CHROMIUM, os.X_OK):
         return CHROMIUM
-    message = f"{CHROMIUM} not found (Debian package `chromium`)"
-    if os.environ.get("CI"):
-        pytest.fail(f"{message}: CI must install it", pytrace=False)
-    pytest.skip(message)
+    missing(f"{CHROMIUM} not found (Debian package `chromium`)")
+    raise AssertionError("unreachable")  # missing() fails or skips
 
 
 @contextmanager

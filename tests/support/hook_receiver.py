@@ -41,6 +41,11 @@ class HookReceiver:
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hooks"
 
+    def events_for(self, upload_id: str) -> list[dict[str, Any]]:
+        """The events received for one upload, in arrival order."""
+        with self._lock:
+            return [e for e in self.events if e["upload"]["id"] == upload_id]
+
     def types(self, upload_id: str | None = None) -> list[str]:
         with self._lock:
             return [

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import requests
 
-from bench.procstats import tree_rss
+from tests.support.procstats import tree_rss
 from tusserver.embedded_redis import free_port
 
 __all__ = ["LiveServer", "free_port", "live_server", "start_server", "tree_rss"]

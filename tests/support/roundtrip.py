@@ -9,31 +9,18 @@ from __future__ import annotations
 import hashlib
 import http.client
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 import requests
 
-from bench.procstats import PeakRss, tree_rss
+from tests.support.data import expected_sha256, pieces
 from tests.support.live import LiveServer
+from tests.support.procstats import PeakRss, tree_rss
 
 MiB = 1024 * 1024
 GiB = 1024 * MiB
 RSS_GROWTH_LIMIT = 64 * MiB
-
-
-def blocks(total: int, seed: bytes = b"tusserver") -> Iterator[bytes]:
-    """Deterministic, incompressible-looking 1 MiB blocks (a hash chain), `total` bytes in all."""
-    block = hashlib.sha512(seed).digest() * (MiB // 64)
-    counter = 0
-    sent = 0
-    while sent < total:
-        counter += 1
-        prefix = counter.to_bytes(8, "big")
-        piece = (prefix + block[8:])[: min(MiB, total - sent)]
-        sent += len(piece)
-        yield piece
 
 
 @dataclass(frozen=True)
@@ -58,7 +45,7 @@ class RoundTrip:
         )
 
 
-def round_trip(server: LiveServer, size: int, seed: bytes = b"tusserver") -> RoundTrip:
+def round_trip(server: LiveServer, size: int) -> RoundTrip:
     """Create an upload, send it in one PATCH, download it; asserts every byte came back."""
     created = requests.post(
         f"{server.url}/files/",
@@ -70,7 +57,7 @@ def round_trip(server: LiveServer, size: int, seed: bytes = b"tusserver") -> Rou
     requests.get(f"{server.url}/api/health", timeout=5)  # warm every worker a little
     idle = tree_rss(server.pid)
 
-    expected = hashlib.sha256()
+    expected = expected_sha256(size)
     parts = urlsplit(url)
     with PeakRss(server.pid) as upload_peak:
         connection = http.client.HTTPConnection(parts.hostname, parts.port, timeout=120)
@@ -81,9 +68,8 @@ def round_trip(server: LiveServer, size: int, seed: bytes = b"tusserver") -> Rou
         connection.putheader("Content-Length", str(size))
         connection.endheaders()
         started = time.monotonic()
-        for block in blocks(size, seed):
-            expected.update(block)
-            connection.send(block)
+        for piece in pieces(0, size):
+            connection.send(piece)
         response = connection.getresponse()
         upload_seconds = time.monotonic() - started
         body = response.read()
@@ -104,7 +90,7 @@ def round_trip(server: LiveServer, size: int, seed: bytes = b"tusserver") -> Rou
         download_seconds = time.monotonic() - started
 
     assert received == size
-    assert actual.digest() == expected.digest()
+    assert actual.hexdigest() == expected
     return RoundTrip(
         size, idle, upload_peak.peak, download_peak.peak, upload_seconds, download_seconds
     )

@@ -9,9 +9,13 @@ All servers in one process share moto's in-memory backend: give each test its ow
 from __future__ import annotations
 
 import logging
+import signal
+import subprocess
+import sys
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 from moto.server import ThreadedMotoServer
@@ -21,21 +25,69 @@ from tusserver.settings import Settings
 ACCESS_KEY = "testing"
 SECRET_KEY = "testing"
 REGION = "us-east-1"
+ROOT = Path(__file__).resolve().parents[2]
 
 
-def start_moto_server() -> tuple[ThreadedMotoServer, str]:
-    """Start a moto S3 server on a free port of 127.0.0.1; returns (server, "127.0.0.1:port").
+def start_moto_server(port: int = 0) -> tuple[ThreadedMotoServer, str]:
+    """Start a moto S3 server on 127.0.0.1; returns (server, "127.0.0.1:port").
 
-    The server binds port 0 itself and reports the port the OS picked, so there is no window in
-    which another process could take a port found free beforehand. Stop it with `server.stop()`.
+    With port 0 the server binds a port the OS picks and reports it, so there is no window in
+    which another process could take a port found free beforehand; a given port restarts a
+    stopped server where it was. Stop it with `server.stop()`.
     """
     # No AWS_* variables are needed: moto's server does not check signatures by default and
     # takes the region from each request. Its access log (a line per request) is muted.
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()
-    host, port = server.get_host_and_port()
-    return server, f"{host}:{port}"
+    host, bound = server.get_host_and_port()
+    return server, f"{host}:{bound}"
+
+
+@contextmanager
+def moto_process() -> Iterator[str]:
+    """A moto S3 server in a process of its own; yields its endpoint "127.0.0.1:port".
+
+    Keeps large objects and moto's CPU out of the calling process (a benchmark, a 1 GiB test):
+    the child runs `start_moto_server` and prints the port it got.
+    """
+    script = (
+        "import sys, time\n"
+        f"sys.path.insert(0, {str(ROOT)!r})\n"
+        "from tests.support.s3 import start_moto_server\n"
+        "server, endpoint = start_moto_server()\n"
+        "print(endpoint, flush=True)\n"
+        "while True:\n"
+        "    time.sleep(3600)\n"
+    )
+    process = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    try:
+        assert process.stdout is not None
+        endpoint = process.stdout.readline().strip()
+        if not endpoint:
+            raise RuntimeError(f"moto server did not start (exit {process.poll()})")
+        yield endpoint
+    finally:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def server_env(endpoint: str, bucket: str, part_size: int) -> dict[str, str]:
+    """The TUSSERVER_* variables of a `tusserver serve` on the S3 store at `endpoint`."""
+    return {
+        "TUSSERVER_STORAGE": "s3",
+        "TUSSERVER_S3_ENDPOINT": endpoint,
+        "TUSSERVER_S3_SECURE": "false",
+        "TUSSERVER_S3_ACCESS_KEY": ACCESS_KEY,
+        "TUSSERVER_S3_SECRET_KEY": SECRET_KEY,
+        "TUSSERVER_S3_REGION": REGION,
+        "TUSSERVER_S3_BUCKET": bucket,
+        "TUSSERVER_S3_PART_SIZE": str(part_size),
+    }
 
 
 @contextmanager
@@ -86,3 +138,26 @@ def drop_bucket(store: Any) -> None:
         errors = list(client.remove_objects(store.bucket, [DeleteObject(n) for n in names]))
         assert not errors, errors
     client.remove_bucket(store.bucket)
+
+
+class SpyClient:
+    """Wraps the store's client and records the ranged GETs and the responses handed out."""
+
+    def __init__(self, client: Any):
+        self._client = client
+        self.gets: list[tuple[str, int, int]] = []
+        self.responses: list[Any] = []
+        self.puts: list[tuple[str, int]] = []
+
+    def get_object(self, bucket: str, key: str, offset: int = 0, length: int = 0) -> Any:
+        self.gets.append((key.rsplit("/", 1)[-1], offset, length))
+        response = self._client.get_object(bucket, key, offset=offset, length=length)
+        self.responses.append(response)
+        return response
+
+    def put_object(self, bucket: str, key: str, data: Any, length: int, **kwargs: Any) -> Any:
+        self.puts.append((key.rsplit("/", 1)[-1], length))
+        return self._client.put_object(bucket, key, data, length, **kwargs)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._client, name)

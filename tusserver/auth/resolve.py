@@ -19,6 +19,7 @@ from flask import current_app, g, request
 
 from ..errors import Forbidden, Unauthorized
 from .accounts import GRANT_PREFIX, TOKEN_PREFIX, Accounts
+from .jwt import JwtVerifier
 from .principal import ANONYMOUS, OPEN_ADMIN, Principal
 from .signed import read_grant
 
@@ -34,8 +35,7 @@ PUBLIC_ENDPOINTS = {
     "account_api.login",
     "account_api.logout",
     "openapi.document",
-    "links.download",
-    "links.download_link",
+    "links.link_download",
 }
 """Endpoints anonymous requests may reach; any view can also opt in with `@public`."""
 
@@ -62,7 +62,7 @@ def resolve_request() -> None:
     if request.method == "OPTIONS":  # CORS preflights and tus discovery carry no credential
         g.principal = ANONYMOUS
         return
-    principal = _from_credentials(components.accounts, components.settings)
+    principal = _from_credentials(components)
     g.principal = principal
     if principal.is_anonymous:
         if not _is_public():
@@ -74,10 +74,11 @@ def resolve_request() -> None:
         check_origin(components.settings)
 
 
-def _from_credentials(accounts: Accounts, settings: Any) -> Principal:
+def _from_credentials(components: Any) -> Principal:
+    accounts: Accounts = components.accounts
     bearer = _bearer()
     if bearer is not None:
-        return _from_bearer(bearer, accounts, settings)
+        return _from_bearer(bearer, components)
     cookie = request.cookies.get(SESSION_COOKIE)
     if cookie:
         identity = accounts.resolve_session(cookie)
@@ -98,33 +99,34 @@ def _bearer() -> str | None:
     return value.strip()
 
 
-def _from_bearer(token: str, accounts: Accounts, settings: Any) -> Principal:
+def _from_bearer(token: str, components: Any) -> Principal:
+    accounts: Accounts = components.accounts
     if token.startswith(TOKEN_PREFIX):
         identity = accounts.resolve_token(token)
         if identity is None:
             raise Unauthorized("the token is unknown, revoked or expired", _invalid_token())
         return Principal(identity.name, _role(identity.role), "token", token_id=identity.token_id)
     if token.startswith(GRANT_PREFIX):
-        principal = _from_grant(token, settings)
+        principal = _from_grant(token, components.secret_key)
         if principal is None:
             raise Unauthorized("the upload grant is invalid or expired", _invalid_token())
         return principal
-    principal = _from_jwt(token, accounts, settings)
+    principal = _from_jwt(token, accounts, components.jwt)
     if principal is None:
         raise Unauthorized("the bearer token is not valid here", _invalid_token())
     return principal
 
 
-def _from_grant(token: str, settings: Any) -> Principal | None:
-    grant = read_grant(current_app.extensions["tusserver"].secret_key, token)
+def _from_grant(token: str, key: bytes) -> Principal | None:
+    grant = read_grant(key, token)
     if grant is None:
         return None
     return Principal(grant.owner, "user", "grant", grant=grant)
 
 
-def _from_jwt(token: str, accounts: Accounts, settings: Any) -> Principal | None:
-    verifier = current_app.extensions["tusserver"].jwt
-    if verifier is None:  # no JWKS URL or JWT secret configured
+def _from_jwt(token: str, accounts: Accounts, verifier: JwtVerifier | None) -> Principal | None:
+    """A JWT from the configured identity provider; its subject becomes a user on first use."""
+    if verifier is None:
         return None
     verified = verifier.verify(token)
     if verified is None:

@@ -6,6 +6,7 @@ from flask import Blueprint, Response, g, request
 
 from ..body import BodyReader
 from ..errors import Forbidden, InvalidHeader, TusError, UnsupportedMediaType
+from ..keepalive import BODY_KEY
 from ..models import UploadInfo
 from ..protocol import (
     CHECKSUM_ALGORITHMS,
@@ -92,6 +93,7 @@ def create() -> Response:
             metadata=metadata,
             concat=concat.kind if concat else None,
             members=members,
+            body_length=None if _is_chunked() or not has_body else _content_length(),
         ),
         principal(),
     )
@@ -211,6 +213,7 @@ def _body_reader() -> BodyReader:
         sock=request.environ.get("gunicorn.socket"),
     )
     g.body = reader
+    request.environ[BODY_KEY] = reader
     return reader
 
 

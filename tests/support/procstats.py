@@ -1,6 +1,6 @@
 """Memory and CPU of a process tree, read from /proc: what the benchmarks and memory tests measure.
 
-One copy for `bench/` and the test suite (which imports it as `bench.procstats`).
+One copy for the test suite and `bench/` (which imports it from here).
 """
 
 from __future__ import annotations
