@@ -71,7 +71,7 @@ def revoke_links(upload_id: str) -> Response:
 
 
 @bp.route("/links/<upload_id>", methods=["GET", "HEAD"])
-def download_link(upload_id: str) -> Response:
+def link_download(upload_id: str) -> Response:
     """Download through a signed link: 403 unless the signature, expiry and secret all hold."""
     expires = _verified_link(upload_id)
     # The link itself is the credential: whatever else the request carries, it reads this one
@@ -106,8 +106,8 @@ def _link_url(upload_id: str, expires: int, signature: str) -> str:
     query = urlencode({"expires": expires, "signature": signature})
     origin = service().settings.download_origin
     if origin:
-        return f"{origin}{url_for('links.download_link', upload_id=upload_id)}?{query}"
-    return f"{url_for('links.download_link', upload_id=upload_id, _external=True)}?{query}"
+        return f"{origin}{url_for('links.link_download', upload_id=upload_id)}?{query}"
+    return f"{url_for('links.link_download', upload_id=upload_id, _external=True)}?{query}"
 
 
 def _owned_upload(upload_id: str) -> UploadInfo:
