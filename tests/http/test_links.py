@@ -193,7 +193,7 @@ def test_links_to_missing_or_incomplete_uploads(client: Any) -> None:
     assert response.status_code == 409
 
 
-def test_download_origin_is_used_for_link_urls(make_app: Any) -> None:
+def test_download_origin_is_used_for_link_and_download_urls(make_app: Any) -> None:
     app = make_app(download_origin="https://files.example.net")
     client = app.test_client()
     path = create(client, 3)
@@ -201,6 +201,9 @@ def test_download_origin_is_used_for_link_urls(make_app: Any) -> None:
     url = make_link(client, path)
     assert url.startswith(f"https://files.example.net/links/{upload_id(path)}?expires=")
     assert client.get(local(url)).data == b"abc"
+    info = client.get(f"/api/uploads/{upload_id(path)}").get_json()
+    assert info["download_url"] == f"https://files.example.net/files/{upload_id(path)}"
+    assert info["url"] == f"http://localhost/files/{upload_id(path)}"  # uploads stay with us
 
 
 def test_the_request_log_never_holds_the_signature(
