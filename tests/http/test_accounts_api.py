@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from flask import Flask
 
-from tests.support.accounts import PASSWORD, add_token, add_user, bearer
+from tests.support.accounts import PASSWORD, accounts_of, add_token, add_user, bearer
 from tests.support.tus import TUS, create, patch, upload_id
 
 ORIGIN = {"Origin": "http://localhost"}
@@ -362,3 +362,29 @@ def test_security_events_never_hold_secrets(
     assert "request_id" in text
     for secret in (PASSWORD, "wrong password!", cookie, token):
         assert secret not in text
+
+
+# -- two apps on one Redis (each with its own credential cache) ------------------------------
+def test_changes_on_one_server_hold_on_another_at_once(make_app: Any) -> None:
+    """Each server caches credentials it has checked; a change made elsewhere clears them."""
+    first, second = make_app(auth="required"), make_app(auth="required")  # same Redis prefix
+    add_user(first, "root", "admin")
+    add_user(first, "alice")
+    admin = bearer(add_token(first, "root"))
+    token = add_token(first, "alice")
+    other = bearer(add_token(first, "alice"))
+    one, two = first.test_client(), second.test_client()
+    for _ in range(3):  # cached on the second server now
+        assert two.get("/api/me", headers=bearer(token)).get_json()["role"] == "user"
+
+    promoted = one.patch("/api/users/alice", json={"role": "admin"}, headers=admin)
+    assert promoted.status_code == 200
+    assert two.get("/api/me", headers=bearer(token)).get_json()["role"] == "admin"
+
+    token_id = accounts_of(first).resolve_token(token).token_id
+    assert one.delete(f"/api/tokens/{token_id}", headers=admin).status_code == 204
+    assert two.get("/api/me", headers=bearer(token)).status_code == 401
+
+    assert two.get("/api/me", headers=other).status_code == 200
+    one.patch("/api/users/alice", json={"disabled": True}, headers=admin)
+    assert two.get("/api/me", headers=other).status_code == 401
