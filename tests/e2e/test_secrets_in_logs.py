@@ -9,6 +9,7 @@ its console and log is searched for each secret it saw.
 from __future__ import annotations
 
 import json
+import stat
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
@@ -121,6 +122,9 @@ def test_real_traffic_leaves_no_secret_in_the_logs(tmp_path: Path, redis_url: st
         assert requests.get(f"{url}/api/me", headers=bearer, timeout=10).status_code == 401
         assert alice.delete(f"{url}/api/session", headers=origin, timeout=10).status_code == 204
         log = server.log()
+
+    # The signing key was generated once, readable by the server's user only.
+    assert stat.S_IMODE((tmp_path / "data" / "secret_key").stat().st_mode) == 0o600
 
     events = [json.loads(line[line.index("{") :]) for line in log.splitlines() if '"event"' in line]
     kinds = {event["event"] for event in events}

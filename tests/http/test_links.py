@@ -58,6 +58,7 @@ def test_a_link_downloads_the_file_with_no_credential(app: Any, client: Any, pat
     assert download.headers["X-Content-Type-Options"] == "nosniff"
     assert "sandbox" in download.headers["Content-Security-Policy"]
     assert download.headers["Referrer-Policy"] == "no-referrer"
+    assert download.headers["Cache-Control"] == "private, no-cache"  # revalidated, so revocable
 
 
 def test_a_link_serves_ranges_etags_and_304_like_files(client: Any, path: str) -> None:

@@ -73,21 +73,21 @@ def revoke_links(upload_id: str) -> Response:
 @bp.route("/links/<upload_id>", methods=["GET", "HEAD"])
 def link_download(upload_id: str) -> Response:
     """Download through a signed link: 403 unless the signature, expiry and secret all hold."""
-    expires = _verified_link(upload_id)
+    _verified_link(upload_id)
     # The link itself is the credential: whatever else the request carries, it reads this one
     # upload and nothing more.
     g.principal = Principal(name=None, role="anonymous", via="link", link_upload=upload_id)
     download = service().download(upload_id, g.principal)
     response = send_download(download, send_body=request.method == "GET")
-    # The URL itself is the credential: keep it out of Referer headers and shared caches, and
-    # never let a cache serve it past the link's expiry.
+    # The URL itself is the credential: keep it out of Referer headers. Caching stays
+    # `private, no-cache` (as on /files/): a browser must come back to revalidate, so a revoked
+    # or expired link stops working even for a copy it already holds.
     response.headers["Referrer-Policy"] = "no-referrer"
-    response.headers["Cache-Control"] = f"private, max-age={max(expires - int(time.time()), 0)}"
     return response
 
 
-def _verified_link(upload_id: str) -> int:
-    """The link's expiry if it verifies, else InvalidLink (one answer for every failure)."""
+def _verified_link(upload_id: str) -> None:
+    """InvalidLink unless the link verifies (one answer for every failure)."""
     raw_expires = request.args.get("expires", "")
     signature = request.args.get("signature", "")
     if not (is_upload_id(upload_id) and raw_expires.isascii() and raw_expires.isdigit()):
@@ -99,7 +99,6 @@ def _verified_link(upload_id: str) -> int:
     link_secret = components.links.link_secret(upload_id)
     if not verify_link(components.secret_key, upload_id, expires, link_secret, signature):
         raise InvalidLink()
-    return expires
 
 
 def _link_url(upload_id: str, expires: int, signature: str) -> str:
