@@ -9,6 +9,7 @@ from urllib.parse import urlsplit
 import jwt
 import pytest
 
+from tests.support.jwks import AUDIENCE, ISSUER, Provider, serve_jwks
 from tests.support.tus import TUS, create, head, metadata_header, patch, path_of, upload_id
 from tusserver.auth.principal import Grant
 from tusserver.auth.signed import issue_grant
@@ -246,3 +247,27 @@ def test_a_jwt_user_is_created_on_first_use_and_owns_its_uploads(make_app: Any) 
     assert client.get("/api/me", headers=bearer(wrong_audience)).status_code == 401
     expired = jwt.encode({**claims, "exp": int(time.time()) - 600}, JWT_SECRET, algorithm="HS256")
     assert client.get("/api/me", headers=bearer(expired)).status_code == 401
+
+
+def test_a_jwt_from_a_jwks_provider_on_a_local_port(make_app: Any) -> None:
+    idp = Provider()
+    idp.add_key("k1")
+    idp.add_key("stranger", publish=False)
+    with serve_jwks(idp) as url:
+        app = make_app(
+            auth="required", jwt_jwks_url=url, jwt_audience=AUDIENCE, jwt_issuer=ISSUER,
+            jwt_role_claim="roles",
+        )  # fmt: skip
+        client = app.test_client()
+        dave = bearer(idp.token("k1", sub="dave", roles=["admin"]))
+        me = client.get("/api/me", headers=dave)
+        assert me.status_code == 200
+        assert (me.get_json()["name"], me.get_json()["role"]) == ("dave", "admin")
+        assert client.get("/api/users", headers=dave).status_code == 200
+        for refused in (
+            idp.token("k1", sub="dave", aud="another-app"),
+            idp.token("k1", sub="dave", iss="https://evil.test/"),
+            idp.token("k1", sub="dave", exp=int(time.time()) - 600),
+            idp.token("stranger", sub="dave"),  # signed by a key the provider never published
+        ):
+            assert client.get("/api/me", headers=bearer(refused)).status_code == 401
