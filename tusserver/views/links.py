@@ -147,9 +147,7 @@ def create_grant() -> Response:
     log_security_event(
         "grant-created", grant_id=grant.id, owner=grant.owner, uploads=uploads, max_size=max_size
     )
-    response = jsonify(
-        grant=token, expires=_iso(grant.expires), uploads=uploads, max_size=max_size
-    )
+    response = jsonify(grant=token, expires=_iso(grant.expires), uploads=uploads, max_size=max_size)
     response.status_code = 201
     response.headers["Cache-Control"] = "no-store"
     return response
@@ -204,4 +202,3 @@ def _int_field(body: dict[str, Any], name: str, low: int, high: int) -> int:
 
 def _iso(timestamp: float) -> str:
     return datetime.fromtimestamp(timestamp, UTC).isoformat().replace("+00:00", "Z")
-
