@@ -140,6 +140,28 @@ def test_a_grant_limits_the_size_of_each_upload(secured: Any) -> None:
     overflow = patch(client, path, 0, b"x" * 11, **holder)
     assert overflow.status_code == 413
     assert head(client, path).status_code == 401
+    # A length declared later, or the sum of a concatenation, is bound by max_size as well.
+    deferred = client.post("/files/", headers={**TUS, **holder, "Upload-Defer-Length": "1"})
+    assert deferred.status_code == 201
+    late = patch(
+        client, path_of(deferred.headers["Location"]), 0, b"x", Upload_Length="11", **holder
+    )
+    assert late.status_code == 413
+
+
+def test_a_grant_cannot_concatenate_past_its_max_size(secured: Any) -> None:
+    client = secured.test_client()
+    holder = bearer(make_grant(client, add_user(secured, "alice"), max_size=10, uploads=3)["grant"])
+    partial = {**TUS, **holder, "Upload-Length": "8", "Upload-Concat": "partial"}
+    parts = []
+    for _ in range(2):
+        part = path_of(client.post("/files/", headers=partial).headers["Location"])
+        assert patch(client, part, 0, b"y" * 8, **holder).status_code == 204
+        parts.append(part)
+    final = client.post(
+        "/files/", headers={**TUS, **holder, "Upload-Concat": "final;" + " ".join(parts)}
+    )
+    assert final.status_code == 413
 
 
 def test_a_grant_fixes_its_metadata(secured: Any) -> None:
