@@ -388,3 +388,17 @@ def test_changes_on_one_server_hold_on_another_at_once(make_app: Any) -> None:
     assert two.get("/api/me", headers=other).status_code == 200
     one.patch("/api/users/alice", json={"disabled": True}, headers=admin)
     assert two.get("/api/me", headers=other).status_code == 401
+
+
+def test_a_lost_invalidation_channel_turns_the_cache_off(app: Flask, redis_client: Any) -> None:
+    """If the channel's connection dies, changes published meanwhile are missed: the cache must
+    not be trusted again until it is subscribed anew."""
+    client = app.test_client()
+    token = add_token(app, "alice")
+    assert client.get("/api/me", headers=bearer(token)).status_code == 200  # cached
+    redis_client.client_kill_filter(_type="pubsub")
+    accounts = accounts_of(app)
+    elsewhere = type(accounts.store)(redis_client, accounts.store.prefix, cache=False)
+    elsewhere._invalidate = lambda pipe: None  # its message is lost with the connection
+    elsewhere.revoke_token(next(t.id for t in elsewhere.list_tokens("alice")))
+    assert client.get("/api/me", headers=bearer(token)).status_code == 401
