@@ -402,3 +402,42 @@ def test_a_lost_invalidation_channel_turns_the_cache_off(app: Flask, redis_clien
     elsewhere._invalidate = lambda pipe: None  # its message is lost with the connection
     elsewhere.revoke_token(next(t.id for t in elsewhere.list_tokens("alice")))
     assert client.get("/api/me", headers=bearer(token)).status_code == 401
+
+
+# -- JWTs from an identity provider ----------------------------------------------------------
+JWT_SECRET = "an HS256 secret of at least 32 characters"
+
+
+def _jwt(sub: str, **claims: Any) -> dict[str, str]:
+    import time
+
+    import jwt
+
+    payload = {"sub": sub, "aud": "tusserver", "exp": int(time.time()) + 60, **claims}
+    return bearer(jwt.encode(payload, JWT_SECRET, algorithm="HS256"))
+
+
+def test_a_jwt_subject_becomes_a_user_on_first_use(make_app: Any) -> None:
+    app = make_app(auth="required", jwt_secret=JWT_SECRET, jwt_audience="tusserver")
+    client = app.test_client()
+    me = client.get("/api/me", headers=_jwt("carol@example.com"))
+    assert me.status_code == 200
+    assert me.get_json()["name"] == "carol@example.com" and me.get_json()["role"] == "user"
+    assert accounts_of(app).get_user("carol@example.com").password_hash == ""
+    path = create(client, 3, _jwt("carol@example.com"))
+    assert client.head(path, headers={**TUS, **_jwt("dave")}).status_code == 404
+
+    accounts_of(app).update_user("carol@example.com", disabled=True)
+    assert client.get("/api/me", headers=_jwt("carol@example.com")).status_code == 401
+    assert client.get("/api/me", headers=_jwt("not a name")).status_code == 401
+    wrong_audience = _jwt("carol", aud="someone-else")
+    assert client.get("/api/me", headers=wrong_audience).status_code == 401
+
+
+def test_a_jwt_role_claim_makes_an_admin(make_app: Any) -> None:
+    app = make_app(
+        auth="required", jwt_secret=JWT_SECRET, jwt_audience="tusserver", jwt_role_claim="roles"
+    )
+    client = app.test_client()
+    assert client.get("/api/users", headers=_jwt("boss", roles=["admin"])).status_code == 200
+    assert client.get("/api/users", headers=_jwt("boss", roles=[])).status_code == 403
