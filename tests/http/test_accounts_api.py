@@ -388,3 +388,56 @@ def test_changes_on_one_server_hold_on_another_at_once(make_app: Any) -> None:
     assert two.get("/api/me", headers=other).status_code == 200
     one.patch("/api/users/alice", json={"disabled": True}, headers=admin)
     assert two.get("/api/me", headers=other).status_code == 401
+
+
+def test_a_lost_invalidation_channel_turns_the_cache_off(app: Flask, redis_client: Any) -> None:
+    """If the channel's connection dies, changes published meanwhile are missed: the cache must
+    not be trusted again until it is subscribed anew."""
+    client = app.test_client()
+    token = add_token(app, "alice")
+    assert client.get("/api/me", headers=bearer(token)).status_code == 200  # cached
+    redis_client.client_kill_filter(_type="pubsub")
+    accounts = accounts_of(app)
+    elsewhere = type(accounts.store)(redis_client, accounts.store.prefix, cache=False)
+    elsewhere._invalidate = lambda pipe: None  # its message is lost with the connection
+    elsewhere.revoke_token(next(t.id for t in elsewhere.list_tokens("alice")))
+    assert client.get("/api/me", headers=bearer(token)).status_code == 401
+
+
+# -- JWTs from an identity provider ----------------------------------------------------------
+JWT_SECRET = "an HS256 secret of at least 32 characters"
+
+
+def _jwt(sub: str, **claims: Any) -> dict[str, str]:
+    import time
+
+    import jwt
+
+    payload = {"sub": sub, "aud": "tusserver", "exp": int(time.time()) + 60, **claims}
+    return bearer(jwt.encode(payload, JWT_SECRET, algorithm="HS256"))
+
+
+def test_a_jwt_subject_becomes_a_user_on_first_use(make_app: Any) -> None:
+    app = make_app(auth="required", jwt_secret=JWT_SECRET, jwt_audience="tusserver")
+    client = app.test_client()
+    me = client.get("/api/me", headers=_jwt("carol@example.com"))
+    assert me.status_code == 200
+    assert me.get_json()["name"] == "carol@example.com" and me.get_json()["role"] == "user"
+    assert accounts_of(app).get_user("carol@example.com").password_hash == ""
+    path = create(client, 3, _jwt("carol@example.com"))
+    assert client.head(path, headers={**TUS, **_jwt("dave")}).status_code == 404
+
+    accounts_of(app).update_user("carol@example.com", disabled=True)
+    assert client.get("/api/me", headers=_jwt("carol@example.com")).status_code == 401
+    assert client.get("/api/me", headers=_jwt("not a name")).status_code == 401
+    wrong_audience = _jwt("carol", aud="someone-else")
+    assert client.get("/api/me", headers=wrong_audience).status_code == 401
+
+
+def test_a_jwt_role_claim_makes_an_admin(make_app: Any) -> None:
+    app = make_app(
+        auth="required", jwt_secret=JWT_SECRET, jwt_audience="tusserver", jwt_role_claim="roles"
+    )
+    client = app.test_client()
+    assert client.get("/api/users", headers=_jwt("boss", roles=["admin"])).status_code == 200
+    assert client.get("/api/users", headers=_jwt("boss", roles=[])).status_code == 403

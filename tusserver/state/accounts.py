@@ -29,6 +29,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
+import select
 import threading
 from dataclasses import dataclass
 from typing import Any
@@ -145,6 +146,8 @@ class AccountStore:
         self._cache: dict[str, tuple[Any, ...]] = {}
         self._generation = 0
         self._pubsub: Any = None
+        self._poller: Any = None
+        self._sock: Any = None
         self._lock = threading.Lock()
         self._resolve_token = client.register_script(_RESOLVE_TOKEN)
         self._resolve_session = client.register_script(_RESOLVE_SESSION)
@@ -198,10 +201,18 @@ class AccountStore:
             try:
                 if self._pubsub is None:
                     self._subscribe()
+                elif not self._poller.poll(0):
+                    # Nothing arrived since the last drain (which left redis-py's buffer empty):
+                    # a bare poll(2) of the socket, a microsecond, instead of a parser round.
+                    return self._generation
                 while (message := self._pubsub.get_message(timeout=0)) is not None:
                     if message.get("type") == "message":
                         self._cache.clear()
                         self._generation += 1
+                connection = self._pubsub.connection
+                if connection is None or connection._sock is not self._sock:
+                    # redis-py reconnected under us: what was published meanwhile is lost.
+                    raise ValueError("the accounts channel reconnected")
             except (RedisError, OSError, ValueError) as exc:
                 log.warning("accounts cache off until Redis answers again: %s", exc)
                 self._drop_subscription()
@@ -216,6 +227,9 @@ class AccountStore:
         if not confirmed or confirmed.get("type") != "subscribe":
             pubsub.close()
             raise ValueError("subscription to the accounts channel not confirmed")
+        self._sock = pubsub.connection._sock
+        self._poller = select.poll()
+        self._poller.register(self._sock, select.POLLIN | select.POLLERR | select.POLLHUP)
         self._pubsub = pubsub
         self._cache.clear()
         self._generation += 1
