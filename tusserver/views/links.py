@@ -79,9 +79,9 @@ def link_download(upload_id: str) -> Response:
     g.principal = Principal(name=None, role="anonymous", via="link", link_upload=upload_id)
     download = service().download(upload_id, g.principal)
     response = send_download(download, send_body=request.method == "GET")
-    # The URL itself is the credential: keep it out of Referer headers. Caching stays
-    # `private, no-cache` (as on /files/): a browser must come back to revalidate, so a revoked
-    # or expired link stops working even for a copy it already holds.
+    # Keep the URL out of Referer headers. Caching stays `private, no-cache` (as on /files/): a
+    # browser must come back to revalidate, so a revoked or expired link stops working even for
+    # a copy it already holds.
     response.headers["Referrer-Policy"] = "no-referrer"
     return response
 
