@@ -284,7 +284,7 @@ class UploadService:
         lengths = [member.length for member in members]
         length = None if None in lengths else sum(m.length or 0 for m in members)
         if length is not None:
-            self._check_size(length)
+            self._check_size(length, principal)  # a grant's max_size binds the sum too
         finished = all(member.is_complete for member in members)
         now = self.clock()
         info = UploadInfo(

@@ -10,7 +10,7 @@ from flask import Blueprint, Response, jsonify, request, url_for
 from ..auth.accounts import NAME_PATTERN
 from ..errors import BadRequest
 from ..models import UploadInfo
-from .common import principal, service, upload_url
+from .common import download_url, principal, service, upload_url
 from .json_body import read_json_object
 
 bp = Blueprint("api", __name__, url_prefix="/api")
@@ -33,7 +33,7 @@ def upload_json(info: UploadInfo) -> dict[str, Any]:
         "metadata": info.metadata,
         "owner": info.owner,
         "url": upload_url(info.id),
-        "download_url": upload_url(info.id),
+        "download_url": download_url(info.id),
     }
 
 
