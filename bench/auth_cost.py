@@ -8,6 +8,11 @@ Two numbers, each the median over the rounds, and their ratio (target: >= 0.95):
 - upload MiB/s of 5 MiB uploads sent as one PATCH each (4 uploads at a time).
 Both servers run side by side on one embedded Redis, with fsync off so the disk's noise does
 not hide the few Redis round trips being measured; the client processes are forked first.
+
+On a shared machine the rates swing with whatever else runs, so the CPU time the server (its
+gunicorn tree plus the Redis it uses) spends per request is reported too: it is what auth
+actually adds, and is steady under load. Its ratio is none's CPU over the token's (>= 0.95:
+a token costs at most 5% more CPU per request).
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench import client, servers  # noqa: E402
+from tests.support.procstats import tree_cpu  # noqa: E402
 
 MiB = 1024 * 1024
 PATCH_SIZE = 5 * MiB
@@ -42,9 +48,27 @@ def make_token(redis_url: str, prefix: str) -> str:
     return token
 
 
+class CpuMeter:
+    """CPU seconds spent by a server's process tree and the Redis it uses, between two points."""
+
+    def __init__(self, server: servers.Server, redis_pid: int):
+        self.pids = (server.pid, redis_pid)
+
+    def __enter__(self) -> CpuMeter:
+        self.start = sum(tree_cpu(pid) for pid in self.pids)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.used = sum(tree_cpu(pid) for pid in self.pids) - self.start
+
+
+REDIS_PID = [0]
+
+
 def head_rate(
     pool: client.ClientPool, server: servers.Server, auth: dict[str, str], seconds: float
-) -> float:
+) -> tuple[float, float]:
+    """(HEAD requests/s, CPU µs per HEAD)."""
     made = pool.run(
         [("upload", {"host": "127.0.0.1", "port": server.port, "size": 1, "extra_headers": auth})]
     )
@@ -61,28 +85,31 @@ def head_rate(
             "connections": CONNECTIONS_PER_PROCESS,
         },
     )
-    results = pool.run([job] * PROCESSES)
+    with CpuMeter(server, REDIS_PID[0]) as meter:
+        results = pool.run([job] * PROCESSES)
     if any(result["errors"] for result in results):
         raise RuntimeError(f"{server.name}: HEAD answered errors")
     count = sum(len(result["latencies"]) for result in results)
     span = max(r["ended"] for r in results) - min(r["started"] for r in results)
-    return count / span
+    return count / span, meter.used / count * 1e6
 
 
 def upload_rate(
     pool: client.ClientPool, server: servers.Server, auth: dict[str, str], uploads: int
-) -> float:
-    """MiB/s of 5 MiB uploads, PROCESSES at a time; only the batches' own time counts."""
+) -> tuple[float, float]:
+    """(MiB/s, CPU s per GiB) of 5 MiB uploads, PROCESSES at a time; only the batches' own
+    time counts."""
     job = (
         "upload",
         {"host": "127.0.0.1", "port": server.port, "size": PATCH_SIZE, "extra_headers": auth},
     )
     sent, busy = 0, 0.0
-    for _ in range(max(uploads // PROCESSES, 1)):
-        results = pool.run([job] * PROCESSES)
-        sent += sum(result["bytes"] for result in results)
-        busy += max(r["ended"] for r in results) - min(r["started"] for r in results)
-    return sent / MiB / busy
+    with CpuMeter(server, REDIS_PID[0]) as meter:
+        for _ in range(max(uploads // PROCESSES, 1)):
+            results = pool.run([job] * PROCESSES)
+            sent += sum(result["bytes"] for result in results)
+            busy += max(r["ended"] for r in results) - min(r["started"] for r in results)
+    return sent / MiB / busy, meter.used / (sent / 1024**3)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -101,6 +128,7 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="tus-auth-bench-") as temp:
         base = Path(temp)
         redis = EmbeddedRedis(base / "redis", persistent=False).start()
+        REDIS_PID[0] = redis.process.pid if redis.process else 0
         started: list[servers.Server] = []
         try:
             open_server = servers.start_ours("open", base, redis, False, workers, threads)
@@ -113,11 +141,17 @@ def main(argv: list[str] | None = None) -> int:
             contenders = [(open_server, {}), (auth_server, {"Authorization": f"Bearer {token}"})]
             heads: dict[str, list[float]] = {"open": [], "auth": []}
             mibps: dict[str, list[float]] = {"open": [], "auth": []}
+            head_cpu: dict[str, list[float]] = {"open": [], "auth": []}
+            upload_cpu: dict[str, list[float]] = {"open": [], "auth": []}
             for round_number in range(args.rounds):
                 order = contenders if round_number % 2 == 0 else contenders[::-1]
                 for server, auth in order:
-                    heads[server.name].append(head_rate(pool, server, auth, args.seconds))
-                    mibps[server.name].append(upload_rate(pool, server, auth, args.uploads))
+                    rate, cpu = head_rate(pool, server, auth, args.seconds)
+                    heads[server.name].append(rate)
+                    head_cpu[server.name].append(cpu)
+                    rate, cpu = upload_rate(pool, server, auth, args.uploads)
+                    mibps[server.name].append(rate)
+                    upload_cpu[server.name].append(cpu)
                 print(
                     f"round {round_number + 1}: HEAD/s open {heads['open'][-1]:.0f} "
                     f"auth {heads['auth'][-1]:.0f}; MiB/s open {mibps['open'][-1]:.0f} "
@@ -139,6 +173,9 @@ def main(argv: list[str] | None = None) -> int:
     ):
         plain, guarded = statistics.median(table["open"]), statistics.median(table["auth"])
         print(f"| {label} | {plain:.{digits}f} | {guarded:.{digits}f} | {guarded / plain:.2f}x |")
+    for label, table in (("CPU µs per HEAD", head_cpu), ("CPU s per GiB uploaded", upload_cpu)):
+        plain, guarded = statistics.median(table["open"]), statistics.median(table["auth"])
+        print(f"| {label} | {plain:.1f} | {guarded:.1f} | {plain / guarded:.2f}x |")
     return 0
 
 

@@ -22,6 +22,7 @@ import pytest
 from flask import Flask
 
 from tests.support.accounts import (
+    PASSWORD,
     accounts_of,
     add_token,
     add_user,
@@ -47,6 +48,7 @@ class World:
     G: str  # made with alice's grant: incomplete (0 of 10)
     B: str  # bob: complete
     link: str  # a signed link to U (path?query)
+    spare_token: str = ""  # the id of a token of alice's that no principal uses
     principals: dict[str, dict[str, str]] = field(default_factory=dict)
 
     def snapshot(self) -> dict[str, Any]:
@@ -58,6 +60,14 @@ class World:
             seen[name] = None if info is None else (info.offset, info.length, info.metadata)
         seen["listed"] = self.client.get("/api/uploads", headers=self.admin).get_json()["total"]
         seen["U-bytes"] = self.client.get(self.U, headers=self.admin).data
+        accounts = accounts_of(self.app)
+        seen["users"] = sorted(
+            (u.name, u.role, u.disabled, u.quota) for u, _ in accounts.list_users()
+        )
+        seen["tokens"] = sorted(
+            t.id for name in ("alice", "bob") for t in accounts.list_tokens(name)
+        )
+        seen["link"] = self.client.get(self.link).status_code
         return seen
 
 
@@ -94,6 +104,7 @@ def build_world(app: Flask) -> World:
     assert made.status_code == 201
     parts = urlsplit(made.get_json()["url"])
     world = World(app, client, bearer(root), u, p, q, g, b, f"{parts.path}?{parts.query}")
+    world.spare_token = accounts_of(app).resolve_token(add_token(app, "alice")).token_id
     world.principals = {
         "anonymous": {},
         "owner": as_alice,
@@ -133,6 +144,11 @@ CREATE = {"headers": {**TUS, "Upload-Length": "5"}}
 RENAME = {"extra": {"json": {"filename": "renamed.txt"}}}
 OVERRIDE_DELETE = {"headers": {**TUS, "X-HTTP-Method-Override": "DELETE"}}
 LINK = {"extra": {"json": {"expires_in": 60}}}
+GRANT = {"extra": {"json": {"max_size": 10, "expires_in": 60, "uploads": 1}}}
+TOKEN = {"extra": {"json": {"label": "matrix"}}}
+NEW_USER = {"extra": {"json": {"name": "eve", "password": "long enough password"}}}
+QUOTA = {"extra": {"json": {"quota": 5}}}
+LOGIN = {"extra": {"json": {"name": "alice", "password": PASSWORD}}}
 
 ROUTES: dict[str, Send] = {
     "OPTIONS /files/": _req("OPTIONS", lambda w: "/files/"),
@@ -158,6 +174,15 @@ ROUTES: dict[str, Send] = {
     "POST /api/uploads/U/links": _req(
         "POST", lambda w: f"/api/uploads/{upload_id(w.U)}/links", **LINK
     ),
+    "DELETE /api/uploads/U/links": _req("DELETE", lambda w: f"/api/uploads/{upload_id(w.U)}/links"),
+    "POST /api/grants": _req("POST", lambda w: "/api/grants", **GRANT),
+    "POST /api/tokens": _req("POST", lambda w: "/api/tokens", **TOKEN),
+    "DELETE /api/tokens/<alice's>": _req("DELETE", lambda w: f"/api/tokens/{w.spare_token}"),
+    "POST /api/users": _req("POST", lambda w: "/api/users", **NEW_USER),
+    "PATCH /api/users/bob": _req("PATCH", lambda w: "/api/users/bob", **QUOTA),
+    "DELETE /api/users/bob": _req("DELETE", lambda w: "/api/users/bob"),
+    "POST /api/session": _req("POST", lambda w: "/api/session", **LOGIN),
+    "DELETE /api/session": _req("DELETE", lambda w: "/api/session"),
     "GET /links/U (signed)": _req("GET", lambda w: w.link),
     "GET /links/B (U's signature)": _req("GET", _link_for("B")),
     "GET /metrics": _req("GET", lambda w: "/metrics"),
@@ -170,11 +195,38 @@ ROUTES: dict[str, Send] = {
 }
 
 OWNERS = ("owner", "owner-cookie", "admin")
+READ_ONLY = {
+    "HEAD /files/P",
+    "GET /files/U",
+    "HEAD /files/U (download)",
+    "HEAD /files/G",
+    "GET /api/uploads",
+    "GET /api/uploads/U",
+    "GET /links/U (signed)",
+    "GET /api/me",
+    "GET /api/tokens",
+    "GET /api/users",
+    "GET /api/health",
+}
 BAD_CREDENTIALS = ("disabled-user", "expired-token", "revoked-token")
 CSRF = ("cross-site-cookie", "cookie-without-origin")
 STATE_CHANGING = {"POST", "PATCH", "DELETE"}
 
-PUBLIC = {"GET /links/U (signed)", "GET /api/health", "GET /", "GET /api/openapi.json"}
+PUBLIC = {
+    "GET /links/U (signed)",
+    "GET /api/health",
+    "GET /",
+    "GET /api/openapi.json",
+    "POST /api/session",
+    "DELETE /api/session",
+}
+ADMIN_ONLY = {
+    "GET /metrics",
+    "GET /api/users",
+    "POST /api/users",
+    "PATCH /api/users/bob",
+    "DELETE /api/users/bob",
+}
 
 # Per route: the status for owners (owner, owner-cookie, admin), another user, and a grant.
 # None = "as anonymous" (401).
@@ -195,6 +247,15 @@ TABLE: dict[str, tuple[int, int, int | None]] = {
     "PATCH /api/uploads/U": (200, 404, None),
     "DELETE /api/uploads/U": (204, 404, None),
     "POST /api/uploads/U/links": (201, 404, None),
+    "DELETE /api/uploads/U/links": (204, 404, None),
+    "POST /api/grants": (201, 201, None),
+    "POST /api/tokens": (201, 201, None),
+    "DELETE /api/tokens/<alice's>": (204, 404, None),
+    "POST /api/users": (201, 403, None),
+    "PATCH /api/users/bob": (200, 403, None),
+    "DELETE /api/users/bob": (204, 403, None),
+    "POST /api/session": (200, 200, None),
+    "DELETE /api/session": (204, 204, None),
     "GET /links/U (signed)": (200, 200, None),
     "GET /links/B (U's signature)": (403, 403, None),
     "GET /metrics": (200, 403, None),
@@ -228,9 +289,7 @@ def expected(route: str, principal: str) -> int:
         principal = "owner-cookie"  # reading needs no proof of origin
     if principal == "other-user":
         return other
-    if principal == "admin" and route == "GET /api/users":
-        return 200
-    if principal in ("owner", "owner-cookie") and route in ("GET /metrics", "GET /api/users"):
+    if principal in ("owner", "owner-cookie") and route in ADMIN_ONLY:
         return 403
     return owners
 
@@ -272,7 +331,7 @@ def test_access(world: World, route: str, principal: str) -> None:
     assert response.status_code == want, (route, principal, response.get_data(as_text=True))
     if want == 401:
         assert response.headers["WWW-Authenticate"].startswith("Bearer")
-    if want >= 400:
+    if want >= 400 or route in READ_ONLY:
         assert world.snapshot() == before, "a refused request changed something"
     if route == "GET /api/uploads" and want == 200:
         listed = {u["id"] for u in response.get_json()["uploads"]}
@@ -288,15 +347,37 @@ def test_access(world: World, route: str, principal: str) -> None:
 
 
 def test_matrix_covers_every_route_of_the_app(world: World) -> None:
-    """A new route must join the matrix: every rule of the app is exercised above."""
+    """A new route must join the matrix: every rule and method of the app is crossed above."""
     rules = {
         (rule.rule, method)
         for rule in world.app.url_map.iter_rules()
         for method in rule.methods or ()
-        if method not in ("HEAD", "OPTIONS")
+        if method not in ("HEAD", "OPTIONS") and rule.endpoint != "web.asset"
     }
-    covered_prefixes = ("/files", "/api/uploads", "/links", "/metrics", "/api/", "/")
-    assert all(rule.startswith(covered_prefixes) for rule, _ in rules)
+    covered = {
+        (_rule_of(name), name.split()[0].split("+")[0])
+        for name in ROUTES
+        if not name.startswith(("OPTIONS", "HEAD"))
+    }
+    assert rules <= covered | {("/files/<upload_id>", "POST")}, rules - covered
+
+
+def _rule_of(route: str) -> str:
+    path = route.split()[1]
+    for name, rule in (
+        ("/files/P", "/files/<upload_id>"),
+        ("/files/U", "/files/<upload_id>"),
+        ("/files/G", "/files/<upload_id>"),
+        ("/api/uploads/U/links", "/api/uploads/<upload_id>/links"),
+        ("/api/uploads/U", "/api/uploads/<upload_id>"),
+        ("/api/tokens/<alice's>", "/api/tokens/<token_id>"),
+        ("/api/users/bob", "/api/users/<name>"),
+        ("/links/U", "/links/<upload_id>"),
+        ("/links/B", "/links/<upload_id>"),
+    ):
+        if path == name:
+            return rule
+    return path
 
 
 def test_a_grant_holder_is_bounded(world: World) -> None:

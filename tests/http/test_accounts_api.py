@@ -441,3 +441,18 @@ def test_a_jwt_role_claim_makes_an_admin(make_app: Any) -> None:
     client = app.test_client()
     assert client.get("/api/users", headers=_jwt("boss", roles=["admin"])).status_code == 200
     assert client.get("/api/users", headers=_jwt("boss", roles=[])).status_code == 403
+
+
+def test_admins_filter_the_listing_by_owner(app: Flask, admin: Any, alice: Any) -> None:
+    client = app.test_client()
+    bob = bearer(add_token(app, "bob"))
+    mine = {upload_id(create(client, 1, alice)) for _ in range(2)}
+    create(client, 1, bob)
+    listed = client.get("/api/uploads?owner=alice&limit=1", headers=admin).get_json()
+    assert listed["total"] == 2 and "owner=alice" in listed["next"]
+    both = client.get("/api/uploads?owner=alice", headers=admin).get_json()["uploads"]
+    assert {u["id"] for u in both} == mine
+    assert client.get("/api/uploads", headers=admin).get_json()["total"] == 3
+    # A user's filter cannot widen its view: it always sees its own.
+    assert client.get("/api/uploads?owner=alice", headers=bob).get_json()["total"] == 1
+    assert client.get("/api/uploads?owner=bad%20name", headers=admin).status_code == 400
