@@ -22,11 +22,13 @@ from .auth.accounts import Accounts
 from .auth.jwt import JwtVerifier
 from .auth.resolve import resolve_request
 from .auth.signed import load_or_create_secret_key
+from .client_limits import ForwardedClientLimit
 from .errors import TusError
 from .hooks import ChainedHooks, Hooks, hooks_from_settings
 from .keepalive import SettleBody
 from .locks.keeper import LockKeeper
 from .locks.redis import LockManager
+from .origins import cors_allow_list
 from .protocol import safe_header_value
 from .request_log import FACTS_KEY, RequestFacts, RequestLog
 from .service import UploadService
@@ -35,7 +37,7 @@ from .state.accounts import AccountStore
 from .state.links import LinkState
 from .state.redis import RedisState, connect
 from .storage.base import DataStore
-from .views import account_api, api, download, links, openapi, tus, web
+from .views import account_api, api, download, ietf, links, openapi, tus, web
 from .views import metrics as metrics_view
 from .views.common import render_error, render_http_exception, render_unexpected
 
@@ -171,11 +173,15 @@ def create_app(
     app.before_request(_start_request)
     app.before_request(resolve_request)  # after the request id exists, before any view
     app.after_request(_finish_request)
+    # After _start_request: IETF draft requests are answered from a before-request hook.
+    app.register_blueprint(ietf.bp)
     if settings.cors_origins:
         _enable_cors(app, settings)
 
     wsgi: Any = MethodOverride(app.wsgi_app)
     if settings.behind_proxy:
+        if settings.max_connections_per_client:
+            wsgi = ForwardedClientLimit(wsgi, settings.max_connections_per_client)
         wsgi = ProxyFix(wsgi, x_for=1, x_proto=1, x_host=1, x_port=1, x_prefix=1)
     # Whatever the route or status, a body left unread is settled before the response
     # headers go out (see keepalive.py).
@@ -194,6 +200,12 @@ TUS_REQUEST_HEADERS = [
     "Upload-Defer-Length",
     "Upload-Concat",
     "Upload-Checksum",
+    "Upload-Draft-Interop-Version",
+    "Upload-Complete",
+    "Content-Digest",
+    "Repr-Digest",
+    "Want-Repr-Digest",
+    "Content-Disposition",
     "X-HTTP-Method-Override",
     "X-Request-ID",
     "X-Requested-With",
@@ -213,6 +225,11 @@ TUS_RESPONSE_HEADERS = [
     "Tus-Extension",
     "Tus-Max-Size",
     "Tus-Checksum-Algorithm",
+    "Upload-Complete",
+    "Upload-Limit",
+    "Upload-Draft-Interop-Version",
+    "Accept-Patch",
+    "Repr-Digest",
     "X-Request-ID",
     "Content-Disposition",
     "Content-Range",
@@ -223,10 +240,13 @@ def _enable_cors(app: Flask, settings: Settings) -> None:
     """Cross-origin uploads for the configured origins, on every response (errors included)."""
     from flask_cors import CORS
 
-    origins: str | list[str] = "*" if "*" in settings.cors_origins else list(settings.cors_origins)
+    allowed = cors_allow_list(settings.cors_origins)
     CORS(
         app,
-        origins=origins,
+        origins=allowed,
+        # The page hosted on a listed origin signs in with the session cookie. Never for `*`:
+        # that would let every site on the web act with a signed-in user's cookie.
+        supports_credentials=allowed != "*",
         methods=["GET", "HEAD", "POST", "PATCH", "DELETE", "OPTIONS"],
         allow_headers=TUS_REQUEST_HEADERS,
         expose_headers=TUS_RESPONSE_HEADERS,

@@ -40,6 +40,7 @@ from typing import Any
 from . import metrics
 from .errors import TusError
 from .keepalive import CONNECTION_KEY, force_close_of
+from .logsafe import escape
 
 log = logging.getLogger("tusserver.request")
 
@@ -145,14 +146,14 @@ class _Exchange:
             metrics.RESPONSES_CUT_SHORT.labels(cut).inc()
         line = "%s %s %s upload=%s in=%d out=%d %.1fms id=%s"
         args: list[Any] = [
-            method,
+            _clean(method),
             _clean(self.environ.get("PATH_INFO", "")),
             self.status or 500,
             _clean(facts.upload_id),
             facts.received,
             self.sent,
             duration * 1000,
-            facts.request_id,
+            _clean(facts.request_id),
         ]
         if self.environ.get(CONNECTION_KEY) == "close":
             line += " conn=close"
@@ -286,6 +287,6 @@ def _describe(error: BaseException) -> str:
 
 
 def _clean(value: str) -> str:
-    """A client-chosen value made safe for one log line: no control characters, bounded."""
-    text = "".join(ch if ch.isprintable() and ch != " " else f"\\x{ord(ch):02x}" for ch in value)
-    return text if len(text) <= 300 else text[:300] + "..."
+    """A client-chosen value made safe for one log line: escaped, and no spaces, so it stays one
+    field of the line."""
+    return escape(value, limit=300).replace(" ", "\\x20")

@@ -152,7 +152,7 @@ def info_to_dict(info: UploadInfo) -> dict[str, Any]:
         value = getattr(info, item.name)
         if item.name == "members":
             value = list(value)
-        elif item.name == "metadata":
+        elif item.name in ("metadata", "metadata_binary", "digests"):
             value = dict(value)
         data[item.name] = value
     return data
@@ -209,7 +209,19 @@ def info_from_dict(data: dict[str, Any]) -> UploadInfo:
         owner=text("owner"),
         concat=text("concat"),
         members=tuple(members),
+        metadata_binary=_string_map(data.get("metadata_binary"), "metadata_binary"),
+        digests=_string_map(data.get("digests"), "digests"),
     )
+
+
+def _string_map(value: Any, name: str) -> dict[str, str]:
+    """An optional JSON object of strings (fields added after the first info.json format)."""
+    value = value or {}
+    if not isinstance(value, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in value.items()
+    ):
+        raise ValueError(f"{name} must be an object of strings")
+    return dict(value)
 
 
 def contiguous_parts(parts: Iterable[Part]) -> tuple[Part, ...]:
