@@ -274,5 +274,6 @@ def _finish_request(response: Response) -> Response:
         received=body.received if body is not None else 0,
         request_id=g.get("request_id", "-"),
         download=g.get("bytes_sent") is not None,
+        streamed=not response.is_sequence,
     )
     return response
