@@ -28,7 +28,11 @@ def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     if configured:
         yield configured
         return
-    server = EmbeddedRedis(tmp_path_factory.mktemp("redis"), persistent=False).start()
+    # TCP (with a password), not the server's Unix socket: some tests put a TCP proxy between
+    # the server and Redis to stage an outage.
+    server = EmbeddedRedis(
+        tmp_path_factory.mktemp("redis"), persistent=False, unix_socket=False
+    ).start()
     try:
         yield server.url
     finally:

@@ -67,10 +67,19 @@ def free_port(host: str = "127.0.0.1") -> int:
 class EmbeddedRedis:
     """A Redis-compatible server on 127.0.0.1, owned by the process that started it."""
 
-    def __init__(self, directory: Path, persistent: bool = True, fsync: str = "always"):
+    def __init__(
+        self,
+        directory: Path,
+        persistent: bool = True,
+        fsync: str = "always",
+        unix_socket: bool = True,
+    ):
+        """`unix_socket=False` listens on 127.0.0.1 with a random password instead (for tests
+        that must reach the server through a TCP proxy)."""
         self.directory = Path(directory).resolve()
         self.persistent = persistent
         self.fsync = fsync
+        self.unix_socket = unix_socket
         self.port = 0
         self.password = ""
         self.process: subprocess.Popen[bytes] | None = None
@@ -92,7 +101,7 @@ class EmbeddedRedis:
         return f"redis://:{self.password}@127.0.0.1:{self.port}/0"
 
     def _address(self) -> list[str]:
-        if len(str(self.socket_path)) <= MAX_SOCKET_PATH:
+        if self.unix_socket and len(str(self.socket_path)) <= MAX_SOCKET_PATH:
             return ["--port", "0", "--unixsocket", str(self.socket_path), "--unixsocketperm", "700"]
         if not self.port:
             self.port = free_port()

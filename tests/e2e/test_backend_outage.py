@@ -29,7 +29,9 @@ OUTAGE = 10.0
 
 def _through(proxy: TcpProxy, redis_url: str) -> str:
     parts = urlsplit(redis_url)
-    return urlunsplit((parts.scheme, proxy.address, parts.path, "", ""))
+    credentials = parts.netloc.rpartition("@")[0]
+    netloc = f"{credentials}@{proxy.address}" if credentials else proxy.address
+    return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
 
 
 def _slow_patch(server: LiveServer, path: str, results: list[RawResponse]) -> None:

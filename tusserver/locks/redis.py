@@ -70,7 +70,7 @@ class LockManager:
     def __init__(
         self,
         state: StateStore,
-        ttl: float = 10.0,
+        ttl: float = 30.0,
         wait: float = 5.0,
         poll: float = 0.05,
         sleep: Callable[[float], None] = time.sleep,
