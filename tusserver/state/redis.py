@@ -66,7 +66,10 @@ _COMPLETE_FINAL = """
 if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
 local completed = redis.call('HGET', KEYS[1], 'completed')
 if completed and completed ~= '' then return 0 end
-redis.call('HSET', KEYS[1], unpack(ARGV))
+redis.call('HSET', KEYS[1], 'length', ARGV[1], 'offset', ARGV[1], 'completed', ARGV[2])
+for i = 3, #ARGV do
+  redis.call('ZREM', KEYS[2], ARGV[i])
+end
 return 1
 """
 
@@ -218,8 +221,10 @@ class RedisState:
             pipe.sadd(self._refs_key(member), info.id)
             # A partial upload in use cannot expire; terminating the last final that uses it
             # removes it. Left in the index it would only be looked at, and skipped, on every
-            # cleanup.
-            pipe.zrem(self._expiry_key, member)
+            # cleanup. The partials of an unfinished final stay: one abandoned before it
+            # completes must still expire (and takes the final with it).
+            if info.is_complete:
+                pipe.zrem(self._expiry_key, member)
 
     def restore(self, info: UploadInfo) -> None:
         """Write an upload's whole state (parts included), replacing what was there."""
@@ -314,11 +319,13 @@ class RedisState:
     def complete_final(self, info: UploadInfo, length: int, completed: float) -> UploadInfo | None:
         """Mark a final upload complete once its last partial upload is; None if it is gone.
 
-        Only the first caller changes anything, so post-finish fires once.
+        Only the first caller changes anything, so post-finish fires once. Its partial uploads
+        leave the expiry index with it: they are part of a complete file now.
         """
-        fields = ["length", str(length), "offset", str(length), "completed", repr(completed)]
+        args = [str(length), repr(completed), *info.members]
+        keys = [self._upload_key(info.id), self._expiry_key]
         with translate_errors():
-            done = self._complete_final(keys=[self._upload_key(info.id)], args=fields)
+            done = self._complete_final(keys=keys, args=args)
         if not done:
             return None
         return info.evolve(length=length, offset=length, completed=completed)
