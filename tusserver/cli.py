@@ -69,11 +69,29 @@ def main() -> None:
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option("--port", default=8080, show_default=True, type=int, help="Port to listen on.")
 @click.option("--workers", default=2, show_default=True, type=int, help="Worker processes.")
-@click.option("--threads", default=8, show_default=True, type=int, help="Threads per worker.")
-def serve(host: str, port: int, workers: int, threads: int) -> None:
-    """Run the server under gunicorn (gthread workers)."""
+@click.option(
+    "--threads", default=8, show_default=True, type=int, help="Threads per worker (gthread only)."
+)
+@click.option(
+    "--worker-class",
+    type=click.Choice(["gevent", "gthread"]),
+    default=None,
+    help="gunicorn worker class (default: TUSSERVER_WORKER_CLASS, gevent).",
+)
+def serve(host: str, port: int, workers: int, threads: int, worker_class: str | None) -> None:
+    """Run the server under gunicorn (gevent workers by default)."""
     settings = _settings()
+    worker_class = worker_class or settings.worker_class
+    if worker_class == "gevent":
+        # Before anything imports ssl, socket users or threading (the app, redis, urllib3):
+        # modules that took a reference to an unpatched class would block the event loop.
+        from gevent import monkey
+
+        monkey.patch_all()
     _configure_logging(settings)
+    from .worker_limits import raise_open_file_limit
+
+    raise_open_file_limit()  # before the fork: the workers and the embedded Redis inherit it
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     _prepare_secret_key(settings)
     if settings.metrics_enabled:
@@ -87,7 +105,7 @@ def serve(host: str, port: int, workers: int, threads: int) -> None:
         click.echo(f"tusserver listening on {url}  (uploads at {url}/files/)", err=True)
         from .gunicorn import run_gunicorn
 
-        run_gunicorn(running, host, port, workers, threads)
+        run_gunicorn(running, host, port, workers, threads, worker_class)
 
 
 def _check_access_mode(settings: Settings, host: str, url: str) -> None:

@@ -170,3 +170,9 @@ class HookFailed(TusError):
 class BackendUnavailable(TusError):
     status, code = 503, "backend-unavailable"
     default_message = "Storage backend unavailable; try again later"
+
+    RETRY_AFTER = "5"
+    """Seconds a client is asked to wait (`Retry-After`) before trying again."""
+
+    def __init__(self, message: str | None = None, headers: Mapping[str, str] | None = None):
+        super().__init__(message, {"Retry-After": self.RETRY_AFTER, **(headers or {})})

@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .origins import origin_problem
+
 PREFIX = "TUSSERVER_"
 MiB = 1024 * 1024
 
@@ -27,6 +29,8 @@ HOOK_EVENTS = (
     "pre-terminate",
     "post-terminate",
 )
+
+WORKER_CLASSES = ("gevent", "gthread")
 
 
 class SettingsError(ValueError):
@@ -59,6 +63,14 @@ class Settings:
     shutdown_timeout: int = 25
     behind_proxy: bool = False
     interim_responses: str = "auto"
+    # Concurrency and slow-client defence (see tusserver/worker.py)
+    worker_class: str = "gevent"
+    worker_connections: int = 10000
+    keepalive_timeout: float = 75.0
+    header_timeout: float = 10.0
+    min_rate: int = 1024
+    min_rate_window: float = 60.0
+    max_connections_per_client: int = 0
     log_level: str = "INFO"
     webclient_dir: Path = field(default_factory=_default_webclient_dir)
     # S3 / MinIO data store
@@ -158,6 +170,10 @@ class Settings:
             "read_timeout",
             "s3_part_size",
             "hooks_timeout",
+            "worker_connections",
+            "keepalive_timeout",
+            "header_timeout",
+            "min_rate_window",
             "session_lifetime",
             "link_max_lifetime",
             "grant_max_lifetime",
@@ -173,11 +189,18 @@ class Settings:
             "gone_ttl",
             "cors_max_age",
             "hooks_receive_interval",
+            "min_rate",
+            "max_connections_per_client",
             "default_quota",
         )
         for name in non_negative:
             if getattr(self, name) < 0:
                 raise SettingsError(f"{PREFIX}{name.upper()} must not be negative")
+        if self.worker_class not in WORKER_CLASSES:
+            raise SettingsError(
+                f"TUSSERVER_WORKER_CLASS must be one of {', '.join(WORKER_CLASSES)}, "
+                f"not {self.worker_class!r}"
+            )
         if self.s3_part_size < 5 * 1024 and self.storage == "s3":
             raise SettingsError("TUSSERVER_S3_PART_SIZE must be at least 5 KiB")
         unknown = set(self.hooks_enabled) - set(HOOK_EVENTS)
@@ -191,6 +214,10 @@ class Settings:
                 f"TUSSERVER_INTERIM_RESPONSES must be auto, true or false, "
                 f"not {self.interim_responses!r}"
             )
+        for origin in self.cors_origins:
+            problem = origin_problem(origin)
+            if problem:
+                raise SettingsError(f"TUSSERVER_CORS_ORIGINS: {origin!r}: {problem}")
         if self.auth not in ("required", "none"):
             raise SettingsError(f"TUSSERVER_AUTH must be 'required' or 'none', not {self.auth!r}")
         self._validate_signing()

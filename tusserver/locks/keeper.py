@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from .. import metrics
+from ..errors import BackendUnavailable
 from .redis import UploadLock
 
 log = logging.getLogger(__name__)
@@ -100,6 +101,8 @@ class LockKeeper:
             for entry in watched:
                 try:
                     self._check(entry)
+                except BackendUnavailable:
+                    pass  # counted and logged once per outage where it happened (backend_status)
                 except Exception:  # one bad check must not stop the watching of others
                     log.exception("lock keeper check failed for %s", entry.lock.upload_id)
 

@@ -9,8 +9,10 @@ import os
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
+from .. import backend_status
 from ..errors import BackendUnavailable, TooLarge
 from ..models import UploadInfo, WriteResult
+from ..offload import blocking
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +49,7 @@ class LocalStore:
             fd = os.open(self._path(info), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o640)
             os.close(fd)
             if self.fsync:
-                self._fsync_directory()
+                blocking(self._fsync_directory)
         except OSError as exc:
             raise _unavailable("create", exc) from exc
 
@@ -62,20 +64,19 @@ class LocalStore:
                 # Only when there is something to cut: ext4 takes a truncate to size 0 for a
                 # "replace via truncate" and writes the whole file out when it is closed
                 # (auto_da_alloc), which made closing after a 1 GiB first PATCH take 0.25 s.
-                os.ftruncate(fd, info.offset)
+                blocking(os.ftruncate, fd, info.offset)
             os.lseek(fd, info.offset, os.SEEK_SET)
             for chunk in chunks:
-                view = memoryview(chunk)
-                while view:
-                    count = os.write(fd, view)
-                    view = view[count:]
+                # Disk calls go through `blocking`: under the gevent worker a write stalled by
+                # dirty-page throttling or a long fsync must not stall other connections.
+                blocking(_write_all, fd, chunk)
                 written += len(chunk)
             if self.fsync:
-                os.fsync(fd)
+                blocking(os.fsync, fd)
         except OSError as exc:
             raise _unavailable("write", exc) from exc
         finally:
-            os.close(fd)
+            blocking(os.close, fd)  # closing after a large write can flush (ext4 auto_da_alloc)
         return WriteResult(written)
 
     def discard(self, info: UploadInfo, result: WriteResult) -> None:
@@ -117,9 +118,16 @@ class LocalStore:
             os.close(fd)
 
 
+def _write_all(fd: int, chunk: bytes) -> None:
+    view = memoryview(chunk)
+    while view:
+        count = os.write(fd, view)
+        view = view[count:]
+
+
 def _unavailable(action: str, exc: OSError) -> Exception:
     """Translate an OS error into the catalogue; a full disk is the client's 'too large'."""
     if exc.errno in (errno.ENOSPC, errno.EDQUOT):
         return TooLarge("the server is out of storage space for this upload")
-    log.error("local store %s failed: %s", action, exc)
+    backend_status.failed(backend_status.STORAGE, f"local store {action} failed: {exc}")
     return BackendUnavailable(f"storage {action} failed")

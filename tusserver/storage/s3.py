@@ -45,6 +45,7 @@ from urllib3.exceptions import (
 )
 from urllib3.util import Retry, Timeout
 
+from .. import backend_status
 from ..errors import BackendUnavailable
 from ..models import Part, UploadInfo, WriteResult
 from ..protocol import is_upload_id
@@ -657,9 +658,11 @@ class S3Store:
     def _call(self, action: str, operation: Callable[[], T]) -> T:
         """Run one client operation, translating its failures at this boundary."""
         try:
-            return operation()
+            result = operation()
         except CLIENT_ERRORS as exc:
             raise _unavailable(action, exc) from None
+        backend_status.ok(backend_status.STORAGE)
+        return result
 
 
 def _close_when_done(upcoming: Future[Any]) -> None:
@@ -708,9 +711,9 @@ def describe(exc: BaseException) -> str:
 
 
 def _unavailable(action: str, exc: BaseException) -> BackendUnavailable:
-    """Log a client failure and turn it into the catalogue's 503."""
+    """Report a client failure (logged once per outage) and turn it into the catalogue's 503."""
     reason = describe(exc)
-    log.error("S3 %s failed: %s", action, reason)
+    backend_status.failed(backend_status.STORAGE, f"S3 {action} failed: {reason}")
     return BackendUnavailable(f"storage {action} failed: {reason}")
 
 

@@ -10,6 +10,7 @@ from werkzeug.exceptions import HTTPException
 from ..auth.principal import Principal
 from ..auth.resolve import current_principal
 from ..errors import TusError
+from ..logsafe import escape
 from ..protocol import TUS_VERSION
 from ..service import UploadService
 from .problem import render_problem, request_draft
@@ -77,5 +78,5 @@ def render_unexpected(exc: Exception) -> Response:
     """A bug: log the traceback, tell the client nothing but that it failed."""
     if isinstance(exc, HTTPException):
         return render_http_exception(exc)
-    log.exception("unhandled error on %s %s", request.method, request.path)
+    log.exception("unhandled error on %s %s", escape(request.method), escape(request.path))
     return render_error(TusError())

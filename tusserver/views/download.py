@@ -119,7 +119,36 @@ def _body(download: Download, start: int, end: int) -> tuple[object, bool]:
             # gunicorn sends exactly Content-Length bytes (sendfile), so the wrapper can go as is
             return wrapped, True
         return _limited(wrapped, end - start), True
-    return download.read(start, end), False
+    return _primed(download.read(start, end)), False
+
+
+def _primed(chunks: Iterator[bytes]) -> Iterator[bytes]:
+    """Read the first chunk now, so a store that fails at once is a 503, not a broken 200.
+
+    Until the first chunk exists the status line is not sent: a failure here goes through the
+    error handler like any other. A failure after it can only cut the body short (see
+    request_log.py).
+    """
+    try:
+        first = next(chunks)
+    except StopIteration:
+        return iter(())
+    except BaseException:
+        close = getattr(chunks, "close", None)
+        if close is not None:
+            close()
+        raise
+    return _chain(first, chunks)
+
+
+def _chain(first: bytes, rest: Iterator[bytes]) -> Iterator[bytes]:
+    try:
+        yield first
+        yield from rest
+    finally:
+        close = getattr(rest, "close", None)
+        if close is not None:
+            close()
 
 
 def _limited(chunks: Iterator[bytes], count: int) -> Iterator[bytes]:
@@ -147,12 +176,14 @@ def _validators(download: Download) -> dict[str, str]:
 
 def _headers(download: Download) -> dict[str, str]:
     content_type = media_type(download.info.filetype, download.info.filename)
-    disposition = "inline" if is_inline_safe(content_type) else "attachment"
+    inline = is_inline_safe(content_type)
     headers = {
         **_validators(download),
         "Accept-Ranges": "bytes",
-        "Content-Type": content_type,
-        "Content-Disposition": content_disposition(disposition, download.info.filename),
+        "Content-Type": served_type(content_type),
+        "Content-Disposition": content_disposition(
+            "inline" if inline else "attachment", download.info.filename
+        ),
         "Content-Security-Policy": "sandbox; default-src 'none'",
     }
     digest = _repr_digest(download)
@@ -192,6 +223,17 @@ def media_type(claimed: str, filename: str) -> str:
 def is_inline_safe(content_type: str) -> bool:
     """Only types a browser cannot run as a page are shown inline; HTML and SVG never are."""
     return content_type in _INLINE_EXACT or content_type.startswith(_INLINE_PREFIXES)
+
+
+def served_type(content_type: str) -> str:
+    """The Content-Type a download goes out with: its own only when it is inline-safe.
+
+    `Content-Disposition: attachment` does not stop `<script src>`, `<link rel=stylesheet>` or a
+    worker from using a response: they look only at the type. A JavaScript upload served as
+    `text/javascript` would run from our origin (and pass a `script-src 'self'` policy);
+    `application/octet-stream` with `nosniff` is refused by every such element.
+    """
+    return content_type if is_inline_safe(content_type) else "application/octet-stream"
 
 
 def content_disposition(disposition: str, filename: str) -> str:

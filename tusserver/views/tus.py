@@ -32,6 +32,7 @@ from ..protocol_ietf import (
     parse_digests,
     parse_want_digest,
 )
+from ..rate import MinimumRate
 from ..service import NewUpload
 from ..wsgi_input import body_stream
 from .common import TUS_PATH, principal, render_error, service, upload_url
@@ -249,11 +250,13 @@ def _has_body() -> bool:
 def _body_reader() -> BodyReader:
     """Wrap the raw WSGI input; the reader itself never reads past Content-Length."""
     expected = None if _is_chunked() else (_content_length() or 0)
+    settings = service().settings
     reader = BodyReader(
         body_stream(request.environ),
         expected,
-        chunk_size=service().settings.read_chunk_size,
+        chunk_size=settings.read_chunk_size,
         sock=request.environ.get("gunicorn.socket"),
+        min_rate=MinimumRate(settings.min_rate, settings.min_rate_window),
     )
     g.body = reader
     request.environ[BODY_KEY] = reader
