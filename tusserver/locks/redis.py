@@ -78,6 +78,12 @@ class LockManager:
         self._refresh = client.register_script(_REFRESH)
         self._withdraw = client.register_script(_RELEASE)  # same script: delete if ours
 
+    def release_requested_many(self, locks: list[UploadLock]) -> list[bool]:
+        """For each lock, whether another request asked for it (one MGET for all)."""
+        with translate_errors():
+            values = self.client.mget([lock.release_key for lock in locks])
+        return [value is not None for value in values]
+
     def lock_key(self, upload_id: str) -> str:
         return f"{self.prefix}lock:{upload_id}"
 
