@@ -1,13 +1,21 @@
 """The baselines: a minimal WSGI app that only writes request bodies to files.
 
 It answers the same requests as a tus server so the same client code path drives it: POST makes
-an empty file and answers 201 with its Location; PATCH writes the body at Upload-Offset (read
-from `wsgi.input` 1 MiB at a time, like any WSGI app must) and answers 204 with the new offset;
-GET sends the file through `wsgi.file_wrapper` (sendfile); HEAD and OPTIONS answer at once.
-No Redis, no locks, no checks: the ceiling for a Flask server under the same gunicorn config.
-With `--fsync` each PATCH is fsync'd before its answer.
+an empty file and answers 201 with its Location; PATCH writes the body at Upload-Offset, 1 MiB
+at a time, and answers 204 with the new offset; GET sends the file through `wsgi.file_wrapper`
+(sendfile); HEAD and OPTIONS answer at once. No Redis, no locks, no checks. With `--fsync`
+each PATCH is fsync'd before its answer.
 
-    python bench/baseline_app.py --port 8081 --workers 2 --threads 8 --dir DATA_DIR [--fsync]
+`--reader` says where the body comes from:
+- `wsgi-input`: gunicorn's `wsgi.input`, as a plain WSGI app reads it. Not a ceiling for
+  tusserver, which does not read through gunicorn's reader.
+- `socket`: the socket, read directly into one buffer per 1 MiB by `tusserver.wsgi_input`, the
+  same reader tusserver uses. Everything tusserver does on top of that (HTTP parsing by Flask,
+  Redis, locks, checks) is what the "socket app" leaves out, so it is the real ceiling for
+  tusserver under the same gunicorn settings.
+
+    python bench/baseline_app.py --port 8081 --workers 2 --threads 8 --dir DATA_DIR \\
+        [--reader socket] [--fsync]
 """
 
 from __future__ import annotations
@@ -19,10 +27,12 @@ from typing import Any
 
 from gunicorn.app.base import BaseApplication
 
+from tusserver.wsgi_input import body_stream
+
 CHUNK = 1024 * 1024
 
 
-def make_app(directory: str, fsync: bool) -> Any:
+def make_app(directory: str, fsync: bool, reader: str) -> Any:
     def app(environ: dict[str, Any], start_response: Any) -> Any:
         method = environ["REQUEST_METHOD"]
         path = environ["PATH_INFO"]
@@ -43,7 +53,7 @@ def make_app(directory: str, fsync: bool) -> Any:
         if method == "PATCH":
             offset = int(environ["HTTP_UPLOAD_OFFSET"])
             remaining = int(environ.get("CONTENT_LENGTH") or 0)
-            stream = environ["wsgi.input"]
+            stream = body_stream(environ) if reader == "socket" else environ["wsgi.input"]
             fd = os.open(file_path, os.O_WRONLY)
             try:
                 os.lseek(fd, offset, os.SEEK_SET)
@@ -94,6 +104,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=8)
     parser.add_argument("--dir", required=True)
     parser.add_argument("--fsync", action="store_true")
+    parser.add_argument("--reader", choices=("wsgi-input", "socket"), default="wsgi-input")
     args = parser.parse_args()
     os.makedirs(args.dir, exist_ok=True)
     # The same gunicorn settings as tusserver/gunicorn.py's run_gunicorn (minus its hooks).
@@ -110,7 +121,7 @@ def main() -> None:
         "limit_request_field_size": 16384,
         "proc_name": "bench-baseline",
     }
-    Baseline(make_app(args.dir, args.fsync), options).run()
+    Baseline(make_app(args.dir, args.fsync, args.reader), options).run()
 
 
 if __name__ == "__main__":

@@ -3,21 +3,22 @@
     .venv/bin/python bench/s3_compare.py [--size-mib 256] [--runs 3] [--json]
 
 Starts a moto S3 server (its own process, on a free port of 127.0.0.1) and `tusserver serve`
-with TUSSERVER_STORAGE=s3 against it (embedded Redis), then, alternating the contenders in every
-run so that drift hits all of them alike, measures MiB/s of:
+with TUSSERVER_STORAGE=s3 against it (embedded Redis), then measures MiB/s of:
 
 - tusserver: one PATCH of the whole file, then a GET of it;
 - tusserver: the same file in PATCHes of `patch_size` (8 MiB), then a GET;
-- minio direct: `put_object` of the same bytes with the same part size (one part at a time, as
-  the server puts its parts; a multipart upload, as a client would do it) and `get_object`;
 - minio direct, the server's own object layout: one plain `put_object` per part-size slice and a
-  `get_object` of each in order. This is the S3 work tusserver itself does, so it is the upper
-  bound for tusserver through the same endpoint.
+  `get_object` of each in order. This is the S3 work tusserver itself does for an upload and a
+  download, so it is the reference every ratio is taken against: equal work on both sides.
+  (A minio multipart upload is not compared: S3 must assemble it afterwards, which is other
+  work than tusserver's part objects.)
 
-Every transfer is checked by size while timed; one download of each kind is checked by SHA-256
-after the timed runs. Prints a Markdown table (median, min-max) with the ratios to the direct
-client and the server's peak RSS during the uploads. `measure_s3(...)` returns the same numbers
-as a dict for other scripts (bench/run.py).
+The contenders take turns in every run, in reverse order every other run (ABBA), so drift hits
+all of them alike. The same random bytes (made once) are sent every time; every transfer is
+checked by size while timed, and after every upload the stored bytes are read back, untimed,
+and checked by SHA-256. Prints a Markdown table (median, min-max) with the median of the
+run-by-run ratios to the reference, and the server's peak RSS during the uploads.
+`measure_s3(...)` returns the same numbers as a dict for other scripts (bench/run.py).
 """
 
 from __future__ import annotations
@@ -30,7 +31,6 @@ import io
 import json
 import logging
 import os
-import signal
 import statistics
 import subprocess
 import sys
@@ -48,53 +48,37 @@ if str(ROOT) not in sys.path:
 
 from minio import Minio  # noqa: E402
 
-from tests.support.procstats import PeakRss, tree_rss  # noqa: E402
+from tests.support.procstats import PeakRss, stop_process, tree_rss  # noqa: E402
+from tests.support.s3 import ACCESS_KEY, REGION, SECRET_KEY, moto_process, server_env  # noqa: E402
 from tusserver.embedded_redis import free_port  # noqa: E402
 
 MiB = 1024 * 1024
 BLOCK = MiB
-ACCESS_KEY = SECRET_KEY = "testing"
-REGION = "us-east-1"
 BUCKET = "tus-bench"
 DIRECT_BUCKET = "tus-bench-direct"
 
-MOTO_SCRIPT = """
-import logging, time
-from moto.server import ThreadedMotoServer
-logging.getLogger("werkzeug").setLevel(logging.WARNING)
-server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-server.start()
-print(server.get_host_and_port()[1], flush=True)
-while True:
-    time.sleep(3600)
-"""
-
-CONTENDERS = ("tus_one_patch", "tus_patches", "direct", "direct_parts")
+REFERENCE = "direct_parts"
+CONTENDERS = ("tus_one_patch", "tus_patches", REFERENCE)
 LABELS = {
     "tus_one_patch": "tusserver, one PATCH",
     "tus_patches": "tusserver, {patch} MiB PATCHes",
-    "direct": "minio direct, put_object/get_object",
     "direct_parts": "minio direct, one object per {part} MiB part",
 }
 
 
-# -- processes -----------------------------------------------------------------------------
-
-
-@contextlib.contextmanager
-def moto_server() -> Iterator[str]:
-    """A moto S3 server in its own process; yields its endpoint "127.0.0.1:port"."""
-    process = subprocess.Popen(
-        [sys.executable, "-c", MOTO_SCRIPT], stdout=subprocess.PIPE, text=True
+def label(contender: str, result: dict[str, Any]) -> str:
+    """The table label of a contender in a `measure_s3` result."""
+    return LABELS[contender].format(
+        patch=result["patch_size"] // MiB, part=result["part_size"] // MiB
     )
-    try:
-        assert process.stdout is not None
-        line = process.stdout.readline()
-        if not line.strip():
-            raise RuntimeError(f"moto server did not start (exit {process.poll()})")
-        yield f"127.0.0.1:{int(line)}"
-    finally:
-        _stop(process)
+
+
+def ratio(samples: list[float], reference: list[float]) -> float:
+    """The median of the run-by-run ratios (run i of `samples` over run i of `reference`)."""
+    return statistics.median(a / b for a, b in zip(samples, reference, strict=True))
+
+
+# -- processes -----------------------------------------------------------------------------
 
 
 @dataclass
@@ -111,19 +95,12 @@ def tusserver(
     with tempfile.TemporaryDirectory(prefix="tus-s3-bench-") as data_dir:
         port = free_port()
         env = {k: v for k, v in os.environ.items() if not k.startswith("TUSSERVER_")}
+        env.update(server_env(endpoint, BUCKET, part_size))
         env.update(
             {
                 "TUSSERVER_DATA_DIR": data_dir,
-                "TUSSERVER_STORAGE": "s3",
-                "TUSSERVER_S3_ENDPOINT": endpoint,
-                "TUSSERVER_S3_SECURE": "false",
-                "TUSSERVER_S3_ACCESS_KEY": ACCESS_KEY,
-                "TUSSERVER_S3_SECRET_KEY": SECRET_KEY,
-                "TUSSERVER_S3_REGION": REGION,
-                "TUSSERVER_S3_BUCKET": BUCKET,
-                "TUSSERVER_S3_PART_SIZE": str(part_size),
                 "TUSSERVER_LOG_LEVEL": "WARNING",
-                "TUSSERVER_AUTH": "none",
+                "TUSSERVER_AUTH": "none",  # the protocol's cost, not an account check's
             }
         )
         command = [sys.executable, "-m", "tusserver", "serve", "--host", "127.0.0.1"]
@@ -138,7 +115,7 @@ def tusserver(
             _wait_healthy(server, process, log_path)
             yield server
         finally:
-            _stop(process)
+            stop_process(process)
 
 
 def _wait_healthy(server: TusServer, process: subprocess.Popen[bytes], log: Path) -> None:
@@ -152,16 +129,6 @@ def _wait_healthy(server: TusServer, process: subprocess.Popen[bytes], log: Path
                 return
         time.sleep(0.1)
     raise RuntimeError(f"tusserver did not become healthy:\n{log.read_text(errors='replace')}")
-
-
-def _stop(process: subprocess.Popen[Any]) -> None:
-    if process.poll() is None:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
 
 
 # -- one transfer each ---------------------------------------------------------------------
@@ -256,36 +223,6 @@ def direct_client(endpoint: str) -> Minio:
     return client
 
 
-def direct_upload(client: Minio, key: str, data: bytes, part_size: int) -> float:
-    """`put_object` of `data` with `part_size` parts, one part at a time; seconds taken."""
-    started = time.perf_counter()
-    client.put_object(
-        DIRECT_BUCKET, key, io.BytesIO(data), len(data), part_size=part_size, num_parallel_uploads=1
-    )
-    return time.perf_counter() - started
-
-
-def direct_download(
-    client: Minio, key: str, size: int, digest: Callable[[bytes], None] | None = None
-) -> float:
-    """`get_object`, streamed in 1 MiB reads; seconds taken (checks the size)."""
-    started = time.perf_counter()
-    received = 0
-    response = client.get_object(DIRECT_BUCKET, key)
-    try:
-        for block in response.stream(BLOCK):
-            received += len(block)
-            if digest:
-                digest(block)
-    finally:
-        response.close()
-        response.release_conn()
-    seconds = time.perf_counter() - started
-    if received != size:
-        raise RuntimeError(f"get_object returned {received} of {size} bytes")
-    return seconds
-
-
 def direct_parts_upload(client: Minio, key: str, data: bytes, part_size: int) -> float:
     """One plain `put_object` per `part_size` slice (tusserver's layout); seconds taken."""
     view = memoryview(data)
@@ -302,7 +239,13 @@ def direct_parts_upload(client: Minio, key: str, data: bytes, part_size: int) ->
     return time.perf_counter() - started
 
 
-def direct_parts_download(client: Minio, key: str, size: int, part_size: int) -> float:
+def direct_parts_download(
+    client: Minio,
+    key: str,
+    size: int,
+    part_size: int,
+    digest: Callable[[bytes], None] | None = None,
+) -> float:
     """`get_object` of each part object in order, streamed; seconds taken (checks the size)."""
     started = time.perf_counter()
     received = 0
@@ -311,6 +254,8 @@ def direct_parts_download(client: Minio, key: str, size: int, part_size: int) ->
         try:
             for block in response.stream(BLOCK):
                 received += len(block)
+                if digest:
+                    digest(block)
         finally:
             response.close()
             response.release_conn()
@@ -328,20 +273,9 @@ def direct_parts_remove(client: Minio, key: str, size: int, part_size: int) -> N
 # -- the comparison ------------------------------------------------------------------------
 
 
-def make_data(size: int) -> bytes:
-    """`size` incompressible-looking bytes (a SHA-512 chain per MiB, cheap to make)."""
-    out = bytearray()
-    counter = 0
-    while len(out) < size:
-        counter += 1
-        seed = hashlib.sha512(counter.to_bytes(8, "big")).digest()
-        out += (seed * (MiB // len(seed)))[: size - len(out)]
-    return bytes(out)
-
-
 def measure_s3(
     size: int = 256 * MiB,
-    runs: int = 3,
+    runs: int = 4,
     part_size: int = 8 * MiB,
     patch_size: int = 8 * MiB,
     log: Callable[[str], None] | None = None,
@@ -349,33 +283,32 @@ def measure_s3(
     """Run the comparison; returns MiB/s samples and RSS figures.
 
     Result: {"size", "runs", "part_size", "patch_size",
-             "upload": {contender: [MiB/s, ...]}, "download": {contender: [MiB/s, ...]},
+             "upload": {contender: [MiB/s per run]}, "download": {contender: [MiB/s per run]},
              "rss_idle": bytes, "rss_peak_upload": bytes (max over all tusserver uploads),
-             "verified": True}
-    with contenders "tus_one_patch", "tus_patches", "direct", "direct_parts".
+             "verified": number of uploads whose stored bytes matched by SHA-256}
+    with contenders "tus_one_patch", "tus_patches" and the reference "direct_parts".
     """
     say = log or (lambda _message: None)
-    data = make_data(size)
+    data = os.urandom(size)  # real random bytes, made once, sent by every contender
     expected = hashlib.sha256(data).hexdigest()
     mib = size / MiB
     upload: dict[str, list[float]] = {name: [] for name in CONTENDERS}
     download: dict[str, list[float]] = {name: [] for name in CONTENDERS}
-    with moto_server() as endpoint, tusserver(endpoint, part_size) as server:
+    verified = 0
+    with moto_process() as endpoint, tusserver(endpoint, part_size) as server:
         client = direct_client(endpoint)
         _request("GET", f"{server.url}/api/health")
         rss_idle = tree_rss(server.pid)
         rss_peak = rss_idle
         for run in range(1, runs + 1):
-            for name in CONTENDERS:
-                if name == "direct":
-                    key = f"run-{run}"
-                    up = direct_upload(client, key, data, part_size)
-                    down = direct_download(client, key, size)
-                    client.remove_object(DIRECT_BUCKET, key)
-                elif name == "direct_parts":
+            order = CONTENDERS if run % 2 else tuple(reversed(CONTENDERS))
+            for name in order:
+                stored = hashlib.sha256()
+                if name == REFERENCE:
                     key = f"parts-{run}"
                     up = direct_parts_upload(client, key, data, part_size)
                     down = direct_parts_download(client, key, size, part_size)
+                    direct_parts_download(client, key, size, part_size, stored.update)
                     direct_parts_remove(client, key, size, part_size)
                 else:
                     url = tus_create(server, size)
@@ -383,23 +316,14 @@ def measure_s3(
                         up = tus_upload(url, data, patch_size if name == "tus_patches" else None)
                     rss_peak = max(rss_peak, peak.peak)
                     down = tus_download(url, size)
+                    tus_download(url, size, stored.update)
                     tus_delete(url)
+                if stored.hexdigest() != expected:  # checked untimed, after every upload
+                    raise RuntimeError(f"run {run} {name}: stored bytes differ from those sent")
+                verified += 1
                 upload[name].append(mib / up)
                 download[name].append(mib / down)
                 say(f"run {run} {name}: up {mib / up:.0f} MiB/s, down {mib / down:.0f} MiB/s")
-
-        # Correctness, outside the timed runs: one full SHA-256 check per path.
-        url = tus_create(server, size)
-        tus_upload(url, data, patch_size)
-        tus_hash = hashlib.sha256()
-        tus_download(url, size, tus_hash.update)
-        tus_delete(url)
-        direct_upload(client, "verify", data, part_size)
-        direct_hash = hashlib.sha256()
-        direct_download(client, "verify", size, direct_hash.update)
-        client.remove_object(DIRECT_BUCKET, "verify")
-        if tus_hash.hexdigest() != expected or direct_hash.hexdigest() != expected:
-            raise RuntimeError("a download did not match the uploaded bytes")
     return {
         "size": size,
         "runs": runs,
@@ -409,7 +333,7 @@ def measure_s3(
         "download": download,
         "rss_idle": rss_idle,
         "rss_peak_upload": rss_peak,
-        "verified": True,
+        "verified": verified,
     }
 
 
@@ -417,28 +341,26 @@ def _summary(samples: list[float]) -> str:
     return f"{statistics.median(samples):.0f} ({min(samples):.0f}-{max(samples):.0f})"
 
 
-def _ratio(samples: list[float], reference: list[float]) -> str:
-    return f"{statistics.median(samples) / statistics.median(reference):.2f}x"
-
-
 def format_table(result: dict[str, Any]) -> str:
     """The Markdown table for a `measure_s3` result."""
     size_mib = result["size"] // MiB
-    patch_mib = result["patch_size"] // MiB
     up, down = result["upload"], result["download"]
     lines = [
-        f"S3 store vs direct minio client: {size_mib} MiB, part size "
-        f"{result['part_size'] // MiB} MiB, {result['runs']} runs each, moto S3 on 127.0.0.1",
+        f"tusserver's S3 store vs a direct minio client doing the same S3 work (one object per "
+        f"{result['part_size'] // MiB} MiB part, PUT then GET in order): {size_mib} MiB, "
+        f"{result['runs']} runs, contenders in reverse order every other run, moto S3 on "
+        f"127.0.0.1. Ratios are medians of run-by-run ratios; every one of the "
+        f"{result['verified']} uploads was read back and checked by SHA-256.",
         "",
-        "| path | upload MiB/s, median (min-max) | vs direct | download MiB/s, median (min-max) "
-        "| vs direct |",
+        "| path | upload MiB/s, median (min-max) | vs direct parts | download MiB/s, median "
+        "(min-max) | vs direct parts |",
         "|---|---|---|---|---|",
     ]
     for name in CONTENDERS:
-        label = LABELS[name].format(patch=patch_mib, part=result["part_size"] // MiB)
         lines.append(
-            f"| {label} | {_summary(up[name])} | {_ratio(up[name], up['direct'])} "
-            f"| {_summary(down[name])} | {_ratio(down[name], down['direct'])} |"
+            f"| {label(name, result)} | {_summary(up[name])} "
+            f"| {ratio(up[name], up[REFERENCE]):.2f}x | {_summary(down[name])} "
+            f"| {ratio(down[name], down[REFERENCE]):.2f}x |"
         )
     lines += [
         "",
@@ -453,7 +375,7 @@ def format_table(result: dict[str, Any]) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--size-mib", type=int, default=256)
-    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--runs", type=int, default=4)
     parser.add_argument("--part-size-mib", type=int, default=8)
     parser.add_argument("--patch-size-mib", type=int, default=8)
     parser.add_argument("--json", action="store_true", help="print the raw numbers as JSON too")

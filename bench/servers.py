@@ -6,7 +6,6 @@ import contextlib
 import http.client
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import time
@@ -18,21 +17,35 @@ ROOT = Path(__file__).resolve().parents[1]
 NODE_PACKAGES = ("@tus/server", "@tus/file-store")
 
 NODE_SERVER = """\
+// @tus/server as a Node cluster: as many processes as tusserver has gunicorn workers, sharing
+// one listening port (the primary hands out connections round-robin), so every scenario
+// compares the same number of processes on both sides.
+import cluster from 'node:cluster';
 import http from 'node:http';
 import { Server } from '@tus/server';
 import { FileStore } from '@tus/file-store';
 
-const [port, directory] = process.argv.slice(2);
-const tus = new Server({ path: '/files', datastore: new FileStore({ directory }) });
-http.createServer((req, res) => tus.handle(req, res)).listen(Number(port), '127.0.0.1');
-// Node 20's web streams can throw 'ReadableStream is already closed' from inside undici after
-// a response; that would end the process, so it is logged (and counted by bench/run.py).
-process.on('uncaughtException', (error) => console.error('uncaughtException:', error.message));
+const [port, directory, processes] = process.argv.slice(2);
+if (cluster.isPrimary) {
+  for (let i = 0; i < Number(processes); i += 1) cluster.fork();
+  cluster.on('exit', (worker, code) => console.error(`worker exited: ${code}`));
+} else {
+  const tus = new Server({ path: '/files', datastore: new FileStore({ directory }) });
+  http.createServer((req, res) => tus.handle(req, res)).listen(Number(port), '127.0.0.1');
+  // Node 20's web streams can throw 'ReadableStream is already closed' from inside undici after
+  // a response; that would end the process, so it is logged (and counted by bench/run.py).
+  process.on('uncaughtException', (error) => console.error('uncaughtException:', error.message));
+}
 """
 
 
 # Process-tree measurements are shared with the memory tests; re-exported for bench/run.py.
-from tests.support.procstats import descendants, tree_cpu, tree_rss  # noqa: E402, F401
+from tests.support.procstats import (  # noqa: E402, F401
+    descendants,
+    stop_process,
+    tree_cpu,
+    tree_rss,
+)
 from tusserver.embedded_redis import free_port  # noqa: E402
 
 # -- servers -------------------------------------------------------------------------------
@@ -48,7 +61,7 @@ class Server:
     data_dir: Path
     log_path: Path
     workers: int
-    kind: str  # "ours", "wsgi" or "node"
+    kind: str  # "ours", "wsgi-input", "socket" or "node"
     idle_rss: int = 0
     extra_pids: list[int] = field(default_factory=list)  # CPU counted too (ours: its Redis)
 
@@ -69,13 +82,7 @@ class Server:
                 path.unlink()
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        stop_process(self.process)
 
     def log_tail(self, lines: int = 30) -> str:
         with contextlib.suppress(OSError):
@@ -157,17 +164,21 @@ def start_ours(
     return _wait_ready(server, "GET", "/api/health", 200)
 
 
-def start_wsgi(name: str, base: Path, fsync: bool, workers: int, threads: int) -> Server:
+def start_baseline(
+    name: str, base: Path, reader: str, fsync: bool, workers: int, threads: int
+) -> Server:
+    """bench/baseline_app.py reading bodies with `reader` ("wsgi-input" or "socket")."""
     data = base / name
     data.mkdir(parents=True, exist_ok=True)
     port = free_port()
     command = [sys.executable, str(ROOT / "bench" / "baseline_app.py"), "--port", str(port)]
     command += ["--workers", str(workers), "--threads", str(threads), "--dir", str(data)]
+    command += ["--reader", reader]
     if fsync:
         command.append("--fsync")
     log_path = base / f"{name}.log"
     process = _popen(command, _clean_env(), log_path, ROOT)
-    server = Server(name, port, process, data, log_path, workers, "wsgi")
+    server = Server(name, port, process, data, log_path, workers, reader)
     return _wait_ready(server, "OPTIONS", "/files/", 204)
 
 
@@ -202,12 +213,14 @@ def install_node(base: Path) -> tuple[Path | None, str]:
     return folder, ", ".join(versions) + f" on Node {node_version.strip()}"
 
 
-def start_node(name: str, base: Path, folder: Path) -> Server:
+def start_node(name: str, base: Path, folder: Path, processes: int) -> Server:
+    """@tus/server as a cluster of `processes` Node processes on one port."""
     data = base / name
     data.mkdir(parents=True, exist_ok=True)
     port = free_port()
     node = shutil.which("node") or "node"
     log_path = base / f"{name}.log"
-    process = _popen([node, "server.mjs", str(port), str(data)], _clean_env(), log_path, folder)
-    server = Server(name, port, process, data, log_path, 1, "node")
+    command = [node, "server.mjs", str(port), str(data), str(processes)]
+    process = _popen(command, _clean_env(), log_path, folder)
+    server = Server(name, port, process, data, log_path, processes, "node")
     return _wait_ready(server, "OPTIONS", "/files", 204)

@@ -64,10 +64,7 @@ def data_dir(tmp_path: Path) -> Path:
 @pytest.fixture(scope="session")
 def moto_endpoint() -> Iterator[str]:
     """One moto S3 server (a real S3 HTTP endpoint on 127.0.0.1) for the whole session."""
-    from tests.support.s3 import start_moto_server
+    from tests.support.s3 import moto_server
 
-    server, endpoint = start_moto_server()
-    try:
+    with moto_server() as endpoint:
         yield endpoint
-    finally:
-        server.stop()

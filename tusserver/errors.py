@@ -45,6 +45,23 @@ class UnsupportedChecksumAlgorithm(BadRequest):
     code, default_message = "unsupported-checksum-algorithm", "Unsupported checksum algorithm"
 
 
+class InconsistentLength(InvalidHeader):
+    """Two indications of an upload's length disagree (a header, a body, the recorded length)."""
+
+    code, default_message = "inconsistent-upload-length", "Inconsistent upload length values"
+
+
+class UploadCompleted(BadRequest):
+    """The IETF draft forbids appending to an upload once it is complete."""
+
+    code, default_message = "completed-upload", "The upload is already complete"
+
+
+class UnsupportedInteropVersion(BadRequest):
+    code = "unsupported-interop-version"
+    default_message = "Unsupported Upload-Draft-Interop-Version"
+
+
 class LengthRequired(BadRequest):
     code = "length-required"
     default_message = "Upload-Length or Upload-Defer-Length: 1 is required"
@@ -125,6 +142,16 @@ class ChecksumMismatch(TusError):
     default_message = "Upload-Checksum does not match the received data"
 
 
+class ReprDigestMismatch(ChecksumMismatch):
+    """The whole upload does not match the Repr-Digest announced at creation (RFC 9530)."""
+
+    code = "repr-digest-mismatch"
+    default_message = (
+        "the uploaded bytes do not match the Repr-Digest announced at creation; "
+        "the upload stays incomplete"
+    )
+
+
 class HookRejected(TusError):
     """A blocking hook refused the operation; its status and message are passed through."""
 
@@ -143,3 +170,9 @@ class HookFailed(TusError):
 class BackendUnavailable(TusError):
     status, code = 503, "backend-unavailable"
     default_message = "Storage backend unavailable; try again later"
+
+    RETRY_AFTER = "5"
+    """Seconds a client is asked to wait (`Retry-After`) before trying again."""
+
+    def __init__(self, message: str | None = None, headers: Mapping[str, str] | None = None):
+        super().__init__(message, {"Retry-After": self.RETRY_AFTER, **(headers or {})})

@@ -30,10 +30,17 @@ MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
 REQUESTS = Counter("tusserver_requests", "HTTP requests by method and status", ["method", "status"])
 REQUEST_SECONDS = Histogram(
-    "tusserver_request_duration_seconds", "Time to answer a request", ["method"]
+    "tusserver_request_duration_seconds",
+    "Time from a request to the last byte of its response",
+    ["method"],
 )
 BYTES_RECEIVED = Counter("tusserver_bytes_received", "Upload bytes received in request bodies")
-BYTES_SERVED = Counter("tusserver_bytes_served", "Download bytes sent")
+BYTES_SERVED = Counter("tusserver_bytes_served", "Download bytes handed to the client's connection")
+RESPONSES_CUT_SHORT = Counter(
+    "tusserver_responses_cut_short",
+    "Responses whose body ended before its Content-Length, by who ended it (backend, client)",
+    ["reason"],
+)
 UPLOADS_CREATED = Counter("tusserver_uploads_created", "Uploads created")
 UPLOADS_FINISHED = Counter("tusserver_uploads_finished", "Uploads that received all their bytes")
 UPLOADS_TERMINATED = Counter("tusserver_uploads_terminated", "Uploads terminated by clients")
@@ -48,6 +55,11 @@ LOCK_RELEASE_REQUESTS = Counter(
 LOCKS_REFUSED = Counter("tusserver_locks_refused", "Requests refused with 423 after waiting")
 HOOK_CALLS = Counter("tusserver_hook_calls", "Hook deliveries", ["event"])
 HOOK_FAILURES = Counter("tusserver_hook_failures", "Hook deliveries that failed", ["event"])
+BACKEND_FAILURES = Counter(
+    "tusserver_backend_failures",
+    "Calls to a backend (redis, storage, hooks) that failed; logged once per outage",
+    ["backend"],
+)
 STORAGE_SECONDS = Histogram(
     "tusserver_storage_operation_seconds", "Data store operation latency", ["operation"]
 )

@@ -33,6 +33,12 @@ class UploadInfo:
     bytes of its own. `parts` is only filled for stores that keep bytes in several objects.
     `owner` is the user that created it; `grant` the id of the upload grant it was made with.
     Times are Unix timestamps (seconds, float).
+
+    `metadata` holds the values as text for display (bytes that are not UTF-8 decoded with
+    replacement characters); `metadata_binary` keeps, for exactly those values, the base64 the
+    client sent, so HEAD returns every value as sent. `digests` maps RFC 9530 algorithm names to
+    the base64 digest of the whole upload: announced with Repr-Digest (verified when the upload
+    completes), or "" while only asked for with Want-Repr-Digest (computed when it completes).
     """
 
     id: str
@@ -48,6 +54,8 @@ class UploadInfo:
     members: tuple[str, ...] = ()
     parts: tuple[Part, ...] = ()
     grant: str | None = None
+    metadata_binary: dict[str, str] = field(default_factory=dict)
+    digests: dict[str, str] = field(default_factory=dict)
 
     @property
     def is_complete(self) -> bool:

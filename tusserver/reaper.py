@@ -7,7 +7,10 @@ import os
 import threading
 from typing import Any
 
-from . import metrics
+from redis.exceptions import RedisError
+
+from . import backend_status, metrics
+from .errors import BackendUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -27,7 +30,11 @@ def start_reaper(app: Any) -> threading.Thread:
                     metrics.UPLOADS_EXPIRED.inc(len(removed))
                     if removed:
                         log.info("reaper removed %d expired upload(s)", len(removed))
-            except Exception:  # the reaper must outlive a Redis hiccup
+            except BackendUnavailable:
+                pass  # counted and logged once per outage where it happened (backend_status)
+            except RedisError as exc:
+                backend_status.failed(backend_status.REDIS, exc)
+            except Exception:  # the reaper must outlive anything
                 log.exception("expiry reaper run failed")
 
     thread = threading.Thread(target=run, name="expiry-reaper", daemon=True)

@@ -9,12 +9,13 @@ state store, data store and lock manager are passed in.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import hmac
 import logging
 import time
 import unicodedata
 from collections import OrderedDict
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -25,12 +26,15 @@ from .body import BodyReader
 from .errors import (
     ChecksumMismatch,
     Forbidden,
+    InconsistentLength,
     InvalidConcat,
     InvalidHeader,
     LengthRequired,
     OffsetMismatch,
+    ReprDigestMismatch,
     TooLarge,
     TusError,
+    UploadCompleted,
     UploadGone,
     UploadIncomplete,
     UploadNotFound,
@@ -40,6 +44,12 @@ from .locks.keeper import LockKeeper
 from .locks.redis import LockManager
 from .models import Part, UploadInfo, WriteResult, new_upload_id
 from .protocol import Checksum, is_upload_id
+from .protocol_ietf import (
+    DIGEST_ALGORITHMS,
+    Limits,
+    decode_digest_values,
+    encode_digest_values,
+)
 from .settings import Settings
 from .state.redis import Page, RedisState
 from .storage.base import DataStore
@@ -66,6 +76,13 @@ class NewUpload:
     members: tuple[str, ...] = ()
     body_length: int | None = None
     """The declared size (Content-Length) of a creation-with-upload body, if known."""
+    metadata_binary: dict[str, str] | None = None
+    digests: dict[str, str] | None = None
+    """RFC 9530 name -> base64 digest of the whole upload, or "" to have it computed."""
+
+
+Checksums = Checksum | Sequence[Checksum] | None
+"""One checksum or several (Upload-Checksum and Content-Digest), all verified on one pass."""
 
 
 @dataclass(frozen=True)
@@ -136,7 +153,25 @@ class UploadService:
             check_access(info, principal, action)
         if info.is_expired(self.clock()):
             raise UploadGone("upload expired")
+        if info.is_final and not info.is_complete:
+            info = self._settle_final(info)
         return info
+
+    def limits(self, info: UploadInfo | None = None) -> Limits:
+        """The limits an upload (or, without one, a new upload) is held to, for Upload-Limit.
+
+        No minimum is enforced (min-size 0); one request may carry the whole upload, so the
+        largest append is the largest upload; max-age is what is left of an incomplete upload's
+        life (a complete upload does not expire).
+        """
+        max_size = self.settings.max_size or None
+        if info is None:
+            max_age: int | None = self.settings.expire_after
+        elif info.expires is None or info.is_complete:
+            max_age = None
+        else:
+            max_age = max(0, int(info.expires - self.clock()))
+        return Limits(max_size=max_size, min_size=0, max_append_size=max_size, max_age=max_age)
 
     def list(
         self, principal: Principal, limit: int, offset: int = 0, owner: str | None = None
@@ -175,9 +210,12 @@ class UploadService:
             owner=principal.name,
             concat=request.concat,
             grant=principal.grant.id if principal.grant else None,
+            metadata_binary=dict(request.metadata_binary or {}),
+            digests=dict(request.digests or {}),
         )
         info = self._pre_create(info)
         if info.length == 0:
+            info = info.evolve(digests=self._verify_representation(info, WriteResult(0)))
             info = info.evolve(completed=now, expires=None if not info.is_partial else info.expires)
         self._reserve(info, info.length, principal)
         try:
@@ -192,33 +230,72 @@ class UploadService:
         return info
 
     def _create_final(self, request: NewUpload, principal: Principal) -> UploadInfo:
+        """A final upload; its partial uploads may still be running (concatenation-unfinished).
+
+        Concatenation is virtual, so a final upload made before its partials finish is simply
+        recorded incomplete; it completes (and fires post-finish) when the last one does.
+        """
         if request.length is not None or request.defer_length:
             raise InvalidHeader("a final upload must not have Upload-Length: it is the sum")
         if not request.members:
             raise InvalidConcat("a final upload needs at least one partial upload")
+        if request.digests:
+            raise InvalidHeader("Repr-Digest is not supported on a final upload")
         members = [self._partial_member(member_id, principal) for member_id in request.members]
-        length = sum(member.length or 0 for member in members)
-        self._check_size(length)
+        lengths = [member.length for member in members]
+        length = None if None in lengths else sum(m.length or 0 for m in members)
+        if length is not None:
+            self._check_size(length)
+        finished = all(member.is_complete for member in members)
         now = self.clock()
         info = UploadInfo(
             id=new_upload_id(),
-            length=length,
-            offset=length,
+            length=length if finished else None,
+            offset=length if finished and length is not None else 0,
             metadata=dict(request.metadata or {}),
             created=now,
             updated=now,
-            completed=now,
+            completed=now if finished else None,
             owner=principal.name,
             concat="final",
             members=tuple(member.id for member in members),
             grant=principal.grant.id if principal.grant else None,
+            metadata_binary=dict(request.metadata_binary or {}),
         )
         info = self._pre_create(info)
         self.store.save_info(info)
         self._record(info)
         self.hooks.after("post-create", info)
-        self.hooks.after("post-finish", info)
+        if finished:
+            self.hooks.after("post-finish", info)
+        else:
+            info = self._settle_final(info)  # a partial may have finished meanwhile
         return info
+
+    def final_length(self, info: UploadInfo) -> int | None:
+        """The length an unfinished final upload will have, if every partial's is known yet."""
+        if info.length is not None:
+            return info.length
+        total = 0
+        for member_id in info.members:
+            member = self.state.get(member_id)
+            if member is None or member.length is None:
+                return None
+            total += member.length
+        return total
+
+    def _settle_final(self, info: UploadInfo) -> UploadInfo:
+        """Complete an unfinished final upload if all its partial uploads are complete now."""
+        members = [self.state.get(member_id) for member_id in info.members]
+        if not all(member is not None and member.is_complete for member in members):
+            return info
+        length = sum((member.length or 0) for member in members if member is not None)
+        completed = self.state.complete_final(info, length, self.clock())
+        if completed is None:  # someone else completed it (or it is gone): read it back
+            return self.state.get(info.id) or info
+        self.store.save_info(completed)
+        self.hooks.after("post-finish", completed)
+        return completed
 
     def _record(self, info: UploadInfo) -> None:
         """Record a new upload in the state store; if that fails, free what the store holds."""
@@ -237,11 +314,6 @@ class UploadService:
             raise InvalidConcat(f"partial upload {member_id} does not exist") from exc
         if not member.is_partial:
             raise InvalidConcat(f"upload {member_id} is not a partial upload")
-        if not member.is_complete:
-            raise InvalidConcat(
-                f"partial upload {member_id} is not complete ({member.offset} of "
-                f"{member.length if member.length is not None else 'unknown'} bytes)"
-            )
         return member
 
     def _pre_create(self, info: UploadInfo) -> UploadInfo:
@@ -311,10 +383,15 @@ class UploadService:
         principal: Principal,
         offset: int,
         body: BodyReader,
-        checksum: Checksum | None = None,
+        checksum: Checksums = None,
         length: int | None = None,
+        complete: bool = False,
     ) -> UploadInfo:
-        """Write the body at `offset` and advance the offset by what durably arrived."""
+        """Write the body at `offset` and advance the offset by what durably arrived.
+
+        `complete` says this body ends the upload (the IETF draft's `Upload-Complete: ?1`):
+        the length becomes known, at the latest when the whole body has arrived.
+        """
         # Ownership first: only the owner (or an admin) may even ask a running writer to let go.
         info = self._load(upload_id, principal=principal, action="write")
         if info.is_final:
@@ -338,7 +415,7 @@ class UploadService:
                     f"({info.length}) at offset {info.offset}"
                 )
             if not declares_length:
-                return self._write(info, body, checksum, declares_length)
+                return self._write(info, body, checksum, declares_length, complete, principal)
             # A declared length is counted against the quota before any byte is written, and
             # given back if the write does not commit it.
             self._reserve(info, info.length, principal)
@@ -348,6 +425,38 @@ class UploadService:
                 if self._load_length(info.id) is None:
                     self._release(info, info.length)
                 raise
+
+    def append_completing(
+        self,
+        upload_id: str,
+        principal: Principal,
+        offset: int,
+        body: BodyReader,
+        checksum: Checksums = None,
+        *,
+        complete: bool,
+        length: int | None = None,
+    ) -> UploadInfo:
+        """An append that says whether it ends the upload (the IETF draft's Upload-Complete).
+
+        A complete upload takes no more appends. With `complete` and a Content-Length, the
+        length is known before a byte is read and must agree with every other indication.
+        """
+        info = self._load(upload_id, principal=principal, action="write")
+        if info.is_complete:
+            if body.expected == 0:
+                raise UploadCompleted(f"upload {upload_id} is already complete")
+            raise InconsistentLength(
+                f"upload {upload_id} is complete at {info.length} bytes: nothing can be appended"
+            )
+        if complete and body.expected is not None:
+            ends_at = offset + body.expected
+            if length is not None and length != ends_at:
+                raise InconsistentLength(
+                    f"Upload-Length {length} does not match offset plus content ({ends_at})"
+                )
+            length = ends_at
+        return self.append(upload_id, principal, offset, body, checksum, length, complete)
 
     def _load_length(self, upload_id: str) -> int | None:
         """The length the state store holds now (None: deferred still, or the upload is gone)."""
@@ -369,22 +478,42 @@ class UploadService:
         self,
         info: UploadInfo,
         body: BodyReader,
-        checksum: Checksum | None,
+        checksum: Checksums,
         declares_length: bool = False,
+        complete: bool = False,
+        principal: Principal | None = None,
     ) -> UploadInfo:
-        hasher = checksum.hasher() if checksum else None
-        chunks: Iterable[bytes] = _hashing(body, hasher) if hasher else body
+        checks = _as_checksums(checksum)
+        hashers = [check.hasher() for check in checks]
+        chunks: Iterable[bytes] = _hashing(body, hashers) if hashers else body
         result = self.store.write(info, chunks)
         if body.overflow:
             self.store.discard(info, result)
             raise TooLarge(f"the body goes past the upload's length ({info.length})")
-        if checksum and hasher:
+        if checks:
             if not body.complete:
                 self.store.discard(info, result)
                 raise ChecksumMismatch("the body was cut short, so its checksum cannot match")
-            if not hmac.compare_digest(hasher.digest(), checksum.digest):
+            for check, hasher in zip(checks, hashers, strict=True):
+                if not hmac.compare_digest(hasher.digest(), check.digest):
+                    self.store.discard(info, result)
+                    raise ChecksumMismatch(f"the body does not match its {check.algorithm} digest")
+        if complete and body.complete and info.length != info.offset + result.bytes_written:
+            if info.length is not None:
                 self.store.discard(info, result)
-                raise ChecksumMismatch()
+                raise InconsistentLength(
+                    f"the upload ends at {info.offset + result.bytes_written} bytes, "
+                    f"but its length is {info.length}"
+                )
+            info = info.evolve(length=info.offset + result.bytes_written)
+            declares_length = True
+            if principal is not None:
+                try:  # the length only now known counts against the quota like a declared one
+                    self._reserve(info, info.length, principal)
+                except TusError:
+                    self.store.discard(info, result)
+                    raise
+                return self._write_declared(info, result, principal)
         if declares_length:
             # The S3 store's info.json is all `rebuild-index` has to restore an upload from:
             # record a newly declared length there before the state commit, or a rebuilt index
@@ -396,7 +525,61 @@ class UploadService:
                 raise
         if result.bytes_written == 0 and not declares_length:
             return info
-        return self._commit(info, result.bytes_written, result.parts, declares_length)
+        digests = self._verify_representation(info, result)
+        committed = self._commit(info, result.bytes_written, result.parts, declares_length)
+        if digests:
+            self.state.set_digests(committed, digests)
+            committed = committed.evolve(digests=digests)
+        return committed
+
+    def _write_declared(
+        self, info: UploadInfo, result: WriteResult, principal: Principal
+    ) -> UploadInfo:
+        """Commit a write that declared the length at its end (quota already reserved)."""
+        try:
+            self.store.save_info(info)
+            digests = self._verify_representation(info, result)
+            committed = self._commit(info, result.bytes_written, result.parts, True)
+        except BaseException:
+            if self._load_length(info.id) is None:
+                self._release(info, info.length)
+            raise
+        if digests:
+            self.state.set_digests(committed, digests)
+            committed = committed.evolve(digests=digests)
+        return committed
+
+    def _verify_representation(self, info: UploadInfo, result: WriteResult) -> dict[str, str]:
+        """Digest a write that completes an upload with Repr-Digest or Want-Repr-Digest.
+
+        The stored bytes are read back, this write's included (durable but not yet committed),
+        so the digest covers exactly what downloads will serve. A mismatch discards the write:
+        the upload stays incomplete and never completes with bytes the client did not mean.
+        Returns the digests to record ({} when nothing was asked).
+        """
+        end = info.offset + result.bytes_written
+        if not info.digests or info.length is None or end < info.length:
+            return {}
+        pending = info.evolve(offset=end, parts=info.parts + result.parts)
+        hashers = {name: hashlib.new(DIGEST_ALGORITHMS[name]) for name in info.digests}
+        try:
+            for chunk in self.store.read(pending, 0, end) if end else ():
+                for hasher in hashers.values():
+                    hasher.update(chunk)
+        except TusError:
+            self.store.discard(info, result)
+            raise
+        computed = {name: hasher.digest() for name, hasher in hashers.items()}
+        expected = decode_digest_values(info.digests)
+        for name, digest in expected.items():
+            if not hmac.compare_digest(computed[name], digest):
+                if result.bytes_written:
+                    self.store.discard(info, result)
+                raise ReprDigestMismatch(
+                    f"the {end} bytes uploaded do not match the {name} Repr-Digest announced "
+                    "at creation; the upload stays incomplete"
+                )
+        return encode_digest_values(computed)
 
     def _commit(
         self,
@@ -433,6 +616,11 @@ class UploadService:
             self._last_receive_hook.pop(info.id, None)
             if not info.is_partial:
                 self.hooks.after("post-finish", info)
+                return
+            for final_id in self.state.referencing_finals(info.id):
+                final = self.state.get(final_id)
+                if final is not None and not final.is_complete:
+                    self._settle_final(final)
             return
         now = self.clock()
         last = self._last_receive_hook.get(info.id, 0.0)
@@ -450,7 +638,9 @@ class UploadService:
         if info.length is not None:
             if info.length == length:
                 return info
-            raise InvalidHeader("Upload-Length is already set and cannot change")
+            raise InconsistentLength(
+                f"Upload-Length {length} differs from the upload's length {info.length}"
+            )
         if length < info.offset:
             raise InvalidHeader(f"Upload-Length {length} is below the offset {info.offset}")
         self._check_size(length, principal)
@@ -532,12 +722,27 @@ class UploadService:
             if info is None or (info.expires or now + 1) > now:
                 return False
             if info.is_partial and self.state.referencing_finals(upload_id):
-                return False
+                return self._expire_unfinished_finals(info)
             self._remove(info)
             log.info("expired upload %s (%s of %s bytes)", info.id, info.offset, info.length)
             return True
         finally:
             lock.release()
+
+    def _expire_unfinished_finals(self, partial: UploadInfo) -> bool:
+        """An expired partial upload takes its unfinished final uploads with it.
+
+        Those can never complete now; a complete final keeps its partial (it is part of a file).
+        """
+        final_ids = self.state.referencing_finals(partial.id)
+        finals = [self.state.get(final_id) for final_id in final_ids]
+        if any(final is not None and final.is_complete for final in finals):
+            return False
+        for final in finals:
+            if final is not None:
+                self._remove(final)  # removes the partials no other final uses, this one too
+        log.info("expired partial upload %s and %d unfinished final(s)", partial.id, len(finals))
+        return True
 
     # -- JSON API helpers ------------------------------------------------------------------
     def rename(self, upload_id: str, principal: Principal, filename: str) -> UploadInfo:
@@ -555,7 +760,10 @@ class UploadService:
         metadata["filename"] = filename
         now = self.clock()
         self.state.set_metadata(info, metadata, now)
-        info = info.evolve(metadata=metadata, updated=now)
+        binary = {k: v for k, v in info.metadata_binary.items() if k not in ("name", "filename")}
+        if binary != info.metadata_binary:
+            self.state.set_metadata_binary(info, binary)
+        info = info.evolve(metadata=metadata, metadata_binary=binary, updated=now)
         self.store.save_info(info)
         return info
 
@@ -618,10 +826,19 @@ def check_access(info: UploadInfo, principal: Principal, action: Action) -> None
         raise UploadNotFound()
 
 
-def _hashing(chunks: Iterable[bytes], hasher: Any) -> Iterator[bytes]:
-    """Pass chunks through, feeding each to the checksum hasher on the way."""
+def _as_checksums(checksum: Checksums) -> tuple[Checksum, ...]:
+    if checksum is None:
+        return ()
+    if isinstance(checksum, Checksum):
+        return (checksum,)
+    return tuple(checksum)
+
+
+def _hashing(chunks: Iterable[bytes], hashers: list[Any]) -> Iterator[bytes]:
+    """Pass chunks through, feeding each to every checksum hasher on the way."""
     for chunk in chunks:
-        hasher.update(chunk)
+        for hasher in hashers:
+            hasher.update(chunk)
         yield chunk
 
 

@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .origins import origin_problem
+
 PREFIX = "TUSSERVER_"
 MiB = 1024 * 1024
 
@@ -60,6 +62,7 @@ class Settings:
     read_timeout: int = 60
     shutdown_timeout: int = 25
     behind_proxy: bool = False
+    interim_responses: str = "auto"
     # Concurrency and slow-client defence (see tusserver/worker.py)
     worker_class: str = "gevent"
     worker_connections: int = 10000
@@ -132,6 +135,18 @@ class Settings:
         return dataclasses.replace(self, **changes)
 
     @property
+    def sends_interim_responses(self) -> bool:
+        """Whether IETF draft clients get `104 Upload Resumption Supported`.
+
+        "auto" sends it unless the server is behind a proxy: nginx (1.22 measured) passes a 104
+        on as if it were the final response and the real one then arrives as its body.
+        """
+        value = self.interim_responses.strip().lower()
+        if value == "auto":
+            return not self.behind_proxy
+        return value in _TRUE
+
+    @property
     def uploads_dir(self) -> Path:
         """Where the local data store keeps upload files."""
         return self.data_dir / "uploads"
@@ -194,6 +209,15 @@ class Settings:
                 f"TUSSERVER_HOOKS_ENABLED has unknown events {sorted(unknown)}; "
                 f"known: {', '.join(HOOK_EVENTS)}"
             )
+        if self.interim_responses.strip().lower() not in {"auto", *_TRUE, *_FALSE}:
+            raise SettingsError(
+                f"TUSSERVER_INTERIM_RESPONSES must be auto, true or false, "
+                f"not {self.interim_responses!r}"
+            )
+        for origin in self.cors_origins:
+            problem = origin_problem(origin)
+            if problem:
+                raise SettingsError(f"TUSSERVER_CORS_ORIGINS: {origin!r}: {problem}")
         if self.auth not in ("required", "none"):
             raise SettingsError(f"TUSSERVER_AUTH must be 'required' or 'none', not {self.auth!r}")
         self._validate_signing()

@@ -36,18 +36,18 @@ def test_resuming_client_gets_in_while_old_patch_hangs(server: LiveServer) -> No
     hung = open_patch(url, 0, len(data), data[:first])  # stays open, sends nothing more
     time.sleep(0.5)
 
-    # The client "reconnects": HEAD, then PATCH from the offset it was told.
-    started = time.monotonic()
+    # The client "reconnects": HEAD, then PATCH from the offset it was told. A newcomer waits
+    # for the lock at most TUSSERVER_LOCK_WAIT (5 s) and then gets a 423, while the hung
+    # request's read timeout is 60 s: a 204 here means the server ended the old request on
+    # the newcomer's behalf, not that a timeout freed the lock.
     offset = offset_of(url)
     response = patch(url, offset, data[offset:])
     if response.status_code == 409:  # the hung request committed its bytes meanwhile
         offset = int(response.headers["Upload-Offset"])
         response = patch(url, offset, data[offset:])
-    elapsed = time.monotonic() - started
 
     assert response.status_code == 204, response.text
     assert response.headers["Upload-Offset"] == str(len(data))
-    assert elapsed < 5, "the newcomer waited for a timeout instead of a release"
     # The old request was ended by the server, which committed what it had read and said so.
     hung.settimeout(10)
     reply = hung.makefile("rb")

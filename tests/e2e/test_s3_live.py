@@ -230,11 +230,9 @@ def test_unreachable_endpoint_is_one_clear_line(
     env = s3_env(f"127.0.0.1:{closed}", "tusserver", redis_url, "tuse2e:unused:")
     env["TUSSERVER_DATA_DIR"] = str(tmp_path / "data")
 
-    started = time.monotonic()
-    result = run_cli(args, env)
+    result = run_cli(args, env, timeout=30)  # it gives up by itself (a hang raises here)
 
     assert result.returncode != 0
-    assert time.monotonic() - started < 30
     assert "Traceback" not in result.stderr
     last = result.stderr.strip().splitlines()[-1]
     assert f"127.0.0.1:{closed}" in last and "unreachable" in last, result.stderr

@@ -41,17 +41,16 @@ def test_sigterm_commits_running_patch_and_client_resumes_after_restart(
     env = {
         "TUSSERVER_REDIS_URL": redis_url,
         "TUSSERVER_REDIS_PREFIX": f"tuse2e:{uuid.uuid4().hex[:10]}:",
-        "TUSSERVER_SHUTDOWN_TIMEOUT": "10",
+        # Far longer than stop() below waits: a server that waited for the running request
+        # instead of ending it would be killed there, and exit with -9 instead of 0.
+        "TUSSERVER_SHUTDOWN_TIMEOUT": "600",
     }
     first = start_server(data_dir, env=env, workers=1)
     url = create_upload(first, len(data))
     running = open_patch(url, 0, len(data), data[:900_000])  # a PATCH still in flight
     time.sleep(0.5)
-    started = time.monotonic()
-    assert first.stop(timeout=20) == 0
-    stopped_in = time.monotonic() - started
+    assert first.stop(timeout=20) == 0, "shutdown waited for the running request"
     running.close()
-    assert stopped_in < 8, f"shutdown waited {stopped_in:.1f}s for a request instead of ending it"
 
     second = start_server(data_dir, env=env, workers=1, port=int(url.split(":")[2].split("/")[0]))
     try:

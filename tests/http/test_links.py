@@ -52,7 +52,8 @@ def test_a_link_downloads_the_file_with_no_credential(app: Any, client: Any, pat
     download = stranger.get(local(body["url"]))
     assert download.status_code == 200
     assert download.data == DATA
-    assert download.headers["Content-Type"] == "application/pdf"
+    # Same safe headers as /files/<id>: a type outside the inline list goes out as octet-stream.
+    assert download.headers["Content-Type"] == "application/octet-stream"
     assert download.headers["Content-Disposition"].startswith("attachment")
     assert download.headers["X-Content-Type-Options"] == "nosniff"
     assert "sandbox" in download.headers["Content-Security-Policy"]

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import requests
 
-from tests.support.procstats import tree_rss
+from tests.support.procstats import stop_process, tree_rss
 from tusserver.embedded_redis import free_port
 
 __all__ = ["LiveServer", "free_port", "live_server", "start_server", "tree_rss"]
@@ -43,14 +43,7 @@ class LiveServer:
         return self.log_path.read_text(errors="replace")
 
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 30) -> int:
-        if self.process.poll() is None:
-            self.process.send_signal(sig)
-            try:
-                self.process.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        return self.process.returncode
+        return stop_process(self.process, sig, timeout)  # type: ignore[return-value]
 
 
 def start_server(

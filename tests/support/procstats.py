@@ -1,5 +1,7 @@
 """Memory and CPU of a process tree, read from /proc: what the benchmarks and memory tests measure.
 
+Also how they stop a child process (politely, then for good).
+
 One copy for the test suite and `bench/` (which imports it from here).
 """
 
@@ -7,8 +9,11 @@ from __future__ import annotations
 
 import contextlib
 import os
+import signal
+import subprocess
 import threading
 from pathlib import Path
+from typing import Any
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
@@ -71,3 +76,17 @@ class PeakRss:
         self._stop.set()
         self._thread.join()
         self.peak = max(self.peak, tree_rss(self.pid))
+
+
+def stop_process(
+    process: subprocess.Popen[Any], sig: int = signal.SIGTERM, timeout: float = 30
+) -> int | None:
+    """Ask a child process to stop with `sig`, kill it after `timeout` s; its exit status."""
+    if process.poll() is None:
+        process.send_signal(sig)
+        try:
+            process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+    return process.returncode

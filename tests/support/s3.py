@@ -9,7 +9,6 @@ All servers in one process share moto's in-memory backend: give each test its ow
 from __future__ import annotations
 
 import logging
-import signal
 import subprocess
 import sys
 import uuid
@@ -20,6 +19,7 @@ from typing import Any
 
 from moto.server import ThreadedMotoServer
 
+from tests.support.procstats import stop_process
 from tusserver.settings import Settings
 
 ACCESS_KEY = "testing"
@@ -68,12 +68,7 @@ def moto_process() -> Iterator[str]:
             raise RuntimeError(f"moto server did not start (exit {process.poll()})")
         yield endpoint
     finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop_process(process, timeout=10)
 
 
 def server_env(endpoint: str, bucket: str, part_size: int) -> dict[str, str]:

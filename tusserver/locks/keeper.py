@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from .. import metrics
+from ..errors import BackendUnavailable
 from .redis import UploadLock
 
 log = logging.getLogger(__name__)
@@ -99,12 +100,16 @@ class LockKeeper:
                 watched = list(self._watched)
             try:
                 asked = self._release_requests(watched)
+            except BackendUnavailable:
+                asked = set()  # counted and logged once per outage where it happened
             except Exception:
                 log.exception("lock keeper could not read release requests")
                 asked = set()
             for entry in watched:
                 try:
                     self._check(entry, entry in asked)
+                except BackendUnavailable:
+                    pass  # counted and logged once per outage where it happened (backend_status)
                 except Exception:  # one bad check must not stop the watching of others
                     log.exception("lock keeper check failed for %s", entry.lock.upload_id)
 

@@ -2,7 +2,9 @@
 
 Keys (under the configurable prefix):
 - `upload:<id>` hash: length ("" while deferred), offset, metadata (JSON), created, updated,
-  expires, completed, owner, concat, members (JSON list), grant (the upload grant's id).
+  expires, completed, owner, concat, members (JSON list), grant (the upload grant's id),
+  metadata_binary (JSON: base64 of non-UTF-8 metadata values as sent), digests (JSON: RFC 9530
+  name -> base64, "" = wanted).
 - `upload:<id>:parts` sorted set (stores that keep parts): score = start, member = "start:size".
 - `uploads` sorted set by creation time (listings; partial uploads are left out),
   `owner:<owner>` the same per owner, `expiry` sorted set by expiry time (the reaper).
@@ -25,6 +27,7 @@ from typing import Any
 import redis
 from redis.exceptions import RedisError
 
+from .. import backend_status
 from ..errors import BackendUnavailable, InvalidHeader, OffsetMismatch, UploadNotFound
 from ..models import Part, UploadInfo
 
@@ -60,6 +63,14 @@ redis.call('HSET', KEYS[1], 'length', ARGV[1], 'updated', ARGV[2])
 return 'ok'
 """
 
+_COMPLETE_FINAL = """
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+local completed = redis.call('HGET', KEYS[1], 'completed')
+if completed and completed ~= '' then return 0 end
+redis.call('HSET', KEYS[1], unpack(ARGV))
+return 1
+"""
+
 _SET_FIELDS_IF_EXISTS = """
 if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
 redis.call('HSET', KEYS[1], unpack(ARGV))
@@ -73,8 +84,10 @@ def translate_errors() -> Iterator[None]:
     try:
         yield
     except RedisError as exc:
-        log.error("redis unavailable: %s", exc)
+        backend_status.failed(backend_status.REDIS, exc)  # logs once per outage
         raise BackendUnavailable("state store (Redis) unavailable; try again later") from exc
+    else:
+        backend_status.ok(backend_status.REDIS)
 
 
 def connect(url: str, max_connections: int = 64) -> redis.Redis:
@@ -115,6 +128,7 @@ class RedisState:
         self._commit_write = client.register_script(_COMMIT_WRITE)
         self._set_length = client.register_script(_SET_LENGTH)
         self._set_fields = client.register_script(_SET_FIELDS_IF_EXISTS)
+        self._complete_final = client.register_script(_COMPLETE_FINAL)
 
     # -- keys ------------------------------------------------------------------------------
     def _upload_key(self, upload_id: str) -> str:
@@ -297,6 +311,30 @@ class RedisState:
         if not done:
             raise UploadNotFound()
 
+    def set_digests(self, info: UploadInfo, digests: dict[str, str]) -> None:
+        """Record the digests of a complete upload (if it still exists)."""
+        fields = ["digests", json.dumps(digests)]
+        with translate_errors():
+            self._set_fields(keys=[self._upload_key(info.id)], args=fields)
+
+    def set_metadata_binary(self, info: UploadInfo, binary: dict[str, str]) -> None:
+        """Replace the as-sent base64 of non-UTF-8 metadata values (a rename drops one)."""
+        fields = ["metadata_binary", json.dumps(binary)]
+        with translate_errors():
+            self._set_fields(keys=[self._upload_key(info.id)], args=fields)
+
+    def complete_final(self, info: UploadInfo, length: int, completed: float) -> UploadInfo | None:
+        """Mark a final upload complete once its last partial upload is; None if it is gone.
+
+        Only the first caller changes anything, so post-finish fires once.
+        """
+        fields = ["length", str(length), "offset", str(length), "completed", repr(completed)]
+        with translate_errors():
+            done = self._complete_final(keys=[self._upload_key(info.id)], args=fields)
+        if not done:
+            return None
+        return info.evolve(length=length, offset=length, completed=completed)
+
     def delete(self, info: UploadInfo, gone_ttl: int) -> None:
         """Forget the upload everywhere and leave a tombstone for `gone_ttl` seconds."""
         with translate_errors():
@@ -326,6 +364,8 @@ def _encode(info: UploadInfo) -> dict[str, str]:
         "concat": info.concat or "",
         "members": json.dumps(list(info.members)),
         "grant": info.grant or "",
+        "metadata_binary": json.dumps(info.metadata_binary),
+        "digests": json.dumps(info.digests),
     }
 
 
@@ -345,6 +385,8 @@ def _decode(upload_id: str, fields: dict[str, str]) -> UploadInfo | None:
         concat=fields.get("concat") or None,
         members=tuple(json.loads(fields.get("members") or "[]")),
         grant=fields.get("grant") or None,
+        metadata_binary=json.loads(fields.get("metadata_binary") or "{}"),
+        digests=json.loads(fields.get("digests") or "{}"),
     )
 
 

@@ -9,6 +9,7 @@ import os
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
+from .. import backend_status
 from ..errors import BackendUnavailable, TooLarge
 from ..models import UploadInfo, WriteResult
 from ..offload import blocking
@@ -128,5 +129,5 @@ def _unavailable(action: str, exc: OSError) -> Exception:
     """Translate an OS error into the catalogue; a full disk is the client's 'too large'."""
     if exc.errno in (errno.ENOSPC, errno.EDQUOT):
         return TooLarge("the server is out of storage space for this upload")
-    log.error("local store %s failed: %s", action, exc)
+    backend_status.failed(backend_status.STORAGE, f"local store {action} failed: {exc}")
     return BackendUnavailable(f"storage {action} failed")

@@ -45,6 +45,7 @@ from urllib3.exceptions import (
 )
 from urllib3.util import Retry, Timeout
 
+from .. import backend_status
 from ..errors import BackendUnavailable
 from ..models import Part, UploadInfo, WriteResult
 from ..protocol import is_upload_id
@@ -151,7 +152,7 @@ def info_to_dict(info: UploadInfo) -> dict[str, Any]:
         value = getattr(info, item.name)
         if item.name == "members":
             value = list(value)
-        elif item.name == "metadata":
+        elif item.name in ("metadata", "metadata_binary", "digests"):
             value = dict(value)
         data[item.name] = value
     return data
@@ -208,7 +209,19 @@ def info_from_dict(data: dict[str, Any]) -> UploadInfo:
         owner=text("owner"),
         concat=text("concat"),
         members=tuple(members),
+        metadata_binary=_string_map(data.get("metadata_binary"), "metadata_binary"),
+        digests=_string_map(data.get("digests"), "digests"),
     )
+
+
+def _string_map(value: Any, name: str) -> dict[str, str]:
+    """An optional JSON object of strings (fields added after the first info.json format)."""
+    value = value or {}
+    if not isinstance(value, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in value.items()
+    ):
+        raise ValueError(f"{name} must be an object of strings")
+    return dict(value)
 
 
 def contiguous_parts(parts: Iterable[Part]) -> tuple[Part, ...]:
@@ -645,9 +658,11 @@ class S3Store:
     def _call(self, action: str, operation: Callable[[], T]) -> T:
         """Run one client operation, translating its failures at this boundary."""
         try:
-            return operation()
+            result = operation()
         except CLIENT_ERRORS as exc:
             raise _unavailable(action, exc) from None
+        backend_status.ok(backend_status.STORAGE)
+        return result
 
 
 def _close_when_done(upcoming: Future[Any]) -> None:
@@ -696,9 +711,9 @@ def describe(exc: BaseException) -> str:
 
 
 def _unavailable(action: str, exc: BaseException) -> BackendUnavailable:
-    """Log a client failure and turn it into the catalogue's 503."""
+    """Report a client failure (logged once per outage) and turn it into the catalogue's 503."""
     reason = describe(exc)
-    log.error("S3 %s failed: %s", action, reason)
+    backend_status.failed(backend_status.STORAGE, f"S3 {action} failed: {reason}")
     return BackendUnavailable(f"storage {action} failed: {reason}")
 
 

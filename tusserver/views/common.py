@@ -10,8 +10,10 @@ from werkzeug.exceptions import HTTPException
 from ..auth.principal import Principal
 from ..auth.resolve import current_principal
 from ..errors import TusError
+from ..logsafe import escape
 from ..protocol import TUS_VERSION
 from ..service import UploadService
+from .problem import render_problem, request_draft
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +46,9 @@ def is_tus_request() -> bool:
 def render_error(error: TusError) -> Response:
     """Render a catalogue error: JSON under /api/, no body for HEAD, else text/plain."""
     g.error_code = error.code
+    draft = request_draft()
+    if draft is not None and not is_api_request():
+        return render_problem(error, draft)  # an IETF draft client: RFC 9457 problem details
     if is_api_request():
         response = jsonify(error={"code": error.code, "message": error.message})
     elif request.method == "HEAD":
@@ -73,5 +78,5 @@ def render_unexpected(exc: Exception) -> Response:
     """A bug: log the traceback, tell the client nothing but that it failed."""
     if isinstance(exc, HTTPException):
         return render_http_exception(exc)
-    log.exception("unhandled error on %s %s", request.method, request.path)
+    log.exception("unhandled error on %s %s", escape(request.method), escape(request.path))
     return render_error(TusError())
