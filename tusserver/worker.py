@@ -34,7 +34,7 @@ from typing import Any
 
 import gevent
 from gevent import socket as gsocket
-from gevent.socket import wait_write
+from gevent.socket import wait_read, wait_write
 from gunicorn import http, util
 from gunicorn.workers.base_async import AsyncWorker
 from gunicorn.workers.ggevent import GeventWorker
@@ -50,6 +50,7 @@ TOO_MANY = (
 )
 SENDFILE_STEP = 8 * 1024 * 1024
 THREADPOOL_SIZE = 64
+PARK_AFTER = 1.0
 
 
 class _Connection:
@@ -125,8 +126,8 @@ class TusGeventWorker(GeventWorker):  # type: ignore[misc]
                         deadline=time.monotonic() + self.settings.header_timeout
                     ):
                         break  # the rest of the last body did not come: close
-                    if not parser.unreader.buf.getbuffer().nbytes:  # nothing pipelined
-                        self._park(conn)
+                    if not parser.unreader.buf.getbuffer().nbytes and not self._next_soon(client):
+                        self._park(conn)  # idle: give the greenlet back until bytes arrive
                         parked = True
                         return
                 req = None
@@ -152,6 +153,16 @@ class TusGeventWorker(GeventWorker):  # type: ignore[misc]
         finally:
             if not parked:
                 conn.close()
+
+    @staticmethod
+    def _next_soon(client: Any) -> bool:
+        """Whether the next request starts within `PARK_AFTER` seconds (a busy keep-alive
+        client, served on without the cost of parking and waking)."""
+        try:
+            wait_read(client.fileno(), timeout=PARK_AFTER)
+        except (TimeoutError, OSError):
+            return False
+        return True
 
     def _park(self, conn: _Connection) -> None:
         """Hold an idle keep-alive connection with no greenlet: two event-loop watchers.
