@@ -17,7 +17,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -43,7 +42,6 @@ class _Watched:
     lock: Lock
     body: Interruptible
     ended: bool = False
-    refreshed: float = field(default_factory=time.monotonic)
     done: bool = False
     """Set when the watched write left `watch()`: from then on nothing may touch its body (the
     connection may already carry the next request), which `mutex` guarantees."""
@@ -104,65 +102,60 @@ class LockKeeper:
         while not self._stopping.wait(self.interval):
             with self._mutex:
                 watched = list(self._watched)
-            asked = self._release_requests(watched)
+            refreshed = self._refresh_all(watched)
             for entry in watched:
                 try:
-                    self._check(entry, None if asked is None else entry in asked)
+                    if refreshed is None:
+                        self._check(entry)
+                    elif entry in refreshed:
+                        self._check(entry, refreshed[entry])
                 except BackendUnavailable:
                     pass  # counted and logged once per outage where it happened (backend_status)
                 except Exception:  # one bad check must not stop the watching of others
                     log.exception("lock keeper check failed for %s", entry.lock.upload_id)
 
-    def _release_requests(self, watched: list[_Watched]) -> set[_Watched] | None:
-        """The running writes whose upload a newcomer asked for, in one read for all of them.
+    def _refresh_all(
+        self, watched: list[_Watched]
+    ) -> dict[_Watched, tuple[bool, bool]] | None:
+        """Every running write's lock refreshed, and whether a newcomer asked for it, in one
+        pipelined round trip for all of them.
 
-        Under the gevent worker one process runs thousands of slow uploads; a refresh round trip
-        per upload five times a second (each a write to the append-only file) would cost more
-        than the uploads. So the ask is read for all at once (one MGET) every tick, and each
-        lock is refreshed only every third of its lifetime. None: the locks cannot be asked in
-        bulk, so every check refreshes (the one round trip says both).
+        Under the gevent worker one process runs thousands of slow uploads; a round trip per
+        upload five times a second, one after the other, takes longer than a lock lives once
+        the machine is busy, and locks expired under running writes. None: the locks cannot
+        be refreshed in bulk, so every check refreshes its own.
         """
-        running = [entry for entry in watched if not entry.done and not entry.ended]
+        running = [entry for entry in watched if not entry.done]
         if not running:
-            return set()
+            return {}
         manager = getattr(running[0].lock, "manager", None)
-        if manager is None or not hasattr(manager, "release_requested_many"):
+        if manager is None or not hasattr(manager, "refresh_many"):
             return None
         try:
-            flags = manager.release_requested_many([entry.lock for entry in running])
+            answers = manager.refresh_many([entry.lock for entry in running])
         except BackendUnavailable:
-            return set()
-        return {entry for entry, flag in zip(running, flags, strict=True) if flag}
+            return {}
+        return dict(zip(running, answers, strict=True))
 
-    def _check(self, entry: _Watched, asked: bool | None = None) -> None:
+    def _check(self, entry: _Watched, refreshed: tuple[bool, bool] | None = None) -> None:
         with entry.mutex:
             if not entry.done:
-                self._check_running(entry, asked)
+                self._check_running(entry, refreshed)
 
-    def _refresh_due(self, entry: _Watched, asked: bool | None) -> bool:
-        if asked is None:
-            return True
-        ttl = getattr(entry.lock.manager, "ttl_ms", 0) / 1000
-        return time.monotonic() - entry.refreshed >= ttl / 3
-
-    def _check_running(self, entry: _Watched, asked: bool | None = None) -> None:
+    def _check_running(self, entry: _Watched, refreshed: tuple[bool, bool] | None = None) -> None:
+        """`refreshed`: the (held, asked) answer of a bulk refresh already made this tick."""
         if entry.ended:
             # Interrupted already; the request is committing what it has: keep the lock alive
             # until it does (a last S3 part may take a while), but interrupt nothing more.
-            if self._refresh_due(entry, asked):
-                entry.refreshed = time.monotonic()
-                if not entry.lock.refresh()[0]:
-                    log.debug("upload %s lost its lock while committing", entry.lock.upload_id)
+            held = refreshed[0] if refreshed is not None else entry.lock.refresh()[0]
+            if not held:
+                log.debug("upload %s lost its lock while committing", entry.lock.upload_id)
             return
         if entry.body.idle_seconds >= self.read_timeout:
             entry.ended = True
             entry.body.interrupt(f"no data received for {self.read_timeout}s")
             return
-        held = True
-        if self._refresh_due(entry, asked):
-            entry.refreshed = time.monotonic()
-            held, asked_now = entry.lock.refresh()
-            asked = asked or asked_now
+        held, asked = refreshed if refreshed is not None else entry.lock.refresh()
         if not held:
             entry.ended = True
             entry.body.interrupt("lock lost")

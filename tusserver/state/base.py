@@ -120,8 +120,10 @@ class StateStore(Protocol):
 
     def request_release(self, upload_id: str, token: str, ttl_ms: int) -> None: ...
 
-    def release_requested_many(self, upload_ids: list[str]) -> list[bool]:
-        """For each upload, whether a newcomer asked its lock holder to let go (one read)."""
+    def refresh_locks_many(
+        self, locks: list[tuple[str, str]], ttl_ms: int
+    ) -> list[tuple[bool, bool]]:
+        """`refresh_lock` for many (upload id, token) pairs at once (one round trip)."""
         ...
 
     def withdraw_release(self, upload_id: str, token: str) -> None: ...
