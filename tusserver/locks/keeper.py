@@ -102,60 +102,31 @@ class LockKeeper:
         while not self._stopping.wait(self.interval):
             with self._mutex:
                 watched = list(self._watched)
-            refreshed = self._refresh_all(watched)
             for entry in watched:
                 try:
-                    if refreshed is None:
-                        self._check(entry)
-                    elif entry in refreshed:
-                        self._check(entry, refreshed[entry])
+                    self._check(entry)
                 except BackendUnavailable:
                     pass  # counted and logged once per outage where it happened (backend_status)
                 except Exception:  # one bad check must not stop the watching of others
                     log.exception("lock keeper check failed for %s", entry.lock.upload_id)
 
-    def _refresh_all(
-        self, watched: list[_Watched]
-    ) -> dict[_Watched, tuple[bool, bool]] | None:
-        """Every running write's lock refreshed, and whether a newcomer asked for it, in one
-        pipelined round trip for all of them.
-
-        Under the gevent worker one process runs thousands of slow uploads; a round trip per
-        upload five times a second, one after the other, takes longer than a lock lives once
-        the machine is busy, and locks expired under running writes. None: the locks cannot
-        be refreshed in bulk, so every check refreshes its own.
-        """
-        running = [entry for entry in watched if not entry.done]
-        if not running:
-            return {}
-        manager = getattr(running[0].lock, "manager", None)
-        if manager is None or not hasattr(manager, "refresh_many"):
-            return None
-        try:
-            answers = manager.refresh_many([entry.lock for entry in running])
-        except BackendUnavailable:
-            return {}
-        return dict(zip(running, answers, strict=True))
-
-    def _check(self, entry: _Watched, refreshed: tuple[bool, bool] | None = None) -> None:
+    def _check(self, entry: _Watched) -> None:
         with entry.mutex:
             if not entry.done:
-                self._check_running(entry, refreshed)
+                self._check_running(entry)
 
-    def _check_running(self, entry: _Watched, refreshed: tuple[bool, bool] | None = None) -> None:
-        """`refreshed`: the (held, asked) answer of a bulk refresh already made this tick."""
+    def _check_running(self, entry: _Watched) -> None:
         if entry.ended:
             # Interrupted already; the request is committing what it has: keep the lock alive
             # until it does (a last S3 part may take a while), but interrupt nothing more.
-            held = refreshed[0] if refreshed is not None else entry.lock.refresh()[0]
-            if not held:
+            if not entry.lock.refresh()[0]:
                 log.debug("upload %s lost its lock while committing", entry.lock.upload_id)
             return
         if entry.body.idle_seconds >= self.read_timeout:
             entry.ended = True
             entry.body.interrupt(f"no data received for {self.read_timeout}s")
             return
-        held, asked = refreshed if refreshed is not None else entry.lock.refresh()
+        held, asked = entry.lock.refresh()
         if not held:
             entry.ended = True
             entry.body.interrupt("lock lost")

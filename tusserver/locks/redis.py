@@ -84,16 +84,6 @@ class LockManager:
         self._pending_lock = threading.Lock()
         self._retrier: threading.Thread | None = None
 
-    def refresh_many(self, locks: list[UploadLock]) -> list[tuple[bool, bool]]:
-        """Refresh many locks in one round trip: (still held, release requested) for each."""
-        answers = self.state.refresh_locks_many(
-            [(lock.upload_id, lock.token) for lock in locks], self.ttl_ms
-        )
-        for lock, (held, _asked) in zip(locks, answers, strict=True):
-            if not held:
-                lock.lost = True
-        return answers
-
     def release_later(self, upload_id: str, token: str, every: float = 0.1) -> None:
         """Keep trying to release a lock whose release failed, until the store answers."""
         with self._pending_lock:

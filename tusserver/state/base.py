@@ -120,12 +120,6 @@ class StateStore(Protocol):
 
     def request_release(self, upload_id: str, token: str, ttl_ms: int) -> None: ...
 
-    def refresh_locks_many(
-        self, locks: list[tuple[str, str]], ttl_ms: int
-    ) -> list[tuple[bool, bool]]:
-        """`refresh_lock` for many (upload id, token) pairs at once (one round trip)."""
-        ...
-
     def withdraw_release(self, upload_id: str, token: str) -> None: ...
 
     def lease(self, name: str, holder: str, seconds: int) -> bool:

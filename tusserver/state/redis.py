@@ -475,18 +475,6 @@ class RedisState:
         with translate_errors():
             self.client.set(self.keys.release(upload_id), token, px=ttl_ms)
 
-    def refresh_locks_many(
-        self, locks: list[tuple[str, str]], ttl_ms: int
-    ) -> list[tuple[bool, bool]]:
-        """`refresh_lock` for many (upload id, token) pairs in one pipelined round trip."""
-        with translate_errors():
-            pipe = self.client.pipeline(transaction=False)
-            for upload_id, token in locks:
-                keys = [self.keys.lock(upload_id), self.keys.release(upload_id)]
-                self._refresh_lock(keys=keys, args=[token, ttl_ms], client=pipe)
-            answers = pipe.execute()
-        return [(bool(held), bool(asked)) for held, asked in answers]
-
     def withdraw_release(self, upload_id: str, token: str) -> None:
         with translate_errors():
             self._delete_if_value(keys=[self.keys.release(upload_id)], args=[token])
