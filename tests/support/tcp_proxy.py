@@ -25,9 +25,9 @@ BLOCK = 64 * 1024
 
 
 class TcpProxy:
-    """Forwards connections from a free port of 127.0.0.1 to `host:port` (or a Unix socket)."""
+    """Forwards connections from a free port of 127.0.0.1 to `host:port`."""
 
-    def __init__(self, host: str, port: int = 0, unix_path: str | None = None):
+    def __init__(self, host: str, port: int = 0, *, unix_path: str | None = None):
         self.target = (host, port)
         self.unix_path = unix_path
         self._listener = socket.create_server(("127.0.0.1", 0))
@@ -43,23 +43,23 @@ class TcpProxy:
         self._thread.start()
 
     @classmethod
+    def to_unix(cls, path: str) -> TcpProxy:
+        """A TCP proxy to a Unix socket (the embedded Valkey listens on one)."""
+        return cls("", unix_path=path)
+
+    def _connect_backend(self) -> socket.socket:
+        if self.unix_path is None:
+            return socket.create_connection(self.target, timeout=5)
+        backend = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        backend.settimeout(5)
+        backend.connect(self.unix_path)
+        return backend
+
+    @classmethod
     def to(cls, address: str) -> TcpProxy:
         """A proxy to "host:port"."""
         host, _, port = address.rpartition(":")
         return cls(host, int(port))
-
-    @classmethod
-    def to_unix_socket(cls, path: str) -> TcpProxy:
-        """A TCP front for a Unix socket (a local Redis that listens on a socket file)."""
-        return cls("", 0, unix_path=path)
-
-    def _connect_target(self) -> socket.socket:
-        if self.unix_path is not None:
-            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-            sock.settimeout(5)
-            sock.connect(self.unix_path)
-            return sock
-        return socket.create_connection(self.target, timeout=5)
 
     @property
     def address(self) -> str:
@@ -110,7 +110,7 @@ class TcpProxy:
                 _reset(client)
                 continue
             try:
-                backend = self._connect_target()
+                backend = self._connect_backend()
             except OSError:
                 _reset(client)
                 continue
