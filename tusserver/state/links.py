@@ -31,6 +31,7 @@ end
 return current
 """
 
+
 class LinkState:
     """Per-upload link secrets."""
 
