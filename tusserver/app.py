@@ -122,8 +122,8 @@ def create_app(
     client = redis_client or connect(settings.redis_url or "redis://127.0.0.1:6379/0")
     state = RedisState(client, settings.redis_prefix)
     store = metrics.TimedStore(store or make_store(settings))
-    locks = LockManager(client, settings.redis_prefix, settings.lock_ttl, settings.lock_wait)
-    keeper = LockKeeper(settings.read_timeout, settings.lock_ttl)
+    locks = LockManager(state, settings.lock_ttl, settings.lock_wait)
+    keeper = LockKeeper(settings.read_timeout)
     receivers: list[Hooks] = [
         metrics.MetricsHooks(),
         *hooks_from_settings(settings, metrics.record_hook),
@@ -274,5 +274,6 @@ def _finish_request(response: Response) -> Response:
         received=body.received if body is not None else 0,
         request_id=g.get("request_id", "-"),
         download=g.get("bytes_sent") is not None,
+        streamed=not response.is_sequence,
     )
     return response

@@ -24,6 +24,7 @@ import time
 from dataclasses import dataclass
 
 from . import metrics
+from .logsafe import escape
 
 log = logging.getLogger("tusserver.backends")
 
@@ -88,5 +89,4 @@ def _describe(reason: BaseException | str) -> str:
     if isinstance(reason, BaseException):
         first = (str(reason).strip().splitlines() or [""])[0]
         reason = f"{type(reason).__name__}: {first}" if first else type(reason).__name__
-    text = "".join(ch if ch.isprintable() else "?" for ch in reason)
-    return text if len(text) <= _MAX_REASON else text[:_MAX_REASON] + "..."
+    return escape(reason, limit=_MAX_REASON)

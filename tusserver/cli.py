@@ -53,6 +53,7 @@ def redis_for(settings: Settings, share: bool = False) -> Iterator[Settings]:
         server.start()
     except EmbeddedRedisError as exc:
         raise click.ClickException(str(exc)) from None
+    server.supervise()  # a Redis that dies is back from its append-only file within a second
     try:
         yield settings.replace(redis_url=server.url)
     finally:
@@ -215,7 +216,7 @@ def rebuild_index_command() -> None:
 
     with redis_for(settings) as running:
         components = _components(running)
-        counts = {"restored": 0, "kept": 0}
+        counts = {"restored": 0, "kept": 0, "gone": 0}
         try:
             for result in rebuild_index(
                 running, components.state, components.store, contiguous_parts, time.time

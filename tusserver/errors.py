@@ -86,10 +86,6 @@ class UploadNotFound(TusError):
     status, code, default_message = 404, "not-found", "Upload not found"
 
 
-class MethodNotAllowed(TusError):
-    status, code, default_message = 405, "method-not-allowed", "Method not allowed"
-
-
 class Conflict(TusError):
     status, code, default_message = 409, "conflict", "Conflict"
 
@@ -127,6 +123,13 @@ class RangeNotSatisfiable(TusError):
 class UploadLocked(TusError):
     status, code = 423, "locked"
     default_message = "Upload is locked by another request; retry shortly"
+
+
+class LockLost(UploadLocked):
+    """The writer lost the upload's lock before it could commit: its bytes never count."""
+
+    code = "lock-lost"
+    default_message = "Another request took over the upload; check its offset and resume"
 
 
 class TooManyRequests(TusError):
@@ -168,11 +171,14 @@ class HookFailed(TusError):
 
 
 class BackendUnavailable(TusError):
+    """A backend (Redis, S3, the disk) failed; the client should retry after `Retry-After`."""
+
     status, code = 503, "backend-unavailable"
     default_message = "Storage backend unavailable; try again later"
 
-    RETRY_AFTER = "5"
-    """Seconds a client is asked to wait (`Retry-After`) before trying again."""
+    RETRY_AFTER = "2"
+    """Seconds a client is asked to wait (`Retry-After`) before trying again: long enough for a
+    supervised embedded Redis to be back (it restarts within a second)."""
 
     def __init__(self, message: str | None = None, headers: Mapping[str, str] | None = None):
         super().__init__(message, {"Retry-After": self.RETRY_AFTER, **(headers or {})})

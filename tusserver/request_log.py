@@ -8,7 +8,8 @@ not. `RequestLog` is WSGI middleware that follows the response body to its end i
   one (so its write succeeded); the line is written when the iterable is exhausted or closed;
 - a file handed to the server as `wsgi.file_wrapper` (gunicorn sends it with `sendfile`) keeps
   its zero-copy path: its file object is wrapped to see how far the server got in the file;
-- a response without a body (HEAD, 204, 304, `Content-Length: 0`) is logged at once.
+- a response without a body (HEAD, 204, 304, `Content-Length: 0`) or with a small body held in
+  memory (an error, a JSON document: one write) is logged at once.
 
 A response whose body ended before its `Content-Length` is marked `cut-short=backend` (the data
 store failed mid-stream) or `cut-short=client` (the client went away, or the write to it
@@ -58,6 +59,8 @@ class RequestFacts:
     request_id: str = "-"
     download: bool = False
     """The body is an upload's bytes (counted as bytes served), not an error or API document."""
+    streamed: bool = True
+    """The body is produced while it is sent (a download), not a document held in memory."""
 
 
 class RequestLog:
@@ -80,7 +83,11 @@ class RequestLog:
             exchange.status = exchange.status or 500
             exchange.finish(completed=False)
             raise
-        if exchange.without_body():
+        facts = environ.get(FACTS_KEY)
+        if exchange.without_body() or (facts is not None and not facts.streamed):
+            # Nothing to follow: no body, or a small document already in memory (an error, a
+            # JSON answer), which goes out in one write.
+            exchange.sent = exchange.expected or 0
             exchange.finish(completed=True)
             return result
         file_wrapper = environ.get("wsgi.file_wrapper")

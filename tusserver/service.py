@@ -2,8 +2,9 @@
 
 `UploadService` decides: whether an offset is right, whether a body fits, when an upload expires,
 who may write (the lock), when the offset moves (only after the data store made the bytes
-durable: data before state), and which hooks fire. Views translate HTTP into calls here; the
-state store, data store and lock manager are passed in.
+durable, and only while the writer still holds the lock: see `write.py`), and which hooks fire.
+Views translate HTTP into calls here; the state store, data store and locker are passed in as
+protocols (docs/architecture.md, "Layers").
 """
 
 from __future__ import annotations
@@ -15,16 +16,16 @@ import logging
 import time
 import unicodedata
 from collections import OrderedDict
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, BinaryIO, Literal
 
 from .auth.events import log_security_event
 from .auth.principal import Principal
 from .body import BodyReader
 from .errors import (
-    ChecksumMismatch,
+    BackendUnavailable,
     Forbidden,
     InconsistentLength,
     InvalidConcat,
@@ -37,12 +38,13 @@ from .errors import (
     UploadCompleted,
     UploadGone,
     UploadIncomplete,
+    UploadLocked,
     UploadNotFound,
 )
 from .hooks import Hooks, NoHooks
+from .locks.base import Locker
 from .locks.keeper import LockKeeper
-from .locks.redis import LockManager
-from .models import Part, UploadInfo, WriteResult, new_upload_id
+from .models import UploadInfo, WriteResult, expiry, new_upload_id
 from .protocol import Checksum, is_upload_id
 from .protocol_ietf import (
     DIGEST_ALGORITHMS,
@@ -51,8 +53,9 @@ from .protocol_ietf import (
     encode_digest_values,
 )
 from .settings import Settings
-from .state.redis import Page, RedisState
+from .state.base import Page, StateStore
 from .storage.base import DataStore
+from .write import WriteAttempt
 
 if TYPE_CHECKING:
     from .auth.accounts import Accounts
@@ -85,9 +88,19 @@ Checksums = Checksum | Sequence[Checksum] | None
 """One checksum or several (Upload-Checksum and Content-Digest), all verified on one pass."""
 
 
+ORPHAN_GRACE = 3600.0
+"""Seconds stored bytes without state are left alone before the sweep removes them: a creation
+stores its first object a moment before it records the state."""
+
+
 @dataclass(frozen=True)
 class Download:
-    """A complete upload ready to be served: its size, validators and a way to read it."""
+    """A complete upload ready to be served: its size, validators and a way to read it.
+
+    `open_file` and `read` do the first backend access before returning, so a view calls them
+    before it sends any header: a backend that fails answers 503, an upload terminated meanwhile
+    404 or 410, never a broken 200.
+    """
 
     info: UploadInfo
     size: int
@@ -95,10 +108,26 @@ class Download:
     last_modified: float
     path: Path | None
     reader: Callable[[int, int], Iterator[bytes]]
+    opener: Callable[[], BinaryIO]
+    recheck: Callable[[], object]
+
+    def open_file(self) -> BinaryIO:
+        """The local file (for sendfile)."""
+        try:
+            return self.opener()
+        except BackendUnavailable:
+            self.recheck()  # raises 404/410 when the upload was removed meanwhile
+            raise
 
     def read(self, start: int, end: int) -> Iterator[bytes]:
-        """Bytes `[start, end)`, streamed."""
-        return self.reader(start, end)
+        """Bytes `[start, end)`, streamed; the first chunk is already fetched."""
+        chunks = self.reader(start, end)
+        try:
+            first = next(chunks, None)
+        except BackendUnavailable:
+            self.recheck()
+            raise
+        return _primed(first, chunks)
 
 
 class UploadService:
@@ -107,9 +136,9 @@ class UploadService:
     def __init__(
         self,
         settings: Settings,
-        state: RedisState,
+        state: StateStore,
         store: DataStore,
-        locks: LockManager,
+        locks: Locker,
         keeper: LockKeeper,
         hooks: Hooks | None = None,
         clock: Callable[[], float] = time.time,
@@ -145,6 +174,16 @@ class UploadService:
         if not is_upload_id(upload_id):
             raise UploadNotFound()
         info = self.state.get(upload_id, with_parts=with_parts)
+        return self._live(upload_id, info, principal, action)
+
+    def _live(
+        self,
+        upload_id: str,
+        info: UploadInfo | None,
+        principal: Principal | None = None,
+        action: Action = "head",
+    ) -> UploadInfo:
+        """`info` if it exists, `principal` may touch it and it has not expired; else 404/410."""
         if info is None:
             if self.state.is_gone(upload_id):
                 raise UploadGone()
@@ -206,7 +245,6 @@ class UploadService:
             metadata=dict(request.metadata or {}),
             created=now,
             updated=now,
-            expires=now + self.settings.expire_after,
             owner=principal.name,
             concat=request.concat,
             grant=principal.grant.id if principal.grant else None,
@@ -216,7 +254,8 @@ class UploadService:
         info = self._pre_create(info)
         if info.length == 0:
             info = info.evolve(digests=self._verify_representation(info, WriteResult(0)))
-            info = info.evolve(completed=now, expires=None if not info.is_partial else info.expires)
+            info = info.evolve(completed=now)
+        info = info.evolve(expires=expiry(info, now, self.settings.expire_after))
         self._reserve(info, info.length, principal)
         try:
             self.store.create(info)
@@ -245,7 +284,7 @@ class UploadService:
         lengths = [member.length for member in members]
         length = None if None in lengths else sum(m.length or 0 for m in members)
         if length is not None:
-            self._check_size(length)
+            self._check_size(length, principal)  # a grant's max_size binds the sum too
         finished = all(member.is_complete for member in members)
         now = self.clock()
         info = UploadInfo(
@@ -264,7 +303,9 @@ class UploadService:
         )
         info = self._pre_create(info)
         self.store.save_info(info)
-        self._record(info)
+        # The members were checked above for a clear message; the state store checks them
+        # again in the same step that references them, so none can be removed in between.
+        self._record(info, lambda: self.state.create_final(info, now))
         self.hooks.after("post-create", info)
         if finished:
             self.hooks.after("post-finish", info)
@@ -297,10 +338,10 @@ class UploadService:
         self.hooks.after("post-finish", completed)
         return completed
 
-    def _record(self, info: UploadInfo) -> None:
+    def _record(self, info: UploadInfo, record: Callable[[], None] | None = None) -> None:
         """Record a new upload in the state store; if that fails, free what the store holds."""
         try:
-            self.state.create(info)
+            (record or (lambda: self.state.create(info)))()
         except TusError:
             with contextlib.suppress(TusError):
                 self.store.delete(info)
@@ -391,13 +432,27 @@ class UploadService:
 
         `complete` says this body ends the upload (the IETF draft's `Upload-Complete: ?1`):
         the length becomes known, at the latest when the whole body has arrived.
+
+        The hot path is two state round trips: taking the lock reads the state with it, and
+        the commit releases the lock with it. Ownership is checked on what the lock read; when
+        the upload is locked, it is checked before the holder is asked to let go (only the
+        owner or an admin may ask).
         """
-        # Ownership first: only the owner (or an admin) may even ask a running writer to let go.
-        info = self._load(upload_id, principal=principal, action="write")
-        if info.is_final:
-            raise Forbidden("a final upload cannot be modified")
-        with self.locks.hold(upload_id) as lock, self.keeper.watch(lock, body):
-            info = self._load(upload_id, with_parts=self.store.keeps_parts)
+        if not is_upload_id(upload_id):
+            raise UploadNotFound()
+
+        def may_ask_release() -> None:
+            self._load(upload_id, principal=principal, action="write")
+
+        with self.locks.hold(
+            upload_id,
+            read=True,
+            with_parts=self.store.keeps_parts,
+            before_asking=may_ask_release,
+        ) as lock:
+            info = self._live(upload_id, lock.info, principal, "write")
+            if info.is_final:
+                raise Forbidden("a final upload cannot be modified")
             if offset != info.offset:
                 raise OffsetMismatch(
                     f"Upload-Offset {offset} does not match the upload's offset {info.offset}",
@@ -414,17 +469,35 @@ class UploadService:
                     f"the body ({body.expected} bytes) goes past the upload's length "
                     f"({info.length}) at offset {info.offset}"
                 )
-            if not declares_length:
-                return self._write(info, body, checksum, declares_length, complete, principal)
-            # A declared length is counted against the quota before any byte is written, and
-            # given back if the write does not commit it.
-            self._reserve(info, info.length, principal)
+            attempt = WriteAttempt(
+                self.state,
+                self.store,
+                lock,
+                info,
+                self.clock,
+                self.settings.expire_after,
+                declares_length,
+                completes=complete,
+                verify=self._verify_representation if info.digests else None,
+                on_length_known=lambda known: self._reserve(known, known.length, principal),
+            )
+            if declares_length:
+                # A declared length is counted against the quota before any byte is written,
+                # and given back if the write does not commit it.
+                self._reserve(info, info.length, principal)
             try:
-                return self._write(info, body, checksum, declares_length)
+                # The keeper refreshes the lock and may interrupt the body while it streams; it
+                # lets go of the body before the commit releases the lock.
+                with self.keeper.watch(lock, body):
+                    attempt.write(body, _as_checksums(checksum))
+                committed, done = attempt.finish()
             except BaseException:
-                if self._load_length(info.id) is None:
-                    self._release(info, info.length)
+                if attempt.declares_length and self._load_length(info.id) is None:
+                    self._release(attempt.info, attempt.info.length)
                 raise
+        if committed is not attempt.info or attempt.declares_length:
+            self._after_write(committed, done)
+        return committed
 
     def append_completing(
         self,
@@ -474,87 +547,13 @@ class UploadService:
             limits.append(principal.grant.max_size)
         return min(limits) - info.offset if limits else None
 
-    def _write(
-        self,
-        info: UploadInfo,
-        body: BodyReader,
-        checksum: Checksums,
-        declares_length: bool = False,
-        complete: bool = False,
-        principal: Principal | None = None,
-    ) -> UploadInfo:
-        checks = _as_checksums(checksum)
-        hashers = [check.hasher() for check in checks]
-        chunks: Iterable[bytes] = _hashing(body, hashers) if hashers else body
-        result = self.store.write(info, chunks)
-        if body.overflow:
-            self.store.discard(info, result)
-            raise TooLarge(f"the body goes past the upload's length ({info.length})")
-        if checks:
-            if not body.complete:
-                self.store.discard(info, result)
-                raise ChecksumMismatch("the body was cut short, so its checksum cannot match")
-            for check, hasher in zip(checks, hashers, strict=True):
-                if not hmac.compare_digest(hasher.digest(), check.digest):
-                    self.store.discard(info, result)
-                    raise ChecksumMismatch(f"the body does not match its {check.algorithm} digest")
-        if complete and body.complete and info.length != info.offset + result.bytes_written:
-            if info.length is not None:
-                self.store.discard(info, result)
-                raise InconsistentLength(
-                    f"the upload ends at {info.offset + result.bytes_written} bytes, "
-                    f"but its length is {info.length}"
-                )
-            info = info.evolve(length=info.offset + result.bytes_written)
-            declares_length = True
-            if principal is not None:
-                try:  # the length only now known counts against the quota like a declared one
-                    self._reserve(info, info.length, principal)
-                except TusError:
-                    self.store.discard(info, result)
-                    raise
-                return self._write_declared(info, result, principal)
-        if declares_length:
-            # The S3 store's info.json is all `rebuild-index` has to restore an upload from:
-            # record a newly declared length there before the state commit, or a rebuilt index
-            # leaves a deferred-length upload without its length (incomplete for ever).
-            try:
-                self.store.save_info(info)
-            except TusError:
-                self.store.discard(info, result)
-                raise
-        if result.bytes_written == 0 and not declares_length:
-            return info
-        digests = self._verify_representation(info, result)
-        committed = self._commit(info, result.bytes_written, result.parts, declares_length)
-        if digests:
-            self.state.set_digests(committed, digests)
-            committed = committed.evolve(digests=digests)
-        return committed
-
-    def _write_declared(
-        self, info: UploadInfo, result: WriteResult, principal: Principal
-    ) -> UploadInfo:
-        """Commit a write that declared the length at its end (quota already reserved)."""
-        try:
-            self.store.save_info(info)
-            digests = self._verify_representation(info, result)
-            committed = self._commit(info, result.bytes_written, result.parts, True)
-        except BaseException:
-            if self._load_length(info.id) is None:
-                self._release(info, info.length)
-            raise
-        if digests:
-            self.state.set_digests(committed, digests)
-            committed = committed.evolve(digests=digests)
-        return committed
-
     def _verify_representation(self, info: UploadInfo, result: WriteResult) -> dict[str, str]:
         """Digest a write that completes an upload with Repr-Digest or Want-Repr-Digest.
 
         The stored bytes are read back, this write's included (durable but not yet committed),
-        so the digest covers exactly what downloads will serve. A mismatch discards the write:
-        the upload stays incomplete and never completes with bytes the client did not mean.
+        so the digest covers exactly what downloads will serve. A mismatch aborts the write
+        attempt: the upload stays incomplete and never completes with bytes the client did not
+        mean.
         Returns the digests to record ({} when nothing was asked).
         """
         end = info.offset + result.bytes_written
@@ -562,54 +561,18 @@ class UploadService:
             return {}
         pending = info.evolve(offset=end, parts=info.parts + result.parts)
         hashers = {name: hashlib.new(DIGEST_ALGORITHMS[name]) for name in info.digests}
-        try:
-            for chunk in self.store.read(pending, 0, end) if end else ():
-                for hasher in hashers.values():
-                    hasher.update(chunk)
-        except TusError:
-            self.store.discard(info, result)
-            raise
+        for chunk in self.store.read(pending, 0, end) if end else ():
+            for hasher in hashers.values():
+                hasher.update(chunk)
         computed = {name: hasher.digest() for name, hasher in hashers.items()}
         expected = decode_digest_values(info.digests)
         for name, digest in expected.items():
             if not hmac.compare_digest(computed[name], digest):
-                if result.bytes_written:
-                    self.store.discard(info, result)
                 raise ReprDigestMismatch(
                     f"the {end} bytes uploaded do not match the {name} Repr-Digest announced "
                     "at creation; the upload stays incomplete"
                 )
         return encode_digest_values(computed)
-
-    def _commit(
-        self,
-        info: UploadInfo,
-        written: int,
-        parts: tuple[Part, ...],
-        declares_length: bool = False,
-    ) -> UploadInfo:
-        now = self.clock()
-        new_offset = info.offset + written
-        done = info.length is not None and new_offset >= info.length
-        expires = None if done and not info.is_partial else now + self.settings.expire_after
-        try:
-            committed = self.state.commit_write(
-                info,
-                new_offset,
-                parts,
-                updated=now,
-                expires=expires,
-                completed=now if done else None,
-                length=info.length if declares_length else None,
-            )
-        except (OffsetMismatch, UploadNotFound):
-            # A definite "no" from the state store: these bytes will never count. On any other
-            # failure (Redis timed out) the commit may have happened, so nothing is discarded:
-            # bytes past a committed offset are harmless, deleting committed ones is not.
-            self.store.discard(info, WriteResult(written, parts))
-            raise
-        self._after_write(committed, done)
-        return committed
 
     def _after_write(self, info: UploadInfo, done: bool) -> None:
         if done:
@@ -653,8 +616,8 @@ class UploadService:
         if info.is_partial and self.state.referencing_finals(upload_id):
             raise Forbidden("this partial upload is part of a final upload; terminate that one")
         self.hooks.before("pre-terminate", info)
-        with self.locks.hold(upload_id):
-            info = self._load(upload_id, with_parts=self.store.keeps_parts)
+        with self.locks.hold(upload_id, read=True, with_parts=self.store.keeps_parts) as lock:
+            info = self._live(upload_id, lock.info)
             self._remove(info)
         if principal.is_admin and info.owner != principal.name and principal.via != "open":
             log_security_event("upload-deleted-by-admin", upload=info.id, owner=info.owner)
@@ -674,24 +637,42 @@ class UploadService:
             if removed == 0:  # nothing could go (e.g. locked): do not spin
                 return removed
 
-    def _remove(self, info: UploadInfo) -> None:
-        """Forget state first (clients then see 410), then free the bytes; orphaned partials go."""
-        self.state.delete(info, self.settings.gone_ttl)
+    def _remove(self, info: UploadInfo, holding: frozenset[str] = frozenset()) -> None:
+        """Forget state first (clients then see 410), then free the bytes; unused partials go.
+
+        The state store refuses, atomically, to remove a partial upload a final references.
+        Bytes whose removal fails stay behind without state: the orphan sweep removes them.
+        """
+        unused = self.state.delete(info, self.settings.gone_ttl)
         self._release(info, info.length)
         self._last_receive_hook.pop(info.id, None)
-        # A final upload owns no bytes, but the store may keep a copy of its info (S3).
-        self.store.delete(info)
-        for member_id in info.members:
-            self._remove_unused_partial(member_id)
+        self._delete_bytes(info)
+        for member_id in unused:
+            if member_id not in holding:  # one whose lock the caller holds, it removes itself
+                self._remove_unused_partial(member_id)
+
+    def _delete_bytes(self, info: UploadInfo) -> None:
+        try:
+            self.store.delete(info)
+        except TusError:
+            log.warning("bytes of removed upload %s left for the orphan sweep", info.id)
 
     def _remove_unused_partial(self, member_id: str) -> None:
-        if self.state.referencing_finals(member_id):
+        # Never asks a running write to let go: an unfinished partial being written keeps its
+        # own expiry and goes when that passes.
+        try:
+            lock = self.locks.acquire(
+                member_id, wait=1, ask_release=False, read=True, with_parts=self.store.keeps_parts
+            )
+        except (UploadNotFound, UploadGone, UploadLocked):
             return
-        member = self.state.get(member_id, with_parts=self.store.keeps_parts)
-        if member is not None:
-            self.state.delete(member, self.settings.gone_ttl)
-            self._release(member, member.length)
-            self.store.delete(member)
+        try:
+            if lock.info is not None:
+                self._remove(lock.info)
+        except Forbidden:
+            return  # a new final uses it now
+        finally:
+            lock.release()
 
     def cleanup(self) -> list[str]:
         """Remove every expired upload (and unused complete partials past their expiry)."""
@@ -713,13 +694,12 @@ class UploadService:
 
     def _expire(self, upload_id: str, now: float) -> bool:
         """Remove one upload if it is still expired and not being written; True if removed."""
+        lock = self.locks.acquire(
+            upload_id, wait=0, ask_release=False, read=True, with_parts=self.store.keeps_parts
+        )
         try:
-            lock = self.locks.acquire(upload_id, wait=0, ask_release=False)
-        except TusError:
-            return False  # being written right now: not expired after all
-        try:
-            info = self.state.get(upload_id, with_parts=self.store.keeps_parts)
-            if info is None or (info.expires or now + 1) > now:
+            info = lock.info
+            if info is None or not info.is_expired(now):
                 return False
             if info.is_partial and self.state.referencing_finals(upload_id):
                 return self._expire_unfinished_finals(info)
@@ -740,31 +720,50 @@ class UploadService:
             return False
         for final in finals:
             if final is not None:
-                self._remove(final)  # removes the partials no other final uses, this one too
+                self._remove(final, holding=frozenset({partial.id}))
+        with contextlib.suppress(Forbidden):  # unless another final took it meanwhile
+            self._remove(partial)
         log.info("expired partial upload %s and %d unfinished final(s)", partial.id, len(finals))
         return True
 
+    def sweep_orphans(self, grace: float = ORPHAN_GRACE) -> list[str]:
+        """Remove stored bytes that no live upload owns, once older than `grace` seconds.
+
+        They are what a termination whose byte removal failed, or a crash between storing and
+        recording, leaves behind.
+        """
+        removed: list[str] = []
+        cutoff = self.clock() - grace
+        candidates = [uid for uid, newest in self.store.stored_uploads() if newest < cutoff]
+        for start in range(0, len(candidates), 500):
+            batch = candidates[start : start + 500]
+            known = self.state.known_ids(batch)
+            for upload_id in batch:
+                if upload_id not in known:
+                    self._delete_bytes(UploadInfo(id=upload_id, length=None))
+                    removed.append(upload_id)
+        if removed:
+            log.info("orphan sweep removed the bytes of %d upload(s)", len(removed))
+        return removed
+
     # -- JSON API helpers ------------------------------------------------------------------
     def rename(self, upload_id: str, principal: Principal, filename: str) -> UploadInfo:
-        """Change the file name a download will carry."""
-        filename = filename.strip()
-        if not filename or len(filename) > FILENAME_MAX:
-            raise InvalidHeader(f"filename must be 1 to {FILENAME_MAX} characters")
-        if "/" in filename or any(
-            unicodedata.category(ch) in _BAD_NAME_CATEGORIES for ch in filename
-        ):
-            raise InvalidHeader("filename must not contain '/' or control characters")
+        """Change the file name a download will carry (under the lock: info.json stays whole)."""
+        filename = _valid_filename(filename)
         info = self._load(upload_id, principal=principal, action="write")
-        metadata = dict(info.metadata)
-        metadata.pop("name", None)
-        metadata["filename"] = filename
-        now = self.clock()
-        self.state.set_metadata(info, metadata, now)
-        binary = {k: v for k, v in info.metadata_binary.items() if k not in ("name", "filename")}
-        if binary != info.metadata_binary:
-            self.state.set_metadata_binary(info, binary)
-        info = info.evolve(metadata=metadata, metadata_binary=binary, updated=now)
-        self.store.save_info(info)
+        with self.locks.hold(upload_id, read=True) as lock:
+            info = self._live(upload_id, lock.info)
+            metadata = dict(info.metadata)
+            metadata.pop("name", None)
+            metadata["filename"] = filename
+            now = self.clock()
+            old_binary = info.metadata_binary
+            binary = {k: v for k, v in old_binary.items() if k not in ("name", "filename")}
+            info = info.evolve(metadata=metadata, metadata_binary=binary, updated=now)
+            self.store.save_info(info)
+            self.state.set_metadata(info, metadata, now)
+            if binary != old_binary:
+                self.state.set_metadata_binary(info, binary)
         return info
 
     # -- downloads -------------------------------------------------------------------------
@@ -782,11 +781,20 @@ class UploadService:
         size = info.length or 0
         etag = f"{info.id}-{size}-{int((info.completed or info.created) * 1000)}"
         last_modified = info.completed or info.updated
+
+        def recheck() -> object:
+            return self._load(upload_id)
+
+        def opener() -> BinaryIO:
+            return self.store.open_file(info)
+
         if info.is_final:
             members = [self._load(m, with_parts=self.store.keeps_parts) for m in info.members]
-            return Download(info, size, etag, last_modified, None, _concat_reader(self, members))
+            reader = _concat_reader(self, members)
+            return Download(info, size, etag, last_modified, None, reader, opener, recheck)
         path = self.store.local_path(info)
-        return Download(info, size, etag, last_modified, path, _store_reader(self.store, info))
+        reader = _store_reader(self.store, info)
+        return Download(info, size, etag, last_modified, path, reader, opener, recheck)
 
     # -- health ----------------------------------------------------------------------------
     def health(self) -> dict[str, str]:
@@ -834,12 +842,31 @@ def _as_checksums(checksum: Checksums) -> tuple[Checksum, ...]:
     return tuple(checksum)
 
 
-def _hashing(chunks: Iterable[bytes], hashers: list[Any]) -> Iterator[bytes]:
-    """Pass chunks through, feeding each to every checksum hasher on the way."""
-    for chunk in chunks:
-        for hasher in hashers:
-            hasher.update(chunk)
-        yield chunk
+def _valid_filename(filename: str) -> str:
+    """A file name a download can carry: 1-255 Unicode scalar values, no '/', no controls."""
+    filename = filename.strip()
+    if not filename or len(filename) > FILENAME_MAX:
+        raise InvalidHeader(f"filename must be 1 to {FILENAME_MAX} characters")
+    try:
+        filename.encode("utf-8")
+    except UnicodeEncodeError:
+        raise InvalidHeader("filename must be valid Unicode text (no lone surrogates)") from None
+    if "/" in filename or any(unicodedata.category(ch) in _BAD_NAME_CATEGORIES for ch in filename):
+        raise InvalidHeader("filename must not contain '/' or control characters")
+    return filename
+
+
+def _primed(first: bytes | None, rest: Iterator[bytes]) -> Iterator[bytes]:
+    """The already-fetched first chunk, then the rest; closing it closes the backend read."""
+    try:
+        if first is None:
+            return
+        yield first
+        yield from rest
+    finally:
+        close = getattr(rest, "close", None)
+        if close:
+            close()
 
 
 def _store_reader(store: DataStore, info: UploadInfo) -> Callable[[int, int], Iterator[bytes]]:

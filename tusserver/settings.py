@@ -57,7 +57,7 @@ class Settings:
     cleanup_interval: int = 300
     gone_ttl: int = 7 * 86400
     read_chunk_size: int = MiB
-    lock_ttl: int = 30
+    lock_ttl: int = 10
     lock_wait: float = 5.0
     read_timeout: int = 60
     shutdown_timeout: int = 25

@@ -35,6 +35,15 @@ def upload_url(upload_id: str) -> str:
     return url_for("tus.head", upload_id=upload_id, _external=True)
 
 
+def download_url(upload_id: str) -> str:
+    """Where the upload's bytes are fetched: on `TUSSERVER_DOWNLOAD_ORIGIN` when one is set, so
+    user content is served from an origin that holds no session and runs none of our pages."""
+    origin = service().settings.download_origin
+    if origin:
+        return origin + url_for("tus.head", upload_id=upload_id)
+    return upload_url(upload_id)
+
+
 def is_api_request() -> bool:
     return request.path.startswith("/api/")
 

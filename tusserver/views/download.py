@@ -112,7 +112,7 @@ def _range_applies(download: Download) -> bool:
 
 def _body(download: Download, start: int, end: int) -> tuple[object, bool]:
     if download.path is not None:
-        handle = open(download.path, "rb")  # noqa: SIM115 - the WSGI server closes it
+        handle = download.open_file()  # 404/410 if terminated meanwhile; the server closes it
         handle.seek(start)
         wrapped = wrap_file(request.environ, handle, FILE_BLOCK)
         if end == download.size or "gunicorn.socket" in request.environ:
