@@ -408,4 +408,5 @@ def test_the_lock_release_request_is_only_honoured_for_the_owner(world: World) -
     with locks.hold(pid) as lock:
         refused = patch(world.client, world.P, 3, b"XYZ", **world.principals["other-user"])
         assert refused.status_code == 404
-        assert not lock.release_requested()
+        held, asked = lock.refresh()
+        assert held and not asked
