@@ -51,6 +51,7 @@ def _original_poll() -> Any:
         return select.poll
     return get_original("select", "poll")
 
+
 # Credential check in one round trip: the record, its user, expiry, and a throttled last-used.
 # Returns {owner, role, id} or an empty reply for any kind of "no" (unknown, expired, disabled).
 _RESOLVE_TOKEN = """
