@@ -177,6 +177,12 @@ def test_links_of_a_deleted_upload_no_longer_download(client: Any, path: str) ->
         [],
         "x",
         None,
+        {
+            "expires_in": 60,
+            "deep": [
+                [[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]
+            ],
+        },
     ],
 )
 def test_bad_link_requests_are_400(client: Any, path: str, body: Any) -> None:

@@ -11,6 +11,7 @@ sub-domain or older browser.
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -83,7 +84,7 @@ def _from_credentials(components: Any) -> Principal:
     if cookie:
         identity = accounts.resolve_session(cookie)
         if identity is not None:
-            return Principal(identity.name, _role(identity.role), "session")
+            return _session_principal(identity.name, identity.role)
         # A stale cookie is not an error: the page shows the login form (or a public route
         # goes on); anything that needs a user gets the 401 below.
     return ANONYMOUS
@@ -105,7 +106,7 @@ def _from_bearer(token: str, components: Any) -> Principal:
         identity = accounts.resolve_token(token)
         if identity is None:
             raise Unauthorized("the token is unknown, revoked or expired", _invalid_token())
-        return Principal(identity.name, _role(identity.role), "token", token_id=identity.token_id)
+        return _token_principal(identity.name, identity.role, identity.token_id)
     if token.startswith(GRANT_PREFIX):
         principal = _from_grant(token, components.secret_key)
         if principal is None:
@@ -141,6 +142,17 @@ def _from_jwt(token: str, accounts: Accounts, verifier: JwtVerifier | None) -> P
     # With a role claim configured the identity provider decides; else tusserver's own role.
     role = claimed_role if verifier.role_claim else user.role
     return Principal(user.name, _role(role), "jwt")
+
+
+@functools.lru_cache(maxsize=4096)
+def _token_principal(name: str, role: str, token_id: str | None) -> Principal:
+    """Principals are immutable: one object per (user, role, token), made once."""
+    return Principal(name, _role(role), "token", token_id=token_id)
+
+
+@functools.lru_cache(maxsize=4096)
+def _session_principal(name: str, role: str) -> Principal:
+    return Principal(name, _role(role), "session")
 
 
 def _invalid_token() -> dict[str, str]:

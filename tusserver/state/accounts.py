@@ -41,6 +41,17 @@ from .redis import translate_errors
 
 log = logging.getLogger(__name__)
 
+
+def _original_poll() -> Any:
+    """The operating system's poll(2), even under gevent's monkey-patching: a zero-timeout poll
+    never blocks, and gevent's cooperative emulation costs a hub round per request."""
+    try:
+        from gevent.monkey import get_original
+    except ImportError:  # pragma: no cover - gevent is a dependency, but not needed here
+        return select.poll
+    return get_original("select", "poll")
+
+
 # Credential check in one round trip: the record, its user, expiry, and a throttled last-used.
 # Returns {owner, role, id} or an empty reply for any kind of "no" (unknown, expired, disabled).
 _RESOLVE_TOKEN = """
@@ -228,7 +239,7 @@ class AccountStore:
             pubsub.close()
             raise ValueError("subscription to the accounts channel not confirmed")
         self._sock = pubsub.connection._sock
-        self._poller = select.poll()
+        self._poller = _original_poll()()
         self._poller.register(self._sock, select.POLLIN | select.POLLERR | select.POLLHUP)
         self._pubsub = pubsub
         self._cache.clear()
