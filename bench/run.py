@@ -482,7 +482,6 @@ def machine() -> list[str]:
         f"- Kernel: {platform.system()} {platform.release()}",
         f"- Python {platform.python_version()}, gunicorn {version('gunicorn')}, "
         f"Flask {version('flask')}, Werkzeug {version('werkzeug')}",
-        f"- Load average at the start: {' '.join(f'{x:.2f}' for x in os.getloadavg())}",
     ]
 
 
@@ -772,6 +771,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     started = time.monotonic()
+    load_at_start = os.getloadavg()  # taken now: the report is built at the end
     pool = client.ClientPool(max(CONCURRENCY)).start()  # forked before any thread starts
     base = Path(tempfile.mkdtemp(prefix="tusserver-bench-", dir=args.tmp))
     workers, threads = servers.serve_defaults()
@@ -791,6 +791,7 @@ def main(argv: list[str] | None = None) -> int:
         f"- Files: {', '.join(_size(s) for s in args.sizes)}; {args.runs} run(s) per scenario, "
         "servers alternating within each run; PATCHes of one whole file or 5 MiB each",
         f"- Data folder: a temporary folder on {_filesystem(base)}",
+        f"- Load average at the start: {' '.join(f'{x:.2f}' for x in load_at_start)}",
     ]
     try:
         say("measuring the client alone against a null sink")
