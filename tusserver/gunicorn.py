@@ -1,22 +1,34 @@
-"""Runs the app under gunicorn with settings that suit long uploads.
+"""Runs the app under gunicorn with settings that suit long uploads and many slow clients.
 
-gthread workers: each connection gets a thread, and the worker's heartbeat comes from its main
-thread, so an upload that lasts hours is never killed by the worker timeout. Each worker builds
-its own app after the fork (no preload), starts the expiry reaper, and on SIGTERM interrupts its
-running uploads so they commit what they received before the worker exits.
+Two worker classes (`TUSSERVER_WORKER_CLASS`, `tusserver serve --worker-class`):
+- `gevent` (the default, `tusserver.worker.TusGeventWorker`): a connection is a greenlet, so
+  thousands of slow or idle clients per process cost memory, not threads; blocking disk calls
+  go to a thread pool. It adds the header timeout and the per-client connection cap.
+- `gthread`: gunicorn's threaded worker; each connection in a request takes one of `--threads`
+  threads, so `--workers x --threads` slow clients are enough to stall the server. Kept for
+  comparison and for environments where monkey-patching is unwanted.
+
+Either way the worker's heartbeat does not depend on a request finishing, so an upload that
+lasts hours is never killed by the worker timeout. Each worker builds its own app after the fork
+(no preload), starts the expiry reaper, and on SIGTERM interrupts its running uploads so they
+commit what they received before the worker exits.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import signal
 from typing import Any
 
 from gunicorn.app.base import BaseApplication
 
+from . import client_limits
 from .settings import Settings
 
 log = logging.getLogger(__name__)
+
+WORKER_CLASSES = {"gevent": "tusserver.worker.TusGeventWorker", "gthread": "gthread"}
 
 
 class TusApplication(BaseApplication):  # type: ignore[misc]
@@ -56,27 +68,68 @@ def _post_worker_init(worker: Any) -> None:
     signal.signal(signal.SIGTERM, on_term)
 
 
+def _pre_fork(server: Any, worker: Any) -> None:
+    """In the master, before forking: the worker's region of the connection table."""
+    if client_limits.TABLE is not None:
+        worker.tus_region = client_limits.TABLE.assign(worker.age)
+
+
+def _post_fork(server: Any, worker: Any) -> None:
+    """In the new worker: count connections in its own region."""
+    if client_limits.TABLE is not None:
+        client_limits.TABLE.region = getattr(worker, "tus_region", None)
+
+
 def _child_exit(server: Any, worker: Any) -> None:
     from .metrics import worker_exited
 
     worker_exited(worker.pid)
+    if client_limits.TABLE is not None:
+        client_limits.TABLE.release(worker.age)
 
 
-def run_gunicorn(settings: Settings, host: str, port: int, workers: int, threads: int) -> None:
-    options = {
+def gunicorn_options(
+    settings: Settings, host: str, port: int, workers: int, threads: int, worker_class: str
+) -> dict[str, Any]:
+    options: dict[str, Any] = {
         "bind": f"{host}:{port}",
         "workers": workers,
-        "threads": threads,
-        "worker_class": "gthread",
+        "worker_class": WORKER_CLASSES[worker_class],
         "timeout": 60,
         "graceful_timeout": settings.shutdown_timeout,
-        "keepalive": 5,
+        "keepalive": max(1, math.ceil(settings.keepalive_timeout)),  # gunicorn wants whole seconds
         "accesslog": None,
         "errorlog": "-",
         "loglevel": settings.log_level.lower(),
         "post_worker_init": _post_worker_init,
+        "pre_fork": _pre_fork,
+        "post_fork": _post_fork,
         "child_exit": _child_exit,
         "limit_request_field_size": 16384,
         "proc_name": "tusserver",
+        "backlog": 4096,
     }
+    if worker_class == "gevent":
+        options["worker_connections"] = settings.worker_connections
+    else:
+        options["threads"] = threads
+        # gthread keeps idle keep-alive connections in its poller, up to this many per worker
+        options["worker_connections"] = max(settings.worker_connections, threads + 1)
+    return options
+
+
+def run_gunicorn(
+    settings: Settings,
+    host: str,
+    port: int,
+    workers: int,
+    threads: int,
+    worker_class: str | None = None,
+) -> None:
+    chosen = worker_class or settings.worker_class
+    if settings.max_connections_per_client:
+        # Made before the fork so every worker shares it; a few spare regions for workers
+        # that are started while old ones are still exiting.
+        client_limits.TABLE = client_limits.ConnectionTable(workers * 2 + 2)
+    options = gunicorn_options(settings, host, port, workers, threads, chosen)
     TusApplication(settings, options).run()

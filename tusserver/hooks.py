@@ -26,6 +26,7 @@ from typing import Any, Protocol
 
 import urllib3
 
+from . import backend_status
 from .errors import HookFailed, HookRejected
 from .models import UploadInfo
 from .settings import Settings
@@ -144,6 +145,10 @@ class HookDispatcher:
             try:
                 self.deliver(payload)
                 self.on_result(payload["type"], True)
+                backend_status.ok(backend_status.HOOKS)
+            except HookFailed as exc:  # the receiver is unreachable: once per outage
+                self.on_result(payload["type"], False)
+                backend_status.failed(backend_status.HOOKS, exc.message)
             except Exception as exc:  # a notification never affects anyone: log and go on
                 self.on_result(payload["type"], False)
                 log.error(

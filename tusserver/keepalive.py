@@ -169,9 +169,26 @@ class _Pending:
     def close_connection(self) -> None:
         """Tell the server to close after this response (and say so in its headers)."""
         self.environ[CONNECTION_KEY] = "close"
-        force_close = getattr(getattr(self.real, "__self__", None), "force_close", None)
-        if callable(force_close):
+        force_close = force_close_of(self.real)
+        if force_close is not None:
             force_close()
+
+
+def force_close_of(start_response: StartResponse) -> Callable[[], None] | None:
+    """The server's "close after this response" switch, if it has one (gunicorn does).
+
+    gunicorn's `start_response` is its response object's bound method, and that object has
+    `force_close()`. Middleware that wraps `start_response` sets `__wrapped__` on its wrapper,
+    as `functools.wraps` does, so the switch is found through any number of layers.
+    """
+    seen = 0
+    while start_response is not None and seen < 10:
+        force_close = getattr(getattr(start_response, "__self__", None), "force_close", None)
+        if callable(force_close):
+            return force_close
+        start_response = getattr(start_response, "__wrapped__", None)
+        seen += 1
+    return None
 
 
 def _client_closes(environ: dict[str, Any]) -> bool:

@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
-from .models import Part, UploadInfo
+from .models import Part, UploadInfo, expiry
 from .settings import Settings
-from .state.redis import RedisState
+from .state.base import StateStore
 from .storage.base import DataStore
 
 
@@ -16,7 +16,7 @@ class Rebuilt:
     """What `rebuild_index` did with one upload found in the data store."""
 
     info: UploadInfo
-    action: str  # "restored" or "kept" (the state store already knew it)
+    action: str  # "restored", "kept" (the state store knew it) or "gone" (a tombstone)
     parts_found: int
 
     def describe(self) -> str:
@@ -30,7 +30,7 @@ class Rebuilt:
 
 def rebuild_index(
     settings: Settings,
-    state: RedisState,
+    state: StateStore,
     store: DataStore,
     contiguous: Callable[[tuple[Part, ...]], tuple[Part, ...]],
     clock: Callable[[], float],
@@ -39,7 +39,8 @@ def rebuild_index(
 
     The offset is the sum of the parts that run contiguously from byte 0: orphans of failed or
     uncommitted writes never count. An incomplete upload gets a fresh expiry, so its client has
-    the usual time to resume.
+    the usual time to resume. An upload with a tombstone (terminated or expired, its bytes not
+    yet removed) is never brought back.
     """
     scan = getattr(store, "scan", None)
     if scan is None:
@@ -48,6 +49,9 @@ def rebuild_index(
     for info, found in scan():
         if state.get(info.id) is not None:
             yield Rebuilt(info, "kept", len(found))
+            continue
+        if state.is_gone(info.id):
+            yield Rebuilt(info, "gone", len(found))
             continue
         restored = _restored_info(settings, info, contiguous(found), now)
         state.restore(restored)
@@ -63,9 +67,7 @@ def _restored_info(
     if info.length is not None and offset > info.length:
         offset = info.length
     complete = info.length is not None and offset >= info.length
-    return info.evolve(
-        offset=offset,
-        parts=parts,
-        completed=(info.completed or now) if complete else None,
-        expires=None if complete and not info.is_partial else now + settings.expire_after,
+    restored = info.evolve(
+        offset=offset, parts=parts, completed=(info.completed or now) if complete else None
     )
+    return restored.evolve(expires=expiry(restored, now, settings.expire_after))

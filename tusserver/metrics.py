@@ -30,10 +30,17 @@ MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
 REQUESTS = Counter("tusserver_requests", "HTTP requests by method and status", ["method", "status"])
 REQUEST_SECONDS = Histogram(
-    "tusserver_request_duration_seconds", "Time to answer a request", ["method"]
+    "tusserver_request_duration_seconds",
+    "Time from a request to the last byte of its response",
+    ["method"],
 )
 BYTES_RECEIVED = Counter("tusserver_bytes_received", "Upload bytes received in request bodies")
-BYTES_SERVED = Counter("tusserver_bytes_served", "Download bytes sent")
+BYTES_SERVED = Counter("tusserver_bytes_served", "Download bytes handed to the client's connection")
+RESPONSES_CUT_SHORT = Counter(
+    "tusserver_responses_cut_short",
+    "Responses whose body ended before its Content-Length, by who ended it (backend, client)",
+    ["reason"],
+)
 UPLOADS_CREATED = Counter("tusserver_uploads_created", "Uploads created")
 UPLOADS_FINISHED = Counter("tusserver_uploads_finished", "Uploads that received all their bytes")
 UPLOADS_TERMINATED = Counter("tusserver_uploads_terminated", "Uploads terminated by clients")
@@ -46,8 +53,16 @@ LOCK_RELEASE_REQUESTS = Counter(
     "tusserver_lock_release_requests", "Running writes asked to let go of an upload"
 )
 LOCKS_REFUSED = Counter("tusserver_locks_refused", "Requests refused with 423 after waiting")
+LOCKS_BROKEN = Counter(
+    "tusserver_locks_broken", "Locks of dead processes on this host broken by a waiter"
+)
 HOOK_CALLS = Counter("tusserver_hook_calls", "Hook deliveries", ["event"])
 HOOK_FAILURES = Counter("tusserver_hook_failures", "Hook deliveries that failed", ["event"])
+BACKEND_FAILURES = Counter(
+    "tusserver_backend_failures",
+    "Calls to a backend (redis, storage, hooks) that failed; logged once per outage",
+    ["backend"],
+)
 STORAGE_SECONDS = Histogram(
     "tusserver_storage_operation_seconds", "Data store operation latency", ["operation"]
 )
@@ -129,17 +144,25 @@ class TimedStore:
     def create(self, info: UploadInfo) -> None:
         self._timed("create", self._store.create, info)
 
-    def write(self, info: UploadInfo, chunks: Iterable[bytes]) -> WriteResult:
-        return self._timed("write", self._store.write, info, chunks)
+    def write(
+        self, info: UploadInfo, chunks: Iterable[bytes], attempt: str | None = None
+    ) -> WriteResult:
+        return self._timed("write", self._store.write, info, chunks, attempt)
 
-    def discard(self, info: UploadInfo, result: WriteResult) -> None:
-        self._timed("discard", self._store.discard, info, result)
+    def discard(self, info: UploadInfo, result: WriteResult, exclusive: bool = False) -> None:
+        self._timed("discard", self._store.discard, info, result, exclusive)
 
     def read(self, info: UploadInfo, start: int, end: int) -> Iterator[bytes]:
         return self._store.read(info, start, end)
 
     def local_path(self, info: UploadInfo) -> Path | None:
         return self._store.local_path(info)
+
+    def open_file(self, info: UploadInfo) -> Any:
+        return self._store.open_file(info)
+
+    def stored_uploads(self) -> Iterator[tuple[str, float]]:
+        return self._store.stored_uploads()
 
     def save_info(self, info: UploadInfo) -> None:
         self._timed("save_info", self._store.save_info, info)

@@ -13,10 +13,17 @@ def new_upload_id() -> str:
 
 @dataclass(frozen=True, order=True)
 class Part:
-    """A stored byte range of an upload: `size` bytes starting at `start` (S3 part objects)."""
+    """A stored byte range of an upload: `size` bytes starting at `start` (S3 part objects).
+
+    `attempt` names the write attempt that stored it, so two attempts writing at the same offset
+    (a stale writer and the current one) never share an object: each attempt can delete its own
+    parts without touching what another attempt committed. Empty for parts stored before
+    attempts had names.
+    """
 
     start: int
     size: int
+    attempt: str = ""
 
     @property
     def end(self) -> int:
@@ -33,6 +40,12 @@ class UploadInfo:
     bytes of its own. `parts` is only filled for stores that keep bytes in several objects.
     `owner` is the user that created it; `grant` the id of the upload grant it was made with.
     Times are Unix timestamps (seconds, float).
+
+    `metadata` holds the values as text for display (bytes that are not UTF-8 decoded with
+    replacement characters); `metadata_binary` keeps, for exactly those values, the base64 the
+    client sent, so HEAD returns every value as sent. `digests` maps RFC 9530 algorithm names to
+    the base64 digest of the whole upload: announced with Repr-Digest (verified when the upload
+    completes), or "" while only asked for with Want-Repr-Digest (computed when it completes).
     """
 
     id: str
@@ -48,6 +61,8 @@ class UploadInfo:
     members: tuple[str, ...] = ()
     parts: tuple[Part, ...] = ()
     grant: str | None = None
+    metadata_binary: dict[str, str] = field(default_factory=dict)
+    digests: dict[str, str] = field(default_factory=dict)
 
     @property
     def is_complete(self) -> bool:
@@ -76,17 +91,37 @@ class UploadInfo:
         return ""
 
     def is_expired(self, now: float) -> bool:
-        """An incomplete upload past its expiry time; complete uploads never expire."""
-        return not self.is_complete and self.expires is not None and self.expires <= now
+        """Past its expiry time. `expires` is None for what never expires (see `expiry`)."""
+        return self.expires is not None and self.expires <= now
 
     def evolve(self, **changes: object) -> UploadInfo:
         """A copy with some fields changed."""
         return replace(self, **changes)  # type: ignore[arg-type]
 
 
+def expiry(info: UploadInfo, now: float, expire_after: float) -> float | None:
+    """When `info` expires if nothing happens to it from `now` on: the one expiry rule.
+
+    - an incomplete upload expires `expire_after` seconds after its last change;
+    - a complete upload never does, except a partial upload (concatenation): nobody downloads a
+      partial on its own, so one that no final upload uses expires like an incomplete upload;
+    - a partial upload a final upload uses does not expire (the state store clears its expiry
+      when the final is created; removing the last final removes the partial with it).
+    """
+    if info.is_complete and not info.is_partial:
+        return None
+    return now + expire_after
+
+
 @dataclass(frozen=True)
 class WriteResult:
-    """What a data store wrote for one request: how many bytes, in which new parts."""
+    """What a data store wrote for one attempt: how many bytes, in which new parts.
+
+    `failure` is set when the backend failed after part of the body was stored durably (an S3
+    outage after some PUTs were acknowledged): the service commits that acknowledged prefix, so
+    the client resumes after it, and then reports the failure.
+    """
 
     bytes_written: int
     parts: tuple[Part, ...] = ()
+    failure: Exception | None = None

@@ -133,12 +133,26 @@ def _is_metadata_key(key: str) -> bool:
 
 
 def parse_metadata(value: str, max_size: int = 4096) -> dict[str, str]:
-    """Parse Upload-Metadata: comma-separated "key base64value" pairs or lone keys."""
+    """Parse Upload-Metadata into text values (see `parse_metadata_values`)."""
+    return parse_metadata_values(value, max_size)[0]
+
+
+def parse_metadata_values(
+    value: str, max_size: int = 4096
+) -> tuple[dict[str, str], dict[str, str]]:
+    """Parse Upload-Metadata: comma-separated "key base64value" pairs or lone keys.
+
+    Returns the values as text and, for the values that are not UTF-8, the base64 exactly as
+    sent. Values may be any bytes (the spec only asks for base64, and HEAD must return each one
+    as it was sent), so bytes that are not UTF-8 are kept: decoded for display with U+FFFD
+    replacement characters, and returned to tus clients from the base64 they sent.
+    """
     if len(value) > max_size:
         raise HeaderTooLarge(f"Upload-Metadata is longer than {max_size} characters")
     if not value.strip(_OWS):
-        return {}
+        return {}, {}
     metadata: dict[str, str] = {}
+    binary: dict[str, str] = {}
     previous = None
     for element in (part.strip(_OWS) for part in value.split(",")):
         if not element:
@@ -158,22 +172,34 @@ def parse_metadata(value: str, max_size: int = 4096) -> dict[str, str]:
         if key in metadata:
             raise InvalidMetadata(f"Upload-Metadata key {_quote(key)} appears more than once")
         try:
-            metadata[key] = _strict_b64decode(encoded).decode("utf-8")
-        except ValueError:  # covers UnicodeDecodeError
+            raw = _strict_b64decode(encoded)
+        except ValueError:
             raise InvalidMetadata(
-                f"Upload-Metadata value of key {_quote(key)} is not valid base64-encoded UTF-8"
+                f"Upload-Metadata value of key {_quote(key)} is not valid base64"
             ) from None
+        try:
+            metadata[key] = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            metadata[key] = raw.decode("utf-8", errors="replace")
+            binary[key] = encoded
         previous = key
-    return metadata
+    return metadata, binary
 
 
-def encode_metadata(metadata: Mapping[str, str]) -> str:
-    """Format metadata as an Upload-Metadata header; raises ValueError on an invalid key."""
+def encode_metadata(metadata: Mapping[str, str], binary: Mapping[str, str] | None = None) -> str:
+    """Format metadata as an Upload-Metadata header; raises ValueError on an invalid key.
+
+    `binary` holds the base64 of values that are not UTF-8, as the client sent it: those are
+    returned as sent instead of re-encoding their display text.
+    """
+    binary = binary or {}
     elements = []
     for key, value in metadata.items():
         if not _is_metadata_key(key):
             raise ValueError(f"invalid Upload-Metadata key: {key!r}")
-        if value == "":
+        if key in binary:
+            elements.append(f"{key} {binary[key]}")
+        elif value == "":
             elements.append(key)
         else:
             elements.append(f"{key} {base64.b64encode(value.encode('utf-8')).decode('ascii')}")

@@ -2,47 +2,60 @@
 
 `UploadService` decides: whether an offset is right, whether a body fits, when an upload expires,
 who may write (the lock), when the offset moves (only after the data store made the bytes
-durable: data before state), and which hooks fire. Views translate HTTP into calls here; the
-state store, data store and lock manager are passed in.
+durable, and only while the writer still holds the lock: see `write.py`), and which hooks fire.
+Views translate HTTP into calls here; the state store, data store and locker are passed in as
+protocols (docs/architecture.md, "Layers").
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import hmac
 import logging
 import time
 import unicodedata
 from collections import OrderedDict
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, BinaryIO, Literal
 
 from .auth.events import log_security_event
 from .auth.principal import Principal
 from .body import BodyReader
 from .errors import (
-    ChecksumMismatch,
+    BackendUnavailable,
     Forbidden,
+    InconsistentLength,
     InvalidConcat,
     InvalidHeader,
     LengthRequired,
     OffsetMismatch,
+    ReprDigestMismatch,
     TooLarge,
     TusError,
+    UploadCompleted,
     UploadGone,
     UploadIncomplete,
+    UploadLocked,
     UploadNotFound,
 )
 from .hooks import Hooks, NoHooks
+from .locks.base import Locker
 from .locks.keeper import LockKeeper
-from .locks.redis import LockManager
-from .models import Part, UploadInfo, WriteResult, new_upload_id
+from .models import UploadInfo, WriteResult, expiry, new_upload_id
 from .protocol import Checksum, is_upload_id
+from .protocol_ietf import (
+    DIGEST_ALGORITHMS,
+    Limits,
+    decode_digest_values,
+    encode_digest_values,
+)
 from .settings import Settings
-from .state.redis import Page, RedisState
+from .state.base import Page, StateStore
 from .storage.base import DataStore
+from .write import WriteAttempt
 
 if TYPE_CHECKING:
     from .auth.accounts import Accounts
@@ -66,11 +79,28 @@ class NewUpload:
     members: tuple[str, ...] = ()
     body_length: int | None = None
     """The declared size (Content-Length) of a creation-with-upload body, if known."""
+    metadata_binary: dict[str, str] | None = None
+    digests: dict[str, str] | None = None
+    """RFC 9530 name -> base64 digest of the whole upload, or "" to have it computed."""
+
+
+Checksums = Checksum | Sequence[Checksum] | None
+"""One checksum or several (Upload-Checksum and Content-Digest), all verified on one pass."""
+
+
+ORPHAN_GRACE = 3600.0
+"""Seconds stored bytes without state are left alone before the sweep removes them: a creation
+stores its first object a moment before it records the state."""
 
 
 @dataclass(frozen=True)
 class Download:
-    """A complete upload ready to be served: its size, validators and a way to read it."""
+    """A complete upload ready to be served: its size, validators and a way to read it.
+
+    `open_file` and `read` do the first backend access before returning, so a view calls them
+    before it sends any header: a backend that fails answers 503, an upload terminated meanwhile
+    404 or 410, never a broken 200.
+    """
 
     info: UploadInfo
     size: int
@@ -78,10 +108,26 @@ class Download:
     last_modified: float
     path: Path | None
     reader: Callable[[int, int], Iterator[bytes]]
+    opener: Callable[[], BinaryIO]
+    recheck: Callable[[], object]
+
+    def open_file(self) -> BinaryIO:
+        """The local file (for sendfile)."""
+        try:
+            return self.opener()
+        except BackendUnavailable:
+            self.recheck()  # raises 404/410 when the upload was removed meanwhile
+            raise
 
     def read(self, start: int, end: int) -> Iterator[bytes]:
-        """Bytes `[start, end)`, streamed."""
-        return self.reader(start, end)
+        """Bytes `[start, end)`, streamed; the first chunk is already fetched."""
+        chunks = self.reader(start, end)
+        try:
+            first = next(chunks, None)
+        except BackendUnavailable:
+            self.recheck()
+            raise
+        return _primed(first, chunks)
 
 
 class UploadService:
@@ -90,9 +136,9 @@ class UploadService:
     def __init__(
         self,
         settings: Settings,
-        state: RedisState,
+        state: StateStore,
         store: DataStore,
-        locks: LockManager,
+        locks: Locker,
         keeper: LockKeeper,
         hooks: Hooks | None = None,
         clock: Callable[[], float] = time.time,
@@ -128,6 +174,16 @@ class UploadService:
         if not is_upload_id(upload_id):
             raise UploadNotFound()
         info = self.state.get(upload_id, with_parts=with_parts)
+        return self._live(upload_id, info, principal, action)
+
+    def _live(
+        self,
+        upload_id: str,
+        info: UploadInfo | None,
+        principal: Principal | None = None,
+        action: Action = "head",
+    ) -> UploadInfo:
+        """`info` if it exists, `principal` may touch it and it has not expired; else 404/410."""
         if info is None:
             if self.state.is_gone(upload_id):
                 raise UploadGone()
@@ -136,7 +192,25 @@ class UploadService:
             check_access(info, principal, action)
         if info.is_expired(self.clock()):
             raise UploadGone("upload expired")
+        if info.is_final and not info.is_complete:
+            info = self._settle_final(info)
         return info
+
+    def limits(self, info: UploadInfo | None = None) -> Limits:
+        """The limits an upload (or, without one, a new upload) is held to, for Upload-Limit.
+
+        No minimum is enforced (min-size 0); one request may carry the whole upload, so the
+        largest append is the largest upload; max-age is what is left of an incomplete upload's
+        life (a complete upload does not expire).
+        """
+        max_size = self.settings.max_size or None
+        if info is None:
+            max_age: int | None = self.settings.expire_after
+        elif info.expires is None or info.is_complete:
+            max_age = None
+        else:
+            max_age = max(0, int(info.expires - self.clock()))
+        return Limits(max_size=max_size, min_size=0, max_append_size=max_size, max_age=max_age)
 
     def list(
         self, principal: Principal, limit: int, offset: int = 0, owner: str | None = None
@@ -171,14 +245,17 @@ class UploadService:
             metadata=dict(request.metadata or {}),
             created=now,
             updated=now,
-            expires=now + self.settings.expire_after,
             owner=principal.name,
             concat=request.concat,
             grant=principal.grant.id if principal.grant else None,
+            metadata_binary=dict(request.metadata_binary or {}),
+            digests=dict(request.digests or {}),
         )
         info = self._pre_create(info)
         if info.length == 0:
-            info = info.evolve(completed=now, expires=None if not info.is_partial else info.expires)
+            info = info.evolve(digests=self._verify_representation(info, WriteResult(0)))
+            info = info.evolve(completed=now)
+        info = info.evolve(expires=expiry(info, now, self.settings.expire_after))
         self._reserve(info, info.length, principal)
         try:
             self.store.create(info)
@@ -192,38 +269,79 @@ class UploadService:
         return info
 
     def _create_final(self, request: NewUpload, principal: Principal) -> UploadInfo:
+        """A final upload; its partial uploads may still be running (concatenation-unfinished).
+
+        Concatenation is virtual, so a final upload made before its partials finish is simply
+        recorded incomplete; it completes (and fires post-finish) when the last one does.
+        """
         if request.length is not None or request.defer_length:
             raise InvalidHeader("a final upload must not have Upload-Length: it is the sum")
         if not request.members:
             raise InvalidConcat("a final upload needs at least one partial upload")
+        if request.digests:
+            raise InvalidHeader("Repr-Digest is not supported on a final upload")
         members = [self._partial_member(member_id, principal) for member_id in request.members]
-        length = sum(member.length or 0 for member in members)
-        self._check_size(length)
+        lengths = [member.length for member in members]
+        length = None if None in lengths else sum(m.length or 0 for m in members)
+        if length is not None:
+            self._check_size(length, principal)  # a grant's max_size binds the sum too
+        finished = all(member.is_complete for member in members)
         now = self.clock()
         info = UploadInfo(
             id=new_upload_id(),
-            length=length,
-            offset=length,
+            length=length if finished else None,
+            offset=length if finished and length is not None else 0,
             metadata=dict(request.metadata or {}),
             created=now,
             updated=now,
-            completed=now,
+            completed=now if finished else None,
             owner=principal.name,
             concat="final",
             members=tuple(member.id for member in members),
             grant=principal.grant.id if principal.grant else None,
+            metadata_binary=dict(request.metadata_binary or {}),
         )
         info = self._pre_create(info)
         self.store.save_info(info)
-        self._record(info)
+        # The members were checked above for a clear message; the state store checks them
+        # again in the same step that references them, so none can be removed in between.
+        self._record(info, lambda: self.state.create_final(info, now))
         self.hooks.after("post-create", info)
-        self.hooks.after("post-finish", info)
+        if finished:
+            self.hooks.after("post-finish", info)
+        else:
+            info = self._settle_final(info)  # a partial may have finished meanwhile
         return info
 
-    def _record(self, info: UploadInfo) -> None:
+    def final_length(self, info: UploadInfo) -> int | None:
+        """The length an unfinished final upload will have, if every partial's is known yet."""
+        if info.length is not None:
+            return info.length
+        total = 0
+        for member_id in info.members:
+            member = self.state.get(member_id)
+            if member is None or member.length is None:
+                return None
+            total += member.length
+        return total
+
+    def _settle_final(self, info: UploadInfo) -> UploadInfo:
+        """Complete an unfinished final upload if all its partial uploads are complete now."""
+        members = [self.state.get(member_id) for member_id in info.members]
+        if not all(member is not None and member.is_complete for member in members):
+            return info
+        length = sum((member.length or 0) for member in members if member is not None)
+        completed = self.state.complete_final(info, length, self.clock())
+        if completed is None:  # someone else completed it (or it is gone): read it back
+            return self.state.get(info.id) or info
+        self.store.save_info(completed)
+        self.hooks.after("post-finish", completed)
+        return completed
+
+    def _record(self, info: UploadInfo, record: Callable[[], None] | None = None) -> None:
         """Record a new upload in the state store; if that fails, free what the store holds."""
         try:
-            self.state.create(info)
+            (record or (lambda: self.state.create(info)))()
         except TusError:
             with contextlib.suppress(TusError):
                 self.store.delete(info)
@@ -237,11 +355,6 @@ class UploadService:
             raise InvalidConcat(f"partial upload {member_id} does not exist") from exc
         if not member.is_partial:
             raise InvalidConcat(f"upload {member_id} is not a partial upload")
-        if not member.is_complete:
-            raise InvalidConcat(
-                f"partial upload {member_id} is not complete ({member.offset} of "
-                f"{member.length if member.length is not None else 'unknown'} bytes)"
-            )
         return member
 
     def _pre_create(self, info: UploadInfo) -> UploadInfo:
@@ -311,16 +424,35 @@ class UploadService:
         principal: Principal,
         offset: int,
         body: BodyReader,
-        checksum: Checksum | None = None,
+        checksum: Checksums = None,
         length: int | None = None,
+        complete: bool = False,
     ) -> UploadInfo:
-        """Write the body at `offset` and advance the offset by what durably arrived."""
-        # Ownership first: only the owner (or an admin) may even ask a running writer to let go.
-        info = self._load(upload_id, principal=principal, action="write")
-        if info.is_final:
-            raise Forbidden("a final upload cannot be modified")
-        with self.locks.hold(upload_id) as lock, self.keeper.watch(lock, body):
-            info = self._load(upload_id, with_parts=self.store.keeps_parts)
+        """Write the body at `offset` and advance the offset by what durably arrived.
+
+        `complete` says this body ends the upload (the IETF draft's `Upload-Complete: ?1`):
+        the length becomes known, at the latest when the whole body has arrived.
+
+        The hot path is two state round trips: taking the lock reads the state with it, and
+        the commit releases the lock with it. Ownership is checked on what the lock read; when
+        the upload is locked, it is checked before the holder is asked to let go (only the
+        owner or an admin may ask).
+        """
+        if not is_upload_id(upload_id):
+            raise UploadNotFound()
+
+        def may_ask_release() -> None:
+            self._load(upload_id, principal=principal, action="write")
+
+        with self.locks.hold(
+            upload_id,
+            read=True,
+            with_parts=self.store.keeps_parts,
+            before_asking=may_ask_release,
+        ) as lock:
+            info = self._live(upload_id, lock.info, principal, "write")
+            if info.is_final:
+                raise Forbidden("a final upload cannot be modified")
             if offset != info.offset:
                 raise OffsetMismatch(
                     f"Upload-Offset {offset} does not match the upload's offset {info.offset}",
@@ -337,17 +469,67 @@ class UploadService:
                     f"the body ({body.expected} bytes) goes past the upload's length "
                     f"({info.length}) at offset {info.offset}"
                 )
-            if not declares_length:
-                return self._write(info, body, checksum, declares_length)
-            # A declared length is counted against the quota before any byte is written, and
-            # given back if the write does not commit it.
-            self._reserve(info, info.length, principal)
+            attempt = WriteAttempt(
+                self.state,
+                self.store,
+                lock,
+                info,
+                self.clock,
+                self.settings.expire_after,
+                declares_length,
+                completes=complete,
+                verify=self._verify_representation if info.digests else None,
+                on_length_known=lambda known: self._reserve(known, known.length, principal),
+            )
+            if declares_length:
+                # A declared length is counted against the quota before any byte is written,
+                # and given back if the write does not commit it.
+                self._reserve(info, info.length, principal)
             try:
-                return self._write(info, body, checksum, declares_length)
+                # The keeper refreshes the lock and may interrupt the body while it streams; it
+                # lets go of the body before the commit releases the lock.
+                with self.keeper.watch(lock, body):
+                    attempt.write(body, _as_checksums(checksum))
+                committed, done = attempt.finish()
             except BaseException:
-                if self._load_length(info.id) is None:
-                    self._release(info, info.length)
+                if attempt.declares_length and self._load_length(info.id) is None:
+                    self._release(attempt.info, attempt.info.length)
                 raise
+        if committed is not attempt.info or attempt.declares_length:
+            self._after_write(committed, done)
+        return committed
+
+    def append_completing(
+        self,
+        upload_id: str,
+        principal: Principal,
+        offset: int,
+        body: BodyReader,
+        checksum: Checksums = None,
+        *,
+        complete: bool,
+        length: int | None = None,
+    ) -> UploadInfo:
+        """An append that says whether it ends the upload (the IETF draft's Upload-Complete).
+
+        A complete upload takes no more appends. With `complete` and a Content-Length, the
+        length is known before a byte is read and must agree with every other indication.
+        """
+        info = self._load(upload_id, principal=principal, action="write")
+        if info.is_complete:
+            if body.expected == 0:
+                raise UploadCompleted(f"upload {upload_id} is already complete")
+            raise InconsistentLength(
+                f"upload {upload_id} is complete at {info.length} bytes: nothing can be appended"
+            )
+        if complete and body.expected is not None:
+            ends_at = offset + body.expected
+            if length is not None and length != ends_at:
+                raise InconsistentLength(
+                    f"Upload-Length {length} does not match offset plus content ({ends_at})"
+                )
+            length = ends_at
+        return self.append(upload_id, principal, offset, body, checksum, length, complete)
 
     def _load_length(self, upload_id: str) -> int | None:
         """The length the state store holds now (None: deferred still, or the upload is gone)."""
@@ -365,74 +547,43 @@ class UploadService:
             limits.append(principal.grant.max_size)
         return min(limits) - info.offset if limits else None
 
-    def _write(
-        self,
-        info: UploadInfo,
-        body: BodyReader,
-        checksum: Checksum | None,
-        declares_length: bool = False,
-    ) -> UploadInfo:
-        hasher = checksum.hasher() if checksum else None
-        chunks: Iterable[bytes] = _hashing(body, hasher) if hasher else body
-        result = self.store.write(info, chunks)
-        if body.overflow:
-            self.store.discard(info, result)
-            raise TooLarge(f"the body goes past the upload's length ({info.length})")
-        if checksum and hasher:
-            if not body.complete:
-                self.store.discard(info, result)
-                raise ChecksumMismatch("the body was cut short, so its checksum cannot match")
-            if not hmac.compare_digest(hasher.digest(), checksum.digest):
-                self.store.discard(info, result)
-                raise ChecksumMismatch()
-        if declares_length:
-            # The S3 store's info.json is all `rebuild-index` has to restore an upload from:
-            # record a newly declared length there before the state commit, or a rebuilt index
-            # leaves a deferred-length upload without its length (incomplete for ever).
-            try:
-                self.store.save_info(info)
-            except TusError:
-                self.store.discard(info, result)
-                raise
-        if result.bytes_written == 0 and not declares_length:
-            return info
-        return self._commit(info, result.bytes_written, result.parts, declares_length)
+    def _verify_representation(self, info: UploadInfo, result: WriteResult) -> dict[str, str]:
+        """Digest a write that completes an upload with Repr-Digest or Want-Repr-Digest.
 
-    def _commit(
-        self,
-        info: UploadInfo,
-        written: int,
-        parts: tuple[Part, ...],
-        declares_length: bool = False,
-    ) -> UploadInfo:
-        now = self.clock()
-        new_offset = info.offset + written
-        done = info.length is not None and new_offset >= info.length
-        expires = None if done and not info.is_partial else now + self.settings.expire_after
-        try:
-            committed = self.state.commit_write(
-                info,
-                new_offset,
-                parts,
-                updated=now,
-                expires=expires,
-                completed=now if done else None,
-                length=info.length if declares_length else None,
-            )
-        except (OffsetMismatch, UploadNotFound):
-            # A definite "no" from the state store: these bytes will never count. On any other
-            # failure (Redis timed out) the commit may have happened, so nothing is discarded:
-            # bytes past a committed offset are harmless, deleting committed ones is not.
-            self.store.discard(info, WriteResult(written, parts))
-            raise
-        self._after_write(committed, done)
-        return committed
+        The stored bytes are read back, this write's included (durable but not yet committed),
+        so the digest covers exactly what downloads will serve. A mismatch aborts the write
+        attempt: the upload stays incomplete and never completes with bytes the client did not
+        mean.
+        Returns the digests to record ({} when nothing was asked).
+        """
+        end = info.offset + result.bytes_written
+        if not info.digests or info.length is None or end < info.length:
+            return {}
+        pending = info.evolve(offset=end, parts=info.parts + result.parts)
+        hashers = {name: hashlib.new(DIGEST_ALGORITHMS[name]) for name in info.digests}
+        for chunk in self.store.read(pending, 0, end) if end else ():
+            for hasher in hashers.values():
+                hasher.update(chunk)
+        computed = {name: hasher.digest() for name, hasher in hashers.items()}
+        expected = decode_digest_values(info.digests)
+        for name, digest in expected.items():
+            if not hmac.compare_digest(computed[name], digest):
+                raise ReprDigestMismatch(
+                    f"the {end} bytes uploaded do not match the {name} Repr-Digest announced "
+                    "at creation; the upload stays incomplete"
+                )
+        return encode_digest_values(computed)
 
     def _after_write(self, info: UploadInfo, done: bool) -> None:
         if done:
             self._last_receive_hook.pop(info.id, None)
             if not info.is_partial:
                 self.hooks.after("post-finish", info)
+                return
+            for final_id in self.state.referencing_finals(info.id):
+                final = self.state.get(final_id)
+                if final is not None and not final.is_complete:
+                    self._settle_final(final)
             return
         now = self.clock()
         last = self._last_receive_hook.get(info.id, 0.0)
@@ -450,7 +601,9 @@ class UploadService:
         if info.length is not None:
             if info.length == length:
                 return info
-            raise InvalidHeader("Upload-Length is already set and cannot change")
+            raise InconsistentLength(
+                f"Upload-Length {length} differs from the upload's length {info.length}"
+            )
         if length < info.offset:
             raise InvalidHeader(f"Upload-Length {length} is below the offset {info.offset}")
         self._check_size(length, principal)
@@ -463,8 +616,8 @@ class UploadService:
         if info.is_partial and self.state.referencing_finals(upload_id):
             raise Forbidden("this partial upload is part of a final upload; terminate that one")
         self.hooks.before("pre-terminate", info)
-        with self.locks.hold(upload_id):
-            info = self._load(upload_id, with_parts=self.store.keeps_parts)
+        with self.locks.hold(upload_id, read=True, with_parts=self.store.keeps_parts) as lock:
+            info = self._live(upload_id, lock.info)
             self._remove(info)
         if principal.is_admin and info.owner != principal.name and principal.via != "open":
             log_security_event("upload-deleted-by-admin", upload=info.id, owner=info.owner)
@@ -484,24 +637,42 @@ class UploadService:
             if removed == 0:  # nothing could go (e.g. locked): do not spin
                 return removed
 
-    def _remove(self, info: UploadInfo) -> None:
-        """Forget state first (clients then see 410), then free the bytes; orphaned partials go."""
-        self.state.delete(info, self.settings.gone_ttl)
+    def _remove(self, info: UploadInfo, holding: frozenset[str] = frozenset()) -> None:
+        """Forget state first (clients then see 410), then free the bytes; unused partials go.
+
+        The state store refuses, atomically, to remove a partial upload a final references.
+        Bytes whose removal fails stay behind without state: the orphan sweep removes them.
+        """
+        unused = self.state.delete(info, self.settings.gone_ttl)
         self._release(info, info.length)
         self._last_receive_hook.pop(info.id, None)
-        # A final upload owns no bytes, but the store may keep a copy of its info (S3).
-        self.store.delete(info)
-        for member_id in info.members:
-            self._remove_unused_partial(member_id)
+        self._delete_bytes(info)
+        for member_id in unused:
+            if member_id not in holding:  # one whose lock the caller holds, it removes itself
+                self._remove_unused_partial(member_id)
+
+    def _delete_bytes(self, info: UploadInfo) -> None:
+        try:
+            self.store.delete(info)
+        except TusError:
+            log.warning("bytes of removed upload %s left for the orphan sweep", info.id)
 
     def _remove_unused_partial(self, member_id: str) -> None:
-        if self.state.referencing_finals(member_id):
+        # Never asks a running write to let go: an unfinished partial being written keeps its
+        # own expiry and goes when that passes.
+        try:
+            lock = self.locks.acquire(
+                member_id, wait=1, ask_release=False, read=True, with_parts=self.store.keeps_parts
+            )
+        except (UploadNotFound, UploadGone, UploadLocked):
             return
-        member = self.state.get(member_id, with_parts=self.store.keeps_parts)
-        if member is not None:
-            self.state.delete(member, self.settings.gone_ttl)
-            self._release(member, member.length)
-            self.store.delete(member)
+        try:
+            if lock.info is not None:
+                self._remove(lock.info)
+        except Forbidden:
+            return  # a new final uses it now
+        finally:
+            lock.release()
 
     def cleanup(self) -> list[str]:
         """Remove every expired upload (and unused complete partials past their expiry)."""
@@ -523,40 +694,76 @@ class UploadService:
 
     def _expire(self, upload_id: str, now: float) -> bool:
         """Remove one upload if it is still expired and not being written; True if removed."""
+        lock = self.locks.acquire(
+            upload_id, wait=0, ask_release=False, read=True, with_parts=self.store.keeps_parts
+        )
         try:
-            lock = self.locks.acquire(upload_id, wait=0, ask_release=False)
-        except TusError:
-            return False  # being written right now: not expired after all
-        try:
-            info = self.state.get(upload_id, with_parts=self.store.keeps_parts)
-            if info is None or (info.expires or now + 1) > now:
+            info = lock.info
+            if info is None or not info.is_expired(now):
                 return False
             if info.is_partial and self.state.referencing_finals(upload_id):
-                return False
+                return self._expire_unfinished_finals(info)
             self._remove(info)
             log.info("expired upload %s (%s of %s bytes)", info.id, info.offset, info.length)
             return True
         finally:
             lock.release()
 
+    def _expire_unfinished_finals(self, partial: UploadInfo) -> bool:
+        """An expired partial upload takes its unfinished final uploads with it.
+
+        Those can never complete now; a complete final keeps its partial (it is part of a file).
+        """
+        final_ids = self.state.referencing_finals(partial.id)
+        finals = [self.state.get(final_id) for final_id in final_ids]
+        if any(final is not None and final.is_complete for final in finals):
+            return False
+        for final in finals:
+            if final is not None:
+                self._remove(final, holding=frozenset({partial.id}))
+        with contextlib.suppress(Forbidden):  # unless another final took it meanwhile
+            self._remove(partial)
+        log.info("expired partial upload %s and %d unfinished final(s)", partial.id, len(finals))
+        return True
+
+    def sweep_orphans(self, grace: float = ORPHAN_GRACE) -> list[str]:
+        """Remove stored bytes that no live upload owns, once older than `grace` seconds.
+
+        They are what a termination whose byte removal failed, or a crash between storing and
+        recording, leaves behind.
+        """
+        removed: list[str] = []
+        cutoff = self.clock() - grace
+        candidates = [uid for uid, newest in self.store.stored_uploads() if newest < cutoff]
+        for start in range(0, len(candidates), 500):
+            batch = candidates[start : start + 500]
+            known = self.state.known_ids(batch)
+            for upload_id in batch:
+                if upload_id not in known:
+                    self._delete_bytes(UploadInfo(id=upload_id, length=None))
+                    removed.append(upload_id)
+        if removed:
+            log.info("orphan sweep removed the bytes of %d upload(s)", len(removed))
+        return removed
+
     # -- JSON API helpers ------------------------------------------------------------------
     def rename(self, upload_id: str, principal: Principal, filename: str) -> UploadInfo:
-        """Change the file name a download will carry."""
-        filename = filename.strip()
-        if not filename or len(filename) > FILENAME_MAX:
-            raise InvalidHeader(f"filename must be 1 to {FILENAME_MAX} characters")
-        if "/" in filename or any(
-            unicodedata.category(ch) in _BAD_NAME_CATEGORIES for ch in filename
-        ):
-            raise InvalidHeader("filename must not contain '/' or control characters")
+        """Change the file name a download will carry (under the lock: info.json stays whole)."""
+        filename = _valid_filename(filename)
         info = self._load(upload_id, principal=principal, action="write")
-        metadata = dict(info.metadata)
-        metadata.pop("name", None)
-        metadata["filename"] = filename
-        now = self.clock()
-        self.state.set_metadata(info, metadata, now)
-        info = info.evolve(metadata=metadata, updated=now)
-        self.store.save_info(info)
+        with self.locks.hold(upload_id, read=True) as lock:
+            info = self._live(upload_id, lock.info)
+            metadata = dict(info.metadata)
+            metadata.pop("name", None)
+            metadata["filename"] = filename
+            now = self.clock()
+            old_binary = info.metadata_binary
+            binary = {k: v for k, v in old_binary.items() if k not in ("name", "filename")}
+            info = info.evolve(metadata=metadata, metadata_binary=binary, updated=now)
+            self.store.save_info(info)
+            self.state.set_metadata(info, metadata, now)
+            if binary != old_binary:
+                self.state.set_metadata_binary(info, binary)
         return info
 
     # -- downloads -------------------------------------------------------------------------
@@ -574,11 +781,20 @@ class UploadService:
         size = info.length or 0
         etag = f"{info.id}-{size}-{int((info.completed or info.created) * 1000)}"
         last_modified = info.completed or info.updated
+
+        def recheck() -> object:
+            return self._load(upload_id)
+
+        def opener() -> BinaryIO:
+            return self.store.open_file(info)
+
         if info.is_final:
             members = [self._load(m, with_parts=self.store.keeps_parts) for m in info.members]
-            return Download(info, size, etag, last_modified, None, _concat_reader(self, members))
+            reader = _concat_reader(self, members)
+            return Download(info, size, etag, last_modified, None, reader, opener, recheck)
         path = self.store.local_path(info)
-        return Download(info, size, etag, last_modified, path, _store_reader(self.store, info))
+        reader = _store_reader(self.store, info)
+        return Download(info, size, etag, last_modified, path, reader, opener, recheck)
 
     # -- health ----------------------------------------------------------------------------
     def health(self) -> dict[str, str]:
@@ -618,11 +834,39 @@ def check_access(info: UploadInfo, principal: Principal, action: Action) -> None
         raise UploadNotFound()
 
 
-def _hashing(chunks: Iterable[bytes], hasher: Any) -> Iterator[bytes]:
-    """Pass chunks through, feeding each to the checksum hasher on the way."""
-    for chunk in chunks:
-        hasher.update(chunk)
-        yield chunk
+def _as_checksums(checksum: Checksums) -> tuple[Checksum, ...]:
+    if checksum is None:
+        return ()
+    if isinstance(checksum, Checksum):
+        return (checksum,)
+    return tuple(checksum)
+
+
+def _valid_filename(filename: str) -> str:
+    """A file name a download can carry: 1-255 Unicode scalar values, no '/', no controls."""
+    filename = filename.strip()
+    if not filename or len(filename) > FILENAME_MAX:
+        raise InvalidHeader(f"filename must be 1 to {FILENAME_MAX} characters")
+    try:
+        filename.encode("utf-8")
+    except UnicodeEncodeError:
+        raise InvalidHeader("filename must be valid Unicode text (no lone surrogates)") from None
+    if "/" in filename or any(unicodedata.category(ch) in _BAD_NAME_CATEGORIES for ch in filename):
+        raise InvalidHeader("filename must not contain '/' or control characters")
+    return filename
+
+
+def _primed(first: bytes | None, rest: Iterator[bytes]) -> Iterator[bytes]:
+    """The already-fetched first chunk, then the rest; closing it closes the backend read."""
+    try:
+        if first is None:
+            return
+        yield first
+        yield from rest
+    finally:
+        close = getattr(rest, "close", None)
+        if close:
+            close()
 
 
 def _store_reader(store: DataStore, info: UploadInfo) -> Callable[[int, int], Iterator[bytes]]:

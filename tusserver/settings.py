@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .origins import origin_problem
+
 PREFIX = "TUSSERVER_"
 MiB = 1024 * 1024
 
@@ -27,6 +29,8 @@ HOOK_EVENTS = (
     "pre-terminate",
     "post-terminate",
 )
+
+WORKER_CLASSES = ("gevent", "gthread")
 
 
 class SettingsError(ValueError):
@@ -53,11 +57,20 @@ class Settings:
     cleanup_interval: int = 300
     gone_ttl: int = 7 * 86400
     read_chunk_size: int = MiB
-    lock_ttl: int = 30
+    lock_ttl: int = 10
     lock_wait: float = 5.0
     read_timeout: int = 60
     shutdown_timeout: int = 25
     behind_proxy: bool = False
+    interim_responses: str = "auto"
+    # Concurrency and slow-client defence (see tusserver/worker.py)
+    worker_class: str = "gevent"
+    worker_connections: int = 10000
+    keepalive_timeout: float = 75.0
+    header_timeout: float = 10.0
+    min_rate: int = 1024
+    min_rate_window: float = 60.0
+    max_connections_per_client: int = 0
     log_level: str = "INFO"
     webclient_dir: Path = field(default_factory=_default_webclient_dir)
     # S3 / MinIO data store
@@ -122,6 +135,18 @@ class Settings:
         return dataclasses.replace(self, **changes)
 
     @property
+    def sends_interim_responses(self) -> bool:
+        """Whether IETF draft clients get `104 Upload Resumption Supported`.
+
+        "auto" sends it unless the server is behind a proxy: nginx (1.22 measured) passes a 104
+        on as if it were the final response and the real one then arrives as its body.
+        """
+        value = self.interim_responses.strip().lower()
+        if value == "auto":
+            return not self.behind_proxy
+        return value in _TRUE
+
+    @property
     def uploads_dir(self) -> Path:
         """Where the local data store keeps upload files."""
         return self.data_dir / "uploads"
@@ -145,6 +170,10 @@ class Settings:
             "read_timeout",
             "s3_part_size",
             "hooks_timeout",
+            "worker_connections",
+            "keepalive_timeout",
+            "header_timeout",
+            "min_rate_window",
             "session_lifetime",
             "link_max_lifetime",
             "grant_max_lifetime",
@@ -160,11 +189,18 @@ class Settings:
             "gone_ttl",
             "cors_max_age",
             "hooks_receive_interval",
+            "min_rate",
+            "max_connections_per_client",
             "default_quota",
         )
         for name in non_negative:
             if getattr(self, name) < 0:
                 raise SettingsError(f"{PREFIX}{name.upper()} must not be negative")
+        if self.worker_class not in WORKER_CLASSES:
+            raise SettingsError(
+                f"TUSSERVER_WORKER_CLASS must be one of {', '.join(WORKER_CLASSES)}, "
+                f"not {self.worker_class!r}"
+            )
         if self.s3_part_size < 5 * 1024 and self.storage == "s3":
             raise SettingsError("TUSSERVER_S3_PART_SIZE must be at least 5 KiB")
         unknown = set(self.hooks_enabled) - set(HOOK_EVENTS)
@@ -173,6 +209,15 @@ class Settings:
                 f"TUSSERVER_HOOKS_ENABLED has unknown events {sorted(unknown)}; "
                 f"known: {', '.join(HOOK_EVENTS)}"
             )
+        if self.interim_responses.strip().lower() not in {"auto", *_TRUE, *_FALSE}:
+            raise SettingsError(
+                f"TUSSERVER_INTERIM_RESPONSES must be auto, true or false, "
+                f"not {self.interim_responses!r}"
+            )
+        for origin in self.cors_origins:
+            problem = origin_problem(origin)
+            if problem:
+                raise SettingsError(f"TUSSERVER_CORS_ORIGINS: {origin!r}: {problem}")
         if self.auth not in ("required", "none"):
             raise SettingsError(f"TUSSERVER_AUTH must be 'required' or 'none', not {self.auth!r}")
         self._validate_signing()

@@ -1,25 +1,28 @@
 /*
  * The upload page: a queue of resumable tus uploads and the list of stored files.
  *
- * Configuration. Each setting is read from the query string first, then from a data-attribute on
- * <body>, then falls back to the default:
- *
- *   query string        <body> attribute         default         meaning
- *   ?endpoint=/files/   data-endpoint            /files/         tus creation URL
- *   ?api=/api/uploads   data-api                 /api/uploads    JSON API for the file list
- *   ?chunkSize=1048576  data-chunk-size          5242880 (5 MiB) bytes per PATCH request
- *   ?parallel=3         data-parallel            1               initial "parallel parts per file" (1-6)
- *   ?concurrency=2      data-concurrency         2               initial concurrent uploads (1-10)
- *   ?retryDelays=0,500  data-retry-delays        0,1000,3000,5000,10000   ms before each retry
- *
+ * Configuration (query string or <body> data- attributes): see config.js, which also holds the
+ * rules that keep a crafted link to this page from sending uploads or links elsewhere.
  * Example: /?chunkSize=1048576&parallel=2
  *
  * The protocol lives in tus/upload.js; this file only wires it to the DOM.
  */
 
-import { formatBytes, formatDuration, percentOf, SpeedMeter } from './format.js';
+import { createAccount } from './account.js';
+import { ApiClient } from './api.js';
+import { copyText } from './clipboard.js';
+import { isCrossOrigin, parseInteger, readConfig, safeHref } from './config.js';
+import {
+  DEFAULT_LINK_LIFETIME,
+  LINK_LIFETIMES,
+  formatBytes,
+  formatDate,
+  formatDuration,
+  percentOf,
+  SpeedMeter,
+} from './format.js';
 import { XhrTransport } from './tus/transport.js';
-import { DEFAULT_CHUNK_SIZE, DEFAULT_RETRY_DELAYS, Upload } from './tus/upload.js';
+import { Upload } from './tus/upload.js';
 import { UrlStore, fingerprint } from './tus/url-store.js';
 
 const PAGE_SIZE = 50;
@@ -29,34 +32,23 @@ const ACTIVE_STATES = new Set(['uploading', 'retrying']);
 
 // ---- configuration ----------------------------------------------------------------------------
 
-function readConfig() {
-  const query = new URLSearchParams(window.location.search);
-  const data = document.body.dataset;
-  const pick = (name) => query.get(name) ?? data[name] ?? null;
-  return {
-    endpoint: new URL(pick('endpoint') ?? '/files/', document.baseURI).href,
-    api: new URL(pick('api') ?? '/api/uploads', document.baseURI).href,
-    chunkSize: parseInteger(pick('chunkSize'), 1, Number.MAX_SAFE_INTEGER, DEFAULT_CHUNK_SIZE),
-    parallel: parseInteger(pick('parallel'), 1, 6, 1),
-    concurrency: parseInteger(pick('concurrency'), 1, 10, 2),
-    retryDelays: parseDelays(pick('retryDelays')) ?? [...DEFAULT_RETRY_DELAYS],
-  };
-}
-
-function parseInteger(text, min, max, fallback) {
-  const value = Number.parseInt(text ?? '', 10);
-  return Number.isFinite(value) ? Math.min(max, Math.max(min, value)) : fallback;
-}
-
-function parseDelays(text) {
-  if (text === null) return null;
-  const delays = text.split(',').filter((s) => s.trim() !== '').map(Number);
-  return delays.every((d) => Number.isFinite(d) && d >= 0) ? delays : null;
-}
-
-const config = readConfig();
+const config = readConfig({
+  search: window.location.search,
+  dataset: document.body.dataset,
+  baseURI: document.baseURI,
+});
 const urlStore = new UrlStore();
-const transport = new XhrTransport();
+// Same-origin requests carry the session cookie anyway; another origin needs it asked for.
+const transport = new XhrTransport({
+  withCredentials: isCrossOrigin(config.endpoint, config.pageOrigin),
+});
+const api = new ApiClient({
+  base: config.apiBase,
+  credentials: isCrossOrigin(config.apiBase, config.pageOrigin) ? 'include' : 'same-origin',
+  onUnauthorized: () => account?.sessionEnded(),
+});
+/** Who is signed in, and what the page shows them; set up in init(). */
+let account = null;
 
 const $ = (id) => document.getElementById(id);
 const els = {
@@ -456,55 +448,42 @@ function bindSettings() {
 
 // ---- the file list (JSON API) -----------------------------------------------------------------
 
-const fileList = { uploads: [], total: 0, loading: false };
+const fileList = { uploads: [], total: 0, loading: false, owner: '' };
 let refreshTimer = null;
 
-async function apiRequest(method, url, body) {
-  const response = await fetch(url, {
-    method,
-    headers: body ? { 'Content-Type': 'application/json', Accept: 'application/json' } : { Accept: 'application/json' },
-    body: body ? JSON.stringify(body) : undefined,
-  });
-  if (!response.ok) throw new Error(await apiErrorMessage(response));
-  return response.status === 204 ? null : response.json();
-}
-
-/** The API's {"error": {"code", "message"}}, or whatever text came back. */
-async function apiErrorMessage(response) {
-  const text = await response.text().catch(() => '');
-  try {
-    const message = JSON.parse(text)?.error?.message;
-    if (message) return message;
-  } catch {
-    // not JSON: fall through to the text
-  }
-  return text.trim().slice(0, 300) || `HTTP ${response.status} ${response.statusText}`;
-}
-
-function itemUrl(id) {
-  return `${config.api.replace(/\/+$/, '')}/${encodeURIComponent(id)}`;
-}
-
 async function loadFiles({ append = false } = {}) {
-  if (fileList.loading) return;
+  if (fileList.loading || !account?.signedIn) return;
   fileList.loading = true;
   els.fileListMore.disabled = true;
-  const url = new URL(config.api);
-  url.searchParams.set('limit', String(PAGE_SIZE));
-  url.searchParams.set('offset', String(append ? fileList.uploads.length : 0));
+  const query = {
+    limit: PAGE_SIZE,
+    offset: append ? fileList.uploads.length : 0,
+    owner: account.isAdmin ? fileList.owner : '',
+  };
   try {
-    const page = await apiRequest('GET', url.href);
+    const page = await api.request('GET', config.api, { query });
     const uploads = Array.isArray(page?.uploads) ? page.uploads : [];
     fileList.uploads = append ? mergeById(fileList.uploads, uploads) : uploads;
     fileList.total = Number.isFinite(page?.total) ? page.total : fileList.uploads.length;
     renderFileList();
+    if (!append) account.refreshUsage(); // uploads and deletions change the storage used
   } catch (error) {
     els.fileListStatus.textContent = 'Could not load the file list.';
-    showError(`Could not load the file list: ${error.message}`);
+    if (error.status !== 401) showError(`Could not load the file list: ${error.message}`);
   } finally {
     fileList.loading = false;
     els.fileListMore.disabled = false;
   }
+}
+
+/** Empty the list (signed out, or another user signed in). */
+function clearFileList() {
+  clearTimeout(refreshTimer);
+  fileList.uploads = [];
+  fileList.total = 0;
+  fileList.owner = '';
+  els.fileList.replaceChildren();
+  els.fileListStatus.textContent = 'Loading…';
 }
 
 function mergeById(existing, more) {
@@ -530,11 +509,12 @@ function renderFileList() {
 }
 
 function renderFileListStatus() {
-  const { total } = fileList;
+  const { total, owner } = fileList;
   const shown = els.fileList.children.length;
+  const whose = account?.isAdmin && owner ? ` of ${owner}` : '';
   els.fileListStatus.textContent = total === 0
-    ? 'No files uploaded yet.'
-    : `${total} ${total === 1 ? 'file' : 'files'}${shown < total ? `, showing ${shown}` : ''}.`;
+    ? (whose ? `No files${whose}.` : 'No files uploaded yet.')
+    : `${total} ${total === 1 ? 'file' : 'files'}${whose}${shown < total ? `, showing ${shown}` : ''}.`;
   els.fileListMore.hidden = shown >= total;
 }
 
@@ -553,7 +533,10 @@ function filePart(row, id) {
 
 function fillFileRow(row, upload) {
   const link = filePart(row, 'download');
-  link.href = upload.download_url;
+  // Only ever an http(s) URL in href: a javascript: URL here would run in our origin.
+  const href = safeHref(upload.download_url, document.baseURI);
+  if (href) link.href = href;
+  else link.removeAttribute('href');
   link.textContent = upload.filename || '(unnamed)';
   filePart(row, 'size').textContent = formatBytes(upload.size);
   const created = filePart(row, 'created');
@@ -577,16 +560,21 @@ function fillFileRow(row, upload) {
     }
     progress.setAttribute('aria-label', `Received part of ${upload.filename}`);
   }
+  const showOwner = Boolean(account?.isAdmin && account?.accountsOn);
+  filePart(row, 'owner-meta').hidden = !showOwner;
+  filePart(row, 'owner').textContent = upload.owner ?? '—';
+  filePart(row, 'share').hidden = !upload.complete;
+  filePart(row, 'share').setAttribute('aria-label', `Copy a link to ${upload.filename}`);
+  const lifetime = filePart(row, 'share-lifetime');
+  lifetime.setAttribute('aria-label', `Lifetime of the link to ${upload.filename}`);
+  lifetime.replaceChildren(
+    ...LINK_LIFETIMES.map(({ label, seconds }) => new Option(label, String(seconds), false, seconds === DEFAULT_LINK_LIFETIME)),
+  );
+  filePart(row, 'share-url').setAttribute('aria-label', `Link to ${upload.filename}`);
   filePart(row, 'rename').setAttribute('aria-label', `Rename ${upload.filename}`);
   filePart(row, 'delete').setAttribute('aria-label', `Delete ${upload.filename}`);
   filePart(row, 'delete-confirm').setAttribute('aria-label', `Confirm deletion of ${upload.filename}`);
   row.querySelector('.confirm-text').textContent = `Delete “${upload.filename}”? This cannot be undone.`;
-}
-
-function formatDate(iso) {
-  const date = iso ? new Date(iso) : null;
-  if (!date || Number.isNaN(date.getTime())) return 'date unknown';
-  return date.toLocaleString(undefined, { dateStyle: 'medium', timeStyle: 'short' });
 }
 
 function bindFileRow(row, upload) {
@@ -594,13 +582,29 @@ function bindFileRow(row, upload) {
   const renameForm = filePart(row, 'rename-form');
   const renameInput = filePart(row, 'rename-input');
   const confirm = filePart(row, 'delete-confirm');
+  const shareForm = filePart(row, 'share-form');
 
   const showPanel = (panel) => {
     actions.hidden = panel !== null;
     renameForm.hidden = panel !== renameForm;
     confirm.hidden = panel !== confirm;
+    shareForm.hidden = panel !== shareForm;
     row.dataset.busy = String(panel !== null);
   };
+
+  filePart(row, 'share').addEventListener('click', () => {
+    filePart(row, 'share-result').hidden = true;
+    showPanel(shareForm);
+    filePart(row, 'share-lifetime').focus();
+  });
+  filePart(row, 'share-close').addEventListener('click', () => {
+    showPanel(null);
+    filePart(row, 'share').focus();
+  });
+  shareForm.addEventListener('submit', async (event) => {
+    event.preventDefault();
+    await shareFile(row, upload);
+  });
 
   filePart(row, 'rename').addEventListener('click', () => {
     renameInput.value = upload.filename ?? '';
@@ -624,8 +628,9 @@ function bindFileRow(row, upload) {
   });
   row.addEventListener('keydown', (event) => {
     if (event.key === 'Escape' && row.dataset.busy === 'true') {
+      const wasSharing = !shareForm.hidden;
       showPanel(null);
-      filePart(row, 'rename').focus();
+      filePart(row, wasSharing ? 'share' : 'rename').focus();
     }
   });
 
@@ -640,11 +645,35 @@ function bindFileRow(row, upload) {
   filePart(row, 'confirm-delete').addEventListener('click', () => deleteFile(row, upload));
 }
 
+/** Create a signed link of the chosen lifetime, show it, and put it on the clipboard. */
+async function shareFile(row, upload) {
+  const button = filePart(row, 'share-create');
+  const seconds = Number(filePart(row, 'share-lifetime').value);
+  button.disabled = true;
+  try {
+    const link = await api.createLink(upload.id, seconds);
+    const url = safeHref(link?.url, document.baseURI);
+    if (!url) throw new Error('the server answered without a usable link');
+    const field = filePart(row, 'share-url');
+    field.value = url;
+    filePart(row, 'share-url-caption').textContent = `Link, valid until ${formatDate(link.expires, 'it expires')}`;
+    filePart(row, 'share-result').hidden = false;
+    field.focus();
+    field.select();
+    const copied = await copyText(url);
+    announce(copied ? `Link to ${upload.filename} copied.` : `Link to ${upload.filename} created: copy it from the field.`);
+  } catch (error) {
+    showError(`Could not create a link to “${upload.filename}”: ${error.message}`);
+  } finally {
+    button.disabled = false;
+  }
+}
+
 async function renameFile(row, upload, filename) {
   const save = filePart(row, 'rename-save');
   save.disabled = true;
   try {
-    const updated = await apiRequest('PATCH', itemUrl(upload.id), { filename });
+    const updated = await api.renameUpload(upload.id, filename);
     const fresh = { ...upload, ...(updated ?? { filename }) };
     fileList.uploads = fileList.uploads.map((u) => (u.id === upload.id ? fresh : u));
     const replacement = createFileRow(fresh);
@@ -661,7 +690,7 @@ async function deleteFile(row, upload) {
   const button = filePart(row, 'confirm-delete');
   button.disabled = true;
   try {
-    await apiRequest('DELETE', itemUrl(upload.id));
+    await api.deleteUpload(upload.id);
     fileList.uploads = fileList.uploads.filter((u) => u.id !== upload.id);
     fileList.total = Math.max(0, fileList.total - 1);
     const next = row.nextElementSibling ?? row.previousElementSibling;
@@ -679,14 +708,59 @@ async function deleteFile(row, upload) {
 
 // ---- start ------------------------------------------------------------------------------------
 
+// ---- owner filter (admins) --------------------------------------------------------------------
+
+function bindOwnerFilter() {
+  const form = $('owner-filter');
+  const input = $('owner-filter-input');
+  form.addEventListener('submit', (event) => {
+    event.preventDefault();
+    fileList.owner = input.value.trim();
+    loadFiles();
+  });
+  $('owner-filter-clear').addEventListener('click', () => {
+    input.value = '';
+    fileList.owner = '';
+    loadFiles();
+  });
+}
+
+// ---- signing in and out -----------------------------------------------------------------------
+
+/** Stop and forget this page's uploads: the next person to sign in must not inherit them. */
+function abandonQueue() {
+  for (const item of queue.splice(0)) {
+    item.upload?.pause();
+    item.row.remove();
+  }
+  updateQueueChrome();
+}
+
+// ---- start ------------------------------------------------------------------------------------
+
 function init() {
+  for (const message of config.ignored) showError(message);
   bindPicker();
   bindPaste();
   bindSettings();
+  bindOwnerFilter();
   els.refreshList.addEventListener('click', () => loadFiles());
   els.fileListMore.addEventListener('click', () => loadFiles({ append: true }));
   updateQueueChrome();
-  loadFiles();
+  account = createAccount({
+    api,
+    showError,
+    announce,
+    onSignedIn: () => {
+      clearFileList();
+      loadFiles();
+    },
+    onSignedOut: () => {
+      abandonQueue();
+      clearFileList();
+    },
+  });
+  account.start();
 }
 
 init();

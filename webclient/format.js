@@ -69,3 +69,52 @@ export class SpeedMeter {
     return Math.max(0, (total - sent) / speed);
   }
 }
+
+const SIZE_UNITS = { '': 1, k: 1024, m: 1024 ** 2, g: 1024 ** 3, t: 1024 ** 4 };
+
+/**
+ * "10G", "500 MiB", "1.5 g", "1048576" -> bytes; "" -> null (no value); anything else ->
+ * undefined, so a form can tell "left empty" from "typed nonsense".
+ */
+export function parseSize(text) {
+  const value = String(text ?? '').trim();
+  if (value === '') return null;
+  const match = /^(\d+(?:\.\d+)?)\s*([kmgt]?)(?:i?b)?$/i.exec(value);
+  if (!match) return undefined;
+  const bytes = Number(match[1]) * SIZE_UNITS[match[2].toLowerCase()];
+  return Number.isSafeInteger(Math.round(bytes)) ? Math.round(bytes) : undefined;
+}
+
+/** An ISO date as a short local date and time, or `fallback`. */
+export function formatDate(iso, fallback = 'date unknown') {
+  const date = iso ? new Date(iso) : null;
+  if (!date || Number.isNaN(date.getTime())) return fallback;
+  return date.toLocaleString(undefined, { dateStyle: 'medium', timeStyle: 'short' });
+}
+
+const HOUR = 3600;
+const DAY = 24 * HOUR;
+
+/** Lifetimes a "Copy link" offers (the server caps them at TUSSERVER_LINK_MAX_LIFETIME). */
+export const LINK_LIFETIMES = Object.freeze([
+  { label: '1 hour', seconds: HOUR },
+  { label: '1 day', seconds: DAY },
+  { label: '7 days', seconds: 7 * DAY },
+  { label: '30 days', seconds: 30 * DAY },
+]);
+export const DEFAULT_LINK_LIFETIME = DAY;
+
+/** Lifetimes offered for a new API token; null: until revoked. */
+export const TOKEN_LIFETIMES = Object.freeze([
+  { label: 'Never (until revoked)', seconds: null },
+  { label: '1 day', seconds: DAY },
+  { label: '30 days', seconds: 30 * DAY },
+  { label: '90 days', seconds: 90 * DAY },
+  { label: '1 year', seconds: 365 * DAY },
+]);
+
+/** "1.0 GiB of 5.0 GiB", "1.0 GiB (no limit)". */
+export function formatUsage(usage, quota) {
+  const used = formatBytes(Number.isFinite(usage) ? usage : 0);
+  return quota ? `${used} of ${formatBytes(quota)}` : `${used} (no limit)`;
+}

@@ -1,4 +1,4 @@
-"""The contract every data store passes (DESIGN.md "Data stores", invariants 1 and 2).
+"""The contract every data store passes (docs/architecture.md, "Data stores" and "Invariants").
 
 The tests drive a store the way the service does: write at `info.offset`, and only when a write
 is to be committed carry its result into the next info
@@ -161,13 +161,31 @@ def test_discard_forgets_a_write(
 
     rejected = store.write(info, chunked(b"X" * 150_000, 30_000))  # e.g. checksum mismatch
     assert stored_bytes(store, info) == 230_000
-    store.discard(info, rejected)
+    store.discard(info, rejected, exclusive=True)  # the writer still holds the lock
 
     assert stored_bytes(store, info) == 80_000
     assert stored_keys(store, info) == kept
     assert read_all(store, info) == first
     info = append(store, info, [b"ok"])
     assert read_all(store, info) == first + b"ok"
+
+
+def test_a_stale_writer_never_destroys_committed_bytes(store: DataStore) -> None:
+    """Issue 10, defect 1: a writer that lost its lock writes and aborts at an old offset."""
+    data = random_bytes(3 * PART + 500)
+    info = new_info(store, len(data))
+    stale = info  # a writer that read offset 0, then lost its lock before writing
+    info = append(store, info, chunked(data[: 2 * PART], 10_000))  # the new holder commits
+
+    late = store.write(stale, [b"S" * 1000])  # the stale writer's bytes arrive late
+    store.discard(stale, late)  # its commit is refused (fenced): it aborts without the lock
+
+    if store.keeps_parts:  # the late attempt's objects are its own, and now removed
+        assert read_all(store, info) == data[: 2 * PART]
+    else:  # one file written in place: the late bytes overwrite, but nothing is cut
+        assert len(read_all(store, info)) == 2 * PART
+    info = append(store, info, [data[2 * PART :]])
+    assert info.offset == len(data)
 
 
 def test_discard_of_empty_write_is_harmless(store: DataStore) -> None:

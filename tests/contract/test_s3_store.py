@@ -5,6 +5,7 @@ from __future__ import annotations
 import http.server
 import io
 import json
+import re
 import threading
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -37,14 +38,30 @@ P = 64 * 1024  # the part size of the `make_s3_store` stores
 MakeStore = Callable[..., S3Store]
 
 
+ATTEMPT_SUFFIX = re.compile(r"\.[0-9a-f]{16}$")
+
+
 def part_objects(store: S3Store, info: UploadInfo) -> dict[str, int]:
-    """The upload's part objects as {name after the upload prefix: size}, info.json left out."""
+    """The upload's part objects as {start offset: size}, info.json left out.
+
+    Keys end in the write attempt's name (`.<16 hex>`); these tests look at the layout, so it is
+    cut off (one attempt per offset here).
+    """
     prefix = store.upload_prefix(info.id)
     return {
-        key[len(prefix) :]: size
+        unattempted(key[len(prefix) :]): size
         for key, size in object_sizes(store, prefix).items()
         if not key.endswith("/info.json")
     }
+
+
+def unattempted(key: str) -> str:
+    return ATTEMPT_SUFFIX.sub("", key)
+
+
+def plain(parts: tuple[Part, ...]) -> tuple[Part, ...]:
+    """Parts without their attempt names, to compare layouts."""
+    return tuple(Part(part.start, part.size) for part in parts)
 
 
 # -- part layout --------------------------------------------------------------------------------
@@ -75,7 +92,7 @@ def test_patch_sizes_make_these_parts(
     info = commit(info, result)
 
     want = [Part(offset + start, length) for start, length in expected]
-    assert result == WriteResult(size, tuple(want))
+    assert (result.bytes_written, plain(result.parts)) == (size, tuple(want))
     objects = part_objects(store, info)
     for part in want:
         assert objects[f"{part.start:020d}"] == part.size
@@ -93,7 +110,7 @@ def test_chunks_larger_than_the_part_size(make_s3_store: MakeStore) -> None:
 
     result = store.write(info, chunks)
 
-    assert result.parts == (*(Part(i * P, P) for i in range(6)), Part(6 * P, 7))
+    assert plain(result.parts) == (*(Part(i * P, P) for i in range(6)), Part(6 * P, 7))
     assert [length for name, length in spy.puts if name != "info.json"] == [P] * 6 + [7]
     info = commit(info, result)
     assert b"".join(store.read(info, 0, info.offset)) == data
@@ -105,7 +122,7 @@ def test_write_accepts_any_bytes_like_chunk(s3_store: S3Store) -> None:
     result = s3_store.write(info, [bytearray(b"abc"), memoryview(b"defg"), b"hij"])
     info = commit(info, result)
 
-    assert result == WriteResult(10, (Part(0, 10),))
+    assert (result.bytes_written, plain(result.parts)) == (10, (Part(0, 10),))
     assert b"".join(s3_store.read(info, 0, 10)) == b"abcdefghij"
 
 
@@ -129,7 +146,7 @@ def test_prefix_is_put_before_every_key(make_s3_store: MakeStore) -> None:
     info = new_info(store, 5)
     store.write(info, [b"hello"])
 
-    assert sorted(object_sizes(store)) == [
+    assert sorted(map(unattempted, object_sizes(store))) == [
         f"tenant-a/{info.id}/{0:020d}",
         f"tenant-a/{info.id}/info.json",
     ]
@@ -200,8 +217,9 @@ def test_read_refuses_a_part_that_does_not_match_the_index(
 ) -> None:
     info = new_info(s3_store, 200)
     info = commit(info, s3_store.write(info, [b"x" * 100]))
-    # the object changed behind the index (a stale writer, a manual edit)
-    s3_store.write(info.evolve(offset=0), [b"y" * replaced_by])
+    # the object changed behind the index (a manual edit)
+    key = s3_store.part_key(info.id, 0, info.parts[0].attempt)
+    s3_store.client.put_object(s3_store.bucket, key, io.BytesIO(b"y" * replaced_by), replaced_by)
 
     with pytest.raises(BackendUnavailable, match="does not match the upload index"):
         b"".join(s3_store.read(info, 0, 100))
@@ -210,7 +228,7 @@ def test_read_refuses_a_part_that_does_not_match_the_index(
 def test_read_refuses_a_range_the_index_does_not_cover(s3_store: S3Store) -> None:
     info = new_info(s3_store, 200)
     info = commit(info, s3_store.write(info, [b"x" * 100]))
-    holey = info.evolve(offset=200, parts=(Part(0, 100), Part(150, 50)))
+    holey = info.evolve(offset=200, parts=(info.parts[0], Part(150, 50)))
 
     with pytest.raises(BackendUnavailable, match="no stored bytes at 100"):
         b"".join(s3_store.read(holey, 0, 200))
@@ -442,10 +460,43 @@ def test_scan_finds_uploads_and_all_their_parts(make_s3_store: MakeStore) -> Non
     assert set(found) == {a.id, b.id}
     info_a, parts_a = found[a.id]
     assert info_a == a.evolve(parts=())
-    assert parts_a == (Part(0, P), Part(P, 100), Part(P + 100, 50), Part(5 * P, 10))
-    assert contiguous_parts(parts_a) == (Part(0, P), Part(P, 100), Part(P + 100, 50))
+    assert plain(parts_a) == (Part(0, P), Part(P, 100), Part(P + 100, 50), Part(5 * P, 10))
+    assert plain(contiguous_parts(parts_a)) == (Part(0, P), Part(P, 100), Part(P + 100, 50))
     assert sum(p.size for p in contiguous_parts(parts_a)) == a.offset
     assert found[b.id] == (b, ())
+
+
+def test_two_attempts_at_one_offset_never_share_an_object(s3_store: S3Store) -> None:
+    """Issue 10, defect 1: a stale writer's clean-up never deletes another attempt's parts."""
+    data = bytes(range(256)) * (2 * P // 256) + b"tail"
+    info = new_info(s3_store, len(data))
+    stale = s3_store.write(info, chunked(data, 10_000), "aaaa")
+    current = s3_store.write(info, chunked(data, 10_000), "bbbb")
+    info = commit(info, current)
+
+    s3_store.discard(info.evolve(offset=0), stale)
+
+    assert b"".join(s3_store.read(info, 0, info.offset)) == data
+
+
+def test_an_outage_after_acknowledged_parts_returns_them(make_s3_store: MakeStore) -> None:
+    """Issue 10, defect 7: parts S3 acknowledged before a failure are reported, not leaked."""
+    store = make_s3_store()
+    info = new_info(store, 3 * P)
+    real_put = store.client.put_object
+    calls = []
+
+    def put_then_fail(*args: Any, **kwargs: Any) -> Any:
+        calls.append(args[1])
+        if len(calls) > 1:
+            raise ConnectionRefusedError("S3 went away")
+        return real_put(*args, **kwargs)
+
+    store.client.put_object = put_then_fail  # type: ignore[method-assign]
+    result = store.write(info, chunked(b"q" * (3 * P), 10_000))
+
+    assert isinstance(result.failure, BackendUnavailable)
+    assert (result.bytes_written, plain(result.parts)) == (P, (Part(0, P),))
 
 
 @pytest.mark.parametrize(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import redis
 
-from tusserver.errors import OffsetMismatch, UploadNotFound
+from tusserver.errors import Forbidden, InvalidConcat, LockLost, OffsetMismatch, UploadNotFound
 from tusserver.models import Part, UploadInfo, new_upload_id
 from tusserver.state.redis import RedisState
 
@@ -26,6 +26,16 @@ def make(length: int | None = 100, created: float = 1000.0, **fields: object) ->
     )
 
 
+TOKEN = "host/1|1|1|token"
+
+
+def locked(state: RedisState, info: UploadInfo, token: str = TOKEN) -> UploadInfo:
+    """Record `info` and take its lock with `token`, as a writer does before committing."""
+    state.create(info)
+    assert state.try_lock(info.id, token, 60_000).acquired
+    return info
+
+
 def test_round_trip_keeps_every_field(state: RedisState) -> None:
     info = make(metadata={"filename": "ä.txt", "empty": ""}, owner="ann", concat="partial")
     state.create(info)
@@ -33,10 +43,9 @@ def test_round_trip_keeps_every_field(state: RedisState) -> None:
 
 
 def test_commit_advances_offset_and_parts_together(state: RedisState) -> None:
-    info = make()
-    state.create(info)
+    info = locked(state, make())
     committed = state.commit_write(
-        info, 40, [Part(0, 40)], updated=1001, expires=1061, completed=None
+        info, 40, [Part(0, 40)], TOKEN, updated=1001, expires=1061, completed=None
     )
     assert committed.offset == 40
     again = state.get(info.id, with_parts=True)
@@ -44,19 +53,22 @@ def test_commit_advances_offset_and_parts_together(state: RedisState) -> None:
 
 
 def test_commit_from_a_stale_offset_changes_nothing(state: RedisState) -> None:
-    info = make()
-    state.create(info)
-    state.commit_write(info, 40, [Part(0, 40)], updated=1001, expires=1061, completed=None)
+    info = locked(state, make())
+    state.commit_write(info, 40, [Part(0, 40)], TOKEN, updated=1001, expires=1061, completed=None)
     with pytest.raises(OffsetMismatch) as raised:
-        state.commit_write(info, 30, [Part(0, 30)], updated=1002, expires=1062, completed=None)
+        state.commit_write(
+            info, 30, [Part(0, 30)], TOKEN, updated=1002, expires=1062, completed=None
+        )
     assert raised.value.headers["Upload-Offset"] == "40"
     after = state.get(info.id, with_parts=True)
     assert after is not None and after.offset == 40 and after.parts == (Part(0, 40),)
 
 
 def test_commit_to_a_vanished_upload_is_not_found(state: RedisState) -> None:
+    info = locked(state, make())
+    state.client.delete(state.keys.upload(info.id))
     with pytest.raises(UploadNotFound):
-        state.commit_write(make(), 1, [], updated=1, expires=None, completed=None)
+        state.commit_write(info, 1, [], TOKEN, updated=1, expires=None, completed=None)
 
 
 def test_listing_is_newest_first_and_skips_partials(state: RedisState) -> None:
@@ -83,9 +95,89 @@ def test_expiry_index_and_tombstone(state: RedisState) -> None:
 
 
 def test_completion_leaves_the_expiry_index(state: RedisState) -> None:
-    info = make(length=10)
-    state.create(info)
-    state.commit_write(info, 10, [], updated=1001, expires=None, completed=1001)
+    info = locked(state, make(length=10))
+    state.commit_write(info, 10, [], TOKEN, updated=1001, expires=None, completed=1001)
     assert state.expired(now=10**9) == []
     done = state.get(info.id)
     assert done is not None and done.is_complete and done.completed == 1001
+
+
+def test_commit_without_the_lock_is_refused(state: RedisState) -> None:
+    """Issue 10, defect 1: the lock token is a fencing token the commit checks."""
+    info = locked(state, make())
+    state.client.set(state.keys.lock(info.id), "host/2|2|2|newcomer")  # lost to a newcomer
+    with pytest.raises(LockLost):
+        state.commit_write(
+            info, 40, [Part(0, 40, "a1")], TOKEN, updated=2, expires=3, completed=None
+        )
+    after = state.get(info.id, with_parts=True)
+    assert after is not None and after.offset == 0 and after.parts == ()
+
+
+def test_commit_can_release_the_lock_in_the_same_step(state: RedisState) -> None:
+    info = locked(state, make())
+    state.commit_write(info, 5, [], TOKEN, updated=2, expires=3, completed=None, release=True)
+    assert not state.client.exists(state.keys.lock(info.id))
+
+
+def test_parts_keep_their_attempt(state: RedisState) -> None:
+    info = locked(state, make())
+    state.commit_write(info, 40, [Part(0, 40, "ab12")], TOKEN, updated=2, expires=3, completed=None)
+    again = state.get(info.id, with_parts=True)
+    assert again is not None and again.parts == (Part(0, 40, "ab12"),)
+
+
+def complete_partial(state: RedisState, length: int = 10) -> UploadInfo:
+    info = make(length=length, offset=length, concat="partial", completed=1000.0)
+    state.create(info)
+    return info
+
+
+def test_a_final_references_its_partials_atomically(state: RedisState) -> None:
+    """Issue 10, defect 2: a referenced partial cannot be deleted, so a final keeps it."""
+    first, second = complete_partial(state), complete_partial(state)
+    final = make(length=20, offset=20, concat="final", members=(first.id, second.id))
+    state.create_final(final, now=1001.0)
+
+    assert state.referencing_finals(first.id) == {final.id}
+    with pytest.raises(Forbidden):
+        state.delete(first, gone_ttl=60)
+    assert state.get(first.id) is not None
+    member = state.get(first.id)
+    assert member is not None and member.expires is None  # a used partial never expires
+    assert first.id not in state.expired(now=10**9)
+
+    unused = state.delete(final, gone_ttl=60)
+    assert sorted(unused) == sorted([first.id, second.id])
+    state.delete(first, gone_ttl=60)  # no final uses it now
+
+
+def test_a_final_of_a_removed_partial_is_refused(state: RedisState) -> None:
+    first = complete_partial(state)
+    state.delete(first, gone_ttl=60)
+    final = make(length=10, offset=10, concat="final", members=(first.id,))
+    with pytest.raises(InvalidConcat):
+        state.create_final(final, now=1001.0)
+    assert state.get(final.id) is None
+
+
+def test_an_unfinished_partial_keeps_its_expiry_until_it_completes(state: RedisState) -> None:
+    """Concatenation-unfinished: a final may reference a running partial; that partial still
+    expires if abandoned, and stops expiring once it completes while a final uses it."""
+    partial = locked(state, make(length=10, concat="partial"))
+    final = make(length=None, concat="final", members=(partial.id,))
+    state.create_final(final, now=1001.0)
+    assert partial.id in state.expired(now=10**9)
+
+    state.commit_write(partial, 10, [], TOKEN, updated=2, expires=3, completed=2, release=True)
+
+    done = state.get(partial.id)
+    assert done is not None and done.is_complete and done.expires is None
+    assert partial.id not in state.expired(now=10**9)
+
+
+def test_a_complete_or_empty_partial_enters_the_expiry_index(state: RedisState) -> None:
+    """Issue 10, defect 4: partials that no final uses must expire, zero-length ones too."""
+    empty = make(length=0, offset=0, concat="partial", completed=1000.0)
+    state.create(empty)
+    assert empty.id in state.expired(now=10**9)

@@ -4,12 +4,14 @@ Each refusal is sent on a raw keep-alive connection with a body of 1 KB, 300 KB 
 a second, non-idempotent request (a POST that creates an upload) goes over the same connection.
 Either that second request is answered, or the refusal said `Connection: close` and the server
 really closed the connection. Bodies up to a few MiB are discarded by the server, so for them
-the connection must stay usable.
+the connection must stay usable. Refusals: 400, 401 (a server that requires a credential), 403,
+404, 405, 409, 413, 415 and 460, on tus PATCH and POST, the JSON API and unknown routes.
 """
 
 from __future__ import annotations
 
 import base64
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -188,3 +190,100 @@ def test_head_override_on_a_complete_upload_keeps_the_connection_in_step(
         second = conn.request("GET", path)
         assert second.status == 200
         assert second.body == b"hello"
+
+
+def test_a_chunked_upload_read_in_full_keeps_the_connection(server: LiveServer) -> None:
+    path = _create(server, 200_000)
+    chunk = b"q" * 100_000
+    encoded = b"".join(b"%x\r\n%s\r\n" % (len(chunk), chunk) for _ in range(2)) + b"0\r\n\r\n"
+    with RawConnection(server.url) as conn:
+        done = conn.request(
+            "PATCH", path, {**OCTET, "Upload-Offset": "0", "Transfer-Encoding": "chunked"}, encoded
+        )
+        assert done.status == 204
+        assert done.headers["upload-offset"] == "200000"
+        assert not done.closes
+        download = conn.request("GET", path)
+        assert download.status == 200
+        assert download.body == chunk * 2
+
+
+def test_a_patch_ended_early_for_a_newer_request_says_close(server: LiveServer) -> None:
+    """The old request's body is cut (its socket's read side shut): it must not invite a next
+    request on that connection."""
+    path = _create(server, 1_000_000)
+    with RawConnection(server.url) as conn:
+        conn.send("PATCH", path, {**OCTET, "Upload-Offset": "0", "Content-Length": "1000000"})
+        conn.sock.sendall(b"o" * 100_000)
+        wait_until = time.monotonic() + 10
+        while time.monotonic() < wait_until:  # the old request holds the lock and has the bytes
+            if _offset_in_flight(server, path):
+                break
+            time.sleep(0.05)
+        newer = requests.patch(
+            f"{server.url}{path}",
+            headers={**OCTET, "Upload-Offset": "0", "Content-Length": "0"},
+            timeout=30,
+        )
+        assert newer.status_code == 409  # the old request committed its 100 000 bytes first
+        assert newer.headers["Upload-Offset"] == "100000"
+        old = conn.read_response()
+        assert old.status == 204
+        assert old.closes
+        assert conn.closed_by_server()
+
+
+def _offset_in_flight(server: LiveServer, path: str) -> bool:
+    """True once the server has read some of the body (seen in the uploads-active gauge)."""
+    text = requests.get(f"{server.url}/metrics", timeout=10).text
+    return any(
+        line.startswith("tusserver_uploads_active") and not line.endswith(" 0.0")
+        for line in text.splitlines()
+    )
+
+
+UNAUTHORIZED = [
+    Refusal("patch-no-credential", "PATCH", UNKNOWN, {**OCTET, "Upload-Offset": "0"}, 401),
+    Refusal("post-no-credential", "POST", "/files/", {**OCTET, "Upload-Length": "9999999"}, 401),
+    Refusal(
+        "post-bad-token",
+        "POST",
+        "/files/",
+        {**OCTET, "Upload-Length": "9999999", "Authorization": "Bearer not-a-token"},
+        401,
+    ),
+    Refusal("api-no-credential", "PATCH", "/api/uploads/" + "0" * 32, {}, (401, 413)),
+]
+
+
+@pytest.fixture(scope="module")
+def guarded_server(
+    tmp_path_factory: pytest.TempPathFactory, redis_url: str
+) -> Iterator[LiveServer]:
+    """A server that requires a credential: anonymous requests get 401."""
+    env = {"TUSSERVER_AUTH": "required"}
+    with live_server(tmp_path_factory.mktemp("guarded"), redis_url, env=env) as running:
+        yield running
+
+
+@pytest.mark.parametrize("size", list(SIZES), ids=list(SIZES))
+@pytest.mark.parametrize("refusal", UNAUTHORIZED, ids=[r.name for r in UNAUTHORIZED])
+def test_a_401_leaves_the_connection_usable_or_says_close(
+    guarded_server: LiveServer, refusal: Refusal, size: str
+) -> None:
+    api = refusal.path.startswith("/api")
+    body = b"{" + b"x" * (SIZES[size] - 1) if api else b"x" * SIZES[size]
+    headers = dict(refusal.headers)
+    if api:
+        headers["Content-Type"] = "application/json"
+    with RawConnection(guarded_server.url) as conn:
+        first = conn.request(refusal.method, refusal.path, headers, body)
+        expected = refusal.status if isinstance(refusal.status, tuple) else (refusal.status,)
+        assert first.status in expected, first.body
+        if first.closes:
+            assert conn.closed_by_server(), "said Connection: close but kept the connection"
+        else:
+            second = conn.request("GET", "/api/health")
+            assert second.status == 200, second.body
+        if SIZES[size] <= 300_000:
+            assert not first.closes, "a small unread body should be discarded, not end the link"

@@ -113,12 +113,41 @@ def test_final_of_an_unknown_partial_is_400(client: Any) -> None:
     assert client.get("/api/uploads").get_json()["total"] == 0
 
 
-def test_final_of_an_unfinished_partial_is_400(client: Any) -> None:
-    a = partial(client, A, complete=False)
+def test_final_made_before_its_partials_finish_completes_with_them(client: Any) -> None:
+    """concatenation-unfinished: the final upload exists at once and completes with its parts."""
+    a, b = partial(client, A, complete=False), partial(client, B, complete=False)
     patch(client, a, 0, A[:100])
-    response = make_final(client, a)
-    assert response.status_code == 400
-    assert "not complete" in response.get_data(as_text=True)
+    path = final(client, a, b)
+    state = head(client, path)
+    assert state.status_code == 200
+    assert "Upload-Offset" not in state.headers, "no offset before the concatenation finished"
+    assert state.headers["Upload-Length"] == str(len(A) + len(B))
+    assert state.headers["Upload-Concat"].startswith("final;")
+    unfinished = client.get(path)
+    assert unfinished.status_code == 409
+
+    assert patch(client, a, 100, A[100:]).status_code == 204
+    assert "Upload-Offset" not in head(client, path).headers
+    assert patch(client, b, 0, B).status_code == 204
+    done = head(client, path)
+    assert done.headers["Upload-Offset"] == done.headers["Upload-Length"] == str(len(A) + len(B))
+    assert client.get(path).data == A + B
+
+
+def test_final_of_a_deferred_length_partial_reports_no_length_until_known(client: Any) -> None:
+    a = path_of(
+        client.post(
+            "/files/",
+            headers={**TUS, "Upload-Concat": "partial", "Upload-Defer-Length": "1"},
+        ).headers["Location"]
+    )
+    path = final(client, a)
+    state = head(client, path)
+    assert "Upload-Length" not in state.headers and "Upload-Offset" not in state.headers
+    response = patch(client, a, 0, C, **{"Upload-Length": str(len(C))})
+    assert response.status_code == 204
+    assert head(client, path).headers["Upload-Offset"] == str(len(C))
+    assert client.get(path).data == C
 
 
 def test_final_of_a_non_partial_upload_is_400(client: Any) -> None:

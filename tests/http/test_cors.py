@@ -76,3 +76,28 @@ def test_wildcard_allows_any_origin(make_app: Any) -> None:
     path = create(client, 2)
     response = client.head(path, headers={**TUS, "Origin": "http://anywhere.example"})
     assert response.headers["Access-Control-Allow-Origin"] in ("*", "http://anywhere.example")
+
+
+def test_an_allowed_origin_is_matched_whole_never_as_a_pattern(make_app: Any) -> None:
+    client = make_app(cors_origins=("https://up.example.com", "http://[::1]:8080")).test_client()
+    for lookalike in (
+        "https://up.example.com.evil.net",
+        "https://upxexample.com",
+        "http://[::1]:80800",
+        "http://:8080",
+    ):
+        response = client.options("/files/", headers={"Origin": lookalike})
+        assert "Access-Control-Allow-Origin" not in response.headers, lookalike
+    for exact in ("https://up.example.com", "http://[::1]:8080"):
+        response = client.options("/files/", headers={"Origin": exact})
+        assert response.headers["Access-Control-Allow-Origin"] == exact
+
+
+def test_credentials_only_for_listed_origins_never_for_the_wildcard(make_app: Any) -> None:
+    listed = make_app(cors_origins=(ORIGIN,)).test_client()
+    response = listed.options("/api/uploads", headers={"Origin": ORIGIN})
+    assert response.headers["Access-Control-Allow-Credentials"] == "true"
+
+    anyone = make_app(cors_origins=("*",)).test_client()
+    response = anyone.options("/api/uploads", headers={"Origin": "http://anywhere.example"})
+    assert "Access-Control-Allow-Credentials" not in response.headers

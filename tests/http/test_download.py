@@ -254,10 +254,13 @@ def test_safe_types_are_inline(client: Any, filetype: str) -> None:
         "application/pdf",
     ],
 )
-def test_active_and_unknown_types_are_attachments(client: Any, filetype: str) -> None:
+def test_active_and_unknown_types_are_octet_stream_attachments(client: Any, filetype: str) -> None:
     path = complete(client, b"<script>alert(1)</script>", filename="x", filetype=filetype)
     response = client.get(path)
+    assert response.headers["Content-Type"] == "application/octet-stream"
     assert response.headers["Content-Disposition"].startswith("attachment")
+    head = client.head(path)
+    assert head.headers["Content-Type"] == "application/octet-stream"
     assert response.headers["X-Content-Type-Options"] == "nosniff"
 
 
@@ -268,7 +271,7 @@ def test_type_is_guessed_from_the_name_when_not_given(client: Any) -> None:
     assert response.headers["Content-Disposition"].startswith("inline")
     html = complete(client, b"<html>", filename="page.html")
     response = client.get(html)
-    assert response.headers["Content-Type"].startswith("text/html")
+    assert response.headers["Content-Type"] == "application/octet-stream"
     assert response.headers["Content-Disposition"].startswith("attachment")
 
 

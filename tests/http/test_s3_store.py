@@ -19,6 +19,7 @@ from moto.server import ThreadedMotoServer
 from tests.http.conftest import S3_PART_SIZE as P
 from tests.support.s3 import object_sizes, start_moto_server
 from tests.support.tus import TUS, create, digest_header, head, patch, send_raw, upload_id
+from tusserver.state.keys import Keys
 
 pytestmark = pytest.mark.parametrize("store_kind", ["s3"], indirect=True)
 
@@ -44,6 +45,16 @@ def part_objects(app: Flask, path: str) -> dict[str, int]:
     }
 
 
+def part_layout(app: Flask, path: str) -> dict[str, int]:
+    """`part_objects` keyed by start offset alone (each key's write-attempt suffix dropped)."""
+    layout: dict[str, int] = {}
+    for key, size in part_objects(app, path).items():
+        start = key.partition(".")[0]
+        assert start not in layout, f"two objects start at {start}"
+        layout[start] = size
+    return layout
+
+
 def all_objects(app: Flask, path: str) -> dict[str, int]:
     store = store_of(app)
     return object_sizes(store, store.upload_prefix(upload_id(path)))
@@ -51,8 +62,10 @@ def all_objects(app: Flask, path: str) -> dict[str, int]:
 
 def part_index(client: redis.Redis, prefix: str, path: str) -> list[tuple[int, int]]:
     """The committed parts Redis holds for the upload, as sorted (start, size)."""
-    members = client.zrange(f"{prefix}upload:{upload_id(path)}:parts", 0, -1)
-    return sorted(tuple(int(x) for x in member.split(":")) for member in members)  # type: ignore[misc]
+    members = client.zrange(Keys(prefix).parts(upload_id(path)), 0, -1)
+    return sorted(
+        (int(start), int(size)) for start, size, *_attempt in (m.split(":") for m in members)
+    )
 
 
 def name(start: int) -> str:
@@ -96,7 +109,7 @@ def test_one_patch_makes_exactly_these_parts(
     assert response.status_code == 204, response.get_data(as_text=True)
     assert response.headers["Upload-Offset"] == str(size)
     expected = cut(0, size)
-    assert part_objects(app, path) == {name(start): length for start, length in expected}
+    assert part_layout(app, path) == {name(start): length for start, length in expected}
     assert part_index(redis_client, redis_prefix, path) == expected
     assert client.get(path).data == SOURCE[:size]
 
@@ -121,7 +134,7 @@ def test_parts_are_named_by_their_absolute_offset_across_patches(
     # 1 | P-1 | P, 1 | 7 | P, P: a PATCH never merges into the previous one's last part
     assert expected == [(0, 1), (1, P - 1), (P, P), (2 * P, 1), (2 * P + 1, 7),
                         (2 * P + 8, P), (3 * P + 8, P)]  # fmt: skip
-    assert part_objects(app, path) == {name(start): length for start, length in expected}
+    assert part_layout(app, path) == {name(start): length for start, length in expected}
     assert part_index(redis_client, redis_prefix, path) == expected
     assert client.get(path).data == SOURCE[:total]
 
@@ -242,15 +255,15 @@ def test_s3_outage_mid_patch_is_503_and_the_upload_resumes_after(
     message = response.get_data(as_text=True)
     assert "backend-unavailable" in message and "connection refused" in message
     assert "Traceback" not in message
-    # Nothing of the failed PATCH counts, although its first part was acknowledged by S3.
-    assert offset_of(client, path) == P
-    assert part_index(redis_client, redis_prefix, path) == [(0, P)]
+    # The part S3 acknowledged before the outage is committed, not leaked: the client resumes
+    # after it.
+    assert offset_of(client, path) == 2 * P
+    assert part_index(redis_client, redis_prefix, path) == [(0, P), (P, P)]
     download = client.get(path)
     assert download.status_code == 409  # still incomplete: nothing served past the offset
 
     private_moto.start()  # S3 is back, same port, same buckets
-    # The acknowledged-but-uncommitted part of the failed PATCH is in the bucket as an orphan.
-    assert part_objects(app, path) == {name(0): P, name(P): P}
+    assert part_layout(app, path) == {name(0): P, name(P): P}
 
     offset = offset_of(client, path)
     response = patch(client, path, offset, SOURCE[offset:size])
@@ -292,7 +305,7 @@ def test_orphan_parts_are_never_served_and_termination_removes_them(
     assert part_index(redis_client, redis_prefix, path) == committed
     objects = part_objects(app, path)
     assert objects[name(P + 1000)] == 777, "the orphan should still be in the bucket"
-    assert objects[name(P)] == 500  # the other one was overwritten by the real part
+    assert objects[name(P)] == 2 * P, "a new attempt never overwrites another one's object"
     download = client.get(path)
     assert download.status_code == 200
     assert download.data == SOURCE[:size]
@@ -335,7 +348,7 @@ def test_wrong_checksum_leaves_no_parts_behind(
     assert response.status_code == 460
     assert offset_of(client, path) == P
     assert part_index(redis_client, redis_prefix, path) == [(0, P)]
-    assert part_objects(app, path) == {name(0): P}
+    assert part_layout(app, path) == {name(0): P}
 
 
 # -- expiry ----------------------------------------------------------------------------------
@@ -367,5 +380,5 @@ def test_reaper_deletes_every_object_of_an_expired_upload(
     assert all_objects(app, stale) == {}
     assert part_index(redis_client, redis_prefix, stale) == []
     assert head(client, stale).status_code == 410
-    assert part_objects(app, fresh) == {name(0): P}
+    assert part_layout(app, fresh) == {name(0): P}
     assert client.get(done).data == SOURCE[:10]

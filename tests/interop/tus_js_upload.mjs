@@ -1,5 +1,6 @@
 // Uploads a file with tus-js-client from Node: node tus_js_upload.mjs ENDPOINT FILE PARALLEL CHUNK
-// Prints the upload URL on success; exits 1 with the error otherwise.
+// Prints the upload URL on success; exits 1 with the error otherwise. TUS_AUTHORIZATION, when
+// set, is sent as the Authorization header of every request (a bearer token).
 import { readFileSync } from "node:fs";
 import { basename } from "node:path";
 import { createRequire } from "node:module";
@@ -16,6 +17,7 @@ const upload = new tus.Upload(data, {
   chunkSize: Number(chunk),
   retryDelays: [0, 500, 1000],
   metadata: { filename: basename(file), filetype: "application/octet-stream" },
+  headers: process.env.TUS_AUTHORIZATION ? { Authorization: process.env.TUS_AUTHORIZATION } : {},
   onError(error) {
     console.error(String(error));
     process.exit(1);

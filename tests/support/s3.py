@@ -145,7 +145,7 @@ class SpyClient:
         self.puts: list[tuple[str, int]] = []
 
     def get_object(self, bucket: str, key: str, offset: int = 0, length: int = 0) -> Any:
-        self.gets.append((key.rsplit("/", 1)[-1], offset, length))
+        self.gets.append((key.rsplit("/", 1)[-1].partition(".")[0], offset, length))
         response = self._client.get_object(bucket, key, offset=offset, length=length)
         self.responses.append(response)
         return response

@@ -210,3 +210,67 @@ def test_settings_are_frozen() -> None:
 def test_error_quotes_the_raw_value() -> None:
     with pytest.raises(SettingsError, match="'12abc'"):
         Settings.from_env(env(max_size="12abc"))
+
+
+@pytest.mark.parametrize(
+    ("env", "sends"),
+    [
+        ({}, True),
+        ({"TUSSERVER_BEHIND_PROXY": "true"}, False),
+        ({"TUSSERVER_BEHIND_PROXY": "true", "TUSSERVER_INTERIM_RESPONSES": "yes"}, True),
+        ({"TUSSERVER_INTERIM_RESPONSES": "false"}, False),
+        ({"TUSSERVER_INTERIM_RESPONSES": "AUTO"}, True),
+    ],
+)
+def test_interim_responses_auto_off_behind_a_proxy(env: dict[str, str], sends: bool) -> None:
+    assert Settings.from_env(env).sends_interim_responses is sends
+
+
+def test_interim_responses_setting_is_validated() -> None:
+    with pytest.raises(SettingsError, match="INTERIM_RESPONSES"):
+        Settings.from_env({"TUSSERVER_INTERIM_RESPONSES": "sometimes"})
+
+
+# --- CORS origins -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "origins",
+    [
+        "*",
+        "https://a.example",
+        "http://127.0.0.1:8080",
+        "https://uploads.example.com,http://localhost:3000",
+        "http://[::1]:8080",
+    ],
+)
+def test_exact_origins_are_accepted(origins: str) -> None:
+    settings = Settings.from_env(env(cors_origins=origins))
+    assert ",".join(settings.cors_origins) == origins
+
+
+@pytest.mark.parametrize(
+    ("origin", "mentions"),
+    [
+        ("https://*.example.com", "wildcard"),
+        ("*.example.com", "wildcard"),
+        ("https://a.example/", "path"),
+        ("https://a.example/upload", "path"),
+        ("https://a.example?x=1", "path"),
+        ("a.example", "http"),
+        ("ftp://a.example", "http"),
+        ("javascript:alert(1)", "http"),
+        ("https://user@a.example", "user name"),
+        ("https://", "host"),
+        ("https://a.example:443", "default port"),
+        ("http://a.example:80", "default port"),
+        ("HTTPS://A.example", "https://a.example"),
+        ("https://a.example:99999", "origin"),
+        ("https://a.example|evil", "host"),
+        ("https://a.example.(com|net)", "host"),
+    ],
+)
+def test_patterns_and_non_origins_are_refused_at_start_up(origin: str, mentions: str) -> None:
+    with pytest.raises(SettingsError, match="TUSSERVER_CORS_ORIGINS") as refused:
+        Settings.from_env(env(cors_origins=f"https://ok.example,{origin}"))
+    assert mentions in str(refused.value)

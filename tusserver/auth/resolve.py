@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 
 from flask import current_app, g, request
 
-from ..errors import Forbidden, Unauthorized
+from ..errors import BadRequest, Forbidden, Unauthorized
 from .accounts import GRANT_PREFIX, TOKEN_PREFIX, Accounts
 from .jwt import JwtVerifier
 from .principal import ANONYMOUS, OPEN_ADMIN, Principal
@@ -132,12 +132,14 @@ def _from_jwt(token: str, accounts: Accounts, verifier: JwtVerifier | None) -> P
     if verified is None:
         return None
     subject, claimed_role = verified
-    user = accounts.ensure_user(
-        subject, claimed_role if claimed_role in ("admin", "user") else "user"
-    )
+    try:
+        user = accounts.ensure_user(subject, claimed_role)
+    except BadRequest:  # a subject that cannot be a user name here
+        return None
     if user.disabled:
         return None
-    role = claimed_role if claimed_role in ("admin", "user") else user.role
+    # With a role claim configured the identity provider decides; else tusserver's own role.
+    role = claimed_role if verifier.role_claim else user.role
     return Principal(user.name, _role(role), "jwt")
 
 

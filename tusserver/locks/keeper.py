@@ -2,10 +2,14 @@
 
 One daemon thread per process (started on first use, so it is created after gunicorn forks)
 checks every write a few times a second:
-- refreshes its lock, so a PATCH of hours keeps its lock while a crashed holder's lock expires;
+- refreshes its lock (one round trip that also tells whether a newcomer asked for the lock), so a
+  PATCH of hours keeps its lock while a crashed holder's lock expires;
 - interrupts it when another request asked for the lock, when no byte arrived for
   `read_timeout` seconds, or when the server shuts down. Interrupting ends the request body
-  early (see `BodyReader.interrupt`), and the service commits what arrived.
+  early (see `BodyReader.interrupt`), and the service commits what arrived;
+- interrupts it when the lock was lost (it expired and someone else took it). The lock is then
+  marked lost and the service does not commit: the commit would be refused anyway, because the
+  lock token is the fencing token the commit script checks.
 """
 
 from __future__ import annotations
@@ -13,13 +17,13 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Protocol
 
 from .. import metrics
-from .redis import UploadLock
+from ..errors import BackendUnavailable
+from .base import Lock
 
 log = logging.getLogger(__name__)
 
@@ -35,18 +39,20 @@ class Interruptible(Protocol):
 
 @dataclass(eq=False)
 class _Watched:
-    lock: UploadLock
+    lock: Lock
     body: Interruptible
-    refreshed: float = field(default_factory=time.monotonic)
     ended: bool = False
+    done: bool = False
+    """Set when the watched write left `watch()`: from then on nothing may touch its body (the
+    connection may already carry the next request), which `mutex` guarantees."""
+    mutex: threading.Lock = field(default_factory=threading.Lock)
 
 
 class LockKeeper:
     """Refreshes locks of running writes and interrupts writes that must stop."""
 
-    def __init__(self, read_timeout: float, lock_ttl: float, interval: float = 0.2):
+    def __init__(self, read_timeout: float, interval: float = 0.2):
         self.read_timeout = read_timeout
-        self.refresh_every = lock_ttl / 3
         self.interval = interval
         self._watched: set[_Watched] = set()
         self._mutex = threading.Lock()
@@ -55,7 +61,7 @@ class LockKeeper:
         self._shutting_down = False
 
     @contextlib.contextmanager
-    def watch(self, lock: UploadLock, body: Interruptible) -> Iterator[None]:
+    def watch(self, lock: Lock, body: Interruptible) -> Iterator[None]:
         """Watch `body` (written under `lock`) for the duration of a `with` block."""
         entry = _Watched(lock, body)
         with self._mutex:
@@ -68,13 +74,10 @@ class LockKeeper:
             yield
         finally:
             metrics.UPLOADS_ACTIVE.dec()
+            with entry.mutex:
+                entry.done = True
             with self._mutex:
                 self._watched.discard(entry)
-
-    @property
-    def active(self) -> int:
-        """How many writes are running in this process."""
-        return len(self._watched)
 
     def shutdown(self) -> None:
         """Interrupt every running write so each commits what it has, and refuse to wait."""
@@ -82,7 +85,9 @@ class LockKeeper:
             self._shutting_down = True
             watched = list(self._watched)
         for entry in watched:
-            entry.body.interrupt("server shutting down")
+            with entry.mutex:
+                if not entry.done:
+                    entry.body.interrupt("server shutting down")
 
     def stop(self) -> None:
         """Stop the thread (tests, app teardown)."""
@@ -100,23 +105,33 @@ class LockKeeper:
             for entry in watched:
                 try:
                     self._check(entry)
+                except BackendUnavailable:
+                    pass  # counted and logged once per outage where it happened (backend_status)
                 except Exception:  # one bad check must not stop the watching of others
                     log.exception("lock keeper check failed for %s", entry.lock.upload_id)
 
     def _check(self, entry: _Watched) -> None:
-        if entry.ended:  # interrupted already; the request is committing what it has
+        with entry.mutex:
+            if not entry.done:
+                self._check_running(entry)
+
+    def _check_running(self, entry: _Watched) -> None:
+        if entry.ended:
+            # Interrupted already; the request is committing what it has: keep the lock alive
+            # until it does (a last S3 part may take a while), but interrupt nothing more.
+            if not entry.lock.refresh()[0]:
+                log.debug("upload %s lost its lock while committing", entry.lock.upload_id)
             return
-        now = time.monotonic()
         if entry.body.idle_seconds >= self.read_timeout:
             entry.ended = True
             entry.body.interrupt(f"no data received for {self.read_timeout}s")
             return
-        if entry.lock.release_requested():
+        held, asked = entry.lock.refresh()
+        if not held:
+            entry.ended = True
+            entry.body.interrupt("lock lost")
+            return
+        if asked:
             entry.ended = True
             metrics.LOCK_RELEASE_REQUESTS.inc()
             entry.body.interrupt("another request asked for the upload")
-            return
-        if now - entry.refreshed >= self.refresh_every:
-            entry.refreshed = now
-            if not entry.lock.refresh():
-                entry.body.interrupt("lock lost")

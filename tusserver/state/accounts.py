@@ -15,20 +15,31 @@ that touches a user and its usage stays in one Cluster slot):
 - `login:name:<name>` / `login:addr:<address>` failed-login counters (fixed windows, TTL).
 - `grant:<id>:uses` how many uploads a grant has created (TTL until the grant expires).
 
-Nothing here is cached in the process: every check reads Redis, so a revocation, a disabled
-user or a changed role holds on every server sharing it from the next request on. A bearer token
-or a session costs one round trip (one script) per request.
+Credential checks are cached in the process, but only while Redis says nothing changed: every
+change that can refuse a credential (revoke, disable, role, password, logout, removal) publishes
+on the `accounts` channel in the same transaction, and each process drains that channel (a
+non-blocking read of an open socket) before it trusts its cache. So a revocation holds on every
+server sharing Redis from the next request on, and a known token costs no round trip. A cached
+entry is also dropped when its token's last-used time is due (once a minute), when the channel's
+connection breaks, and whenever the subscription is not confirmed: then every check reads Redis.
 """
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import math
+import select
+import threading
 from dataclasses import dataclass
 from typing import Any
 
 import redis
+from redis.exceptions import RedisError
 
 from .redis import translate_errors
+
+log = logging.getLogger(__name__)
 
 # Credential check in one round trip: the record, its user, expiry, and a throttled last-used.
 # Returns {owner, role, id} or an empty reply for any kind of "no" (unknown, expired, disabled).
@@ -42,7 +53,7 @@ if not u[1] or u[2] == '1' then return {} end
 if t[3] == '' or now - tonumber(t[3]) >= tonumber(ARGV[3]) then
   redis.call('HSET', KEYS[1], 'last_used', ARGV[1])
 end
-return {t[1], u[1], t[4]}
+return {t[1], u[1], t[4], t[2]}
 """
 
 _RESOLVE_SESSION = """
@@ -51,7 +62,7 @@ if not s[1] then return {} end
 if tonumber(s[2]) <= tonumber(ARGV[1]) then return {} end
 local u = redis.call('HMGET', ARGV[2] .. 'user:{' .. s[1] .. '}', 'role', 'disabled')
 if not u[1] or u[2] == '1' then return {} end
-return {s[1], u[1]}
+return {s[1], u[1], s[2]}
 """
 
 # Reserve bytes against the owner's quota: {1, left after} or {0, left now}. left = -1: no limit.
@@ -91,6 +102,12 @@ return n
 """
 
 
+SESSION_RECHECK = 60.0
+"""A cached session is read from Redis again at least this often (a safety net only)."""
+
+CACHE_ENTRIES = 10_000
+"""Credentials remembered per process; past that, new ones are checked in Redis each time."""
+
 COUNTED_MAX = 2**50
 """An upload counts at most 1 PiB towards usage: Redis counters are 64-bit, tus lengths too."""
 
@@ -122,9 +139,16 @@ class TokenRecord:
 class AccountStore:
     """Reads and changes account state; each method is one round trip or one script."""
 
-    def __init__(self, client: redis.Redis, prefix: str = "tusserver:"):
+    def __init__(self, client: redis.Redis, prefix: str = "tusserver:", cache: bool = True):
         self.client = client
         self.prefix = prefix
+        self._cache_enabled = cache
+        self._cache: dict[str, tuple[Any, ...]] = {}
+        self._generation = 0
+        self._pubsub: Any = None
+        self._poller: Any = None
+        self._sock: Any = None
+        self._lock = threading.Lock()
         self._resolve_token = client.register_script(_RESOLVE_TOKEN)
         self._resolve_session = client.register_script(_RESOLVE_SESSION)
         self._reserve = client.register_script(_RESERVE)
@@ -163,6 +187,72 @@ class AccountStore:
     @property
     def _users(self) -> str:
         return f"{self.prefix}users"
+
+    @property
+    def _channel(self) -> str:
+        return f"{self.prefix}accounts"
+
+    # -- the invalidated cache -------------------------------------------------------------
+    def _fresh(self) -> int | None:
+        """Apply pending invalidations; the cache generation, or None if the cache is unusable."""
+        if not self._cache_enabled:
+            return None
+        with self._lock:
+            try:
+                if self._pubsub is None:
+                    self._subscribe()
+                elif not self._poller.poll(0):
+                    # Nothing arrived since the last drain (which left redis-py's buffer empty):
+                    # a bare poll(2) of the socket, a microsecond, instead of a parser round.
+                    return self._generation
+                while (message := self._pubsub.get_message(timeout=0)) is not None:
+                    if message.get("type") == "message":
+                        self._cache.clear()
+                        self._generation += 1
+                connection = self._pubsub.connection
+                if connection is None or connection._sock is not self._sock:
+                    # redis-py reconnected under us: what was published meanwhile is lost.
+                    raise ValueError("the accounts channel reconnected")
+            except (RedisError, OSError, ValueError) as exc:
+                log.warning("accounts cache off until Redis answers again: %s", exc)
+                self._drop_subscription()
+                return None
+            return self._generation
+
+    def _subscribe(self) -> None:
+        pubsub = self.client.pubsub()
+        pubsub.subscribe(self._channel)
+        # Wait for the confirmation: before it, changes made elsewhere would go unnoticed.
+        confirmed = pubsub.get_message(timeout=2)
+        if not confirmed or confirmed.get("type") != "subscribe":
+            pubsub.close()
+            raise ValueError("subscription to the accounts channel not confirmed")
+        self._sock = pubsub.connection._sock
+        self._poller = select.poll()
+        self._poller.register(self._sock, select.POLLIN | select.POLLERR | select.POLLHUP)
+        self._pubsub = pubsub
+        self._cache.clear()
+        self._generation += 1
+
+    def _drop_subscription(self) -> None:
+        self._cache.clear()
+        self._generation += 1
+        if self._pubsub is not None:
+            with contextlib.suppress(RedisError, OSError):
+                self._pubsub.close()
+            self._pubsub = None
+
+    def _remember(self, generation: int | None, key: str, value: tuple[Any, ...]) -> None:
+        """Cache a Redis answer, unless an invalidation arrived while it was being read."""
+        if generation is None:
+            return
+        with self._lock:
+            if self._generation == generation and len(self._cache) < CACHE_ENTRIES:
+                self._cache[key] = value
+
+    def _invalidate(self, pipe: Any) -> None:
+        """Queue the message that tells every process to forget its cached credentials."""
+        pipe.publish(self._channel, "*")
 
     # -- users -----------------------------------------------------------------------------
     def add_user(self, name: str, role: str, password_hash: str, created: float) -> bool:
@@ -215,7 +305,10 @@ class AccountStore:
         with translate_errors():
             if not self.client.exists(self._user(name)):
                 return False
-            self.client.hset(self._user(name), mapping=fields)
+            pipe = self.client.pipeline(transaction=True)
+            pipe.hset(self._user(name), mapping=fields)
+            self._invalidate(pipe)
+            pipe.execute()
         return True
 
     def remove_user(self, name: str) -> bool:
@@ -234,6 +327,7 @@ class AccountStore:
                     pipe.delete(self._token(digest))
             for digest in sessions:
                 pipe.delete(self._session(digest))
+            self._invalidate(pipe)
             removed = pipe.execute()[0]
         return bool(removed)
 
@@ -262,13 +356,22 @@ class AccountStore:
 
     def resolve_token(self, digest: str, now: float, touch_every: float) -> tuple[str, str, str]:
         """(owner, role, token id) of a usable token, or ("", "", "") for any refusal."""
+        generation = self._fresh()
+        cached = self._cache.get("t:" + digest) if generation is not None else None
+        if cached is not None:
+            owner, role, token_id, expires, checked = cached
+            if (expires is None or expires > now) and now - checked < touch_every:
+                return owner, role, token_id
         with translate_errors():
             result = self._resolve_token(
                 keys=[self._token(digest)], args=[repr(now), self.prefix, repr(touch_every)]
             )
         if not result:
             return "", "", ""
-        return result[0], result[1], result[2]
+        owner, role, token_id = result[0], result[1], result[2]
+        expires = float(result[3]) if result[3] else None
+        self._remember(generation, "t:" + digest, (owner, role, token_id, expires, now))
+        return owner, role, token_id
 
     def get_token(self, token_id: str) -> TokenRecord | None:
         with translate_errors():
@@ -301,6 +404,7 @@ class AccountStore:
             if digest:
                 pipe.delete(self._token(digest))
             pipe.srem(self._user_tokens(record.owner), token_id)
+            self._invalidate(pipe)
             pipe.execute()
         return record
 
@@ -318,12 +422,19 @@ class AccountStore:
 
     def resolve_session(self, digest: str, now: float) -> tuple[str, str]:
         """(user, role) of a live session of an enabled user, or ("", "")."""
+        generation = self._fresh()
+        cached = self._cache.get("s:" + digest) if generation is not None else None
+        if cached is not None:
+            user, role, expires, checked = cached
+            if expires > now and now - checked < SESSION_RECHECK:
+                return user, role
         with translate_errors():
             result = self._resolve_session(
                 keys=[self._session(digest)], args=[repr(now), self.prefix]
             )
         if not result:
             return "", ""
+        self._remember(generation, "s:" + digest, (result[0], result[1], float(result[2]), now))
         return result[0], result[1]
 
     def remove_session(self, digest: str) -> None:
@@ -333,6 +444,7 @@ class AccountStore:
             pipe.delete(self._session(digest))
             if user:
                 pipe.srem(self._user_sessions(user), digest)
+            self._invalidate(pipe)
             pipe.execute()
 
     def end_sessions(self, user: str) -> int:
@@ -343,6 +455,7 @@ class AccountStore:
             for digest in digests:
                 pipe.delete(self._session(digest))
             pipe.delete(self._user_sessions(user))
+            self._invalidate(pipe)
             pipe.execute()
         return len(digests)
 

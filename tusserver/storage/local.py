@@ -8,9 +8,13 @@ import logging
 import os
 from collections.abc import Iterable, Iterator
 from pathlib import Path
+from typing import BinaryIO
 
+from .. import backend_status
 from ..errors import BackendUnavailable, TooLarge
 from ..models import UploadInfo, WriteResult
+from ..offload import blocking
+from ..protocol import is_upload_id
 
 log = logging.getLogger(__name__)
 
@@ -20,8 +24,10 @@ READ_BLOCK = 1024 * 1024
 class LocalStore:
     """Upload `<id>` is the file `<directory>/<id>`.
 
-    A write first truncates the file to the offset, so bytes an earlier interrupted or rejected
-    attempt left past the committed offset can never end up in the upload. With `fsync` on (the
+    A write goes to the file at the attempt's offset and never truncates: bytes past the
+    committed offset (left by an interrupted or rejected attempt) are harmless, because reads
+    stop at the committed offset and the next attempt overwrites them, while a truncate by a
+    stale writer could cut bytes another writer committed meanwhile. With `fsync` on (the
     default) the file is fsync'd before `write` returns, so the offset the service then commits
     survives a crash.
     """
@@ -47,40 +53,42 @@ class LocalStore:
             fd = os.open(self._path(info), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o640)
             os.close(fd)
             if self.fsync:
-                self._fsync_directory()
+                blocking(self._fsync_directory)
         except OSError as exc:
             raise _unavailable("create", exc) from exc
 
-    def write(self, info: UploadInfo, chunks: Iterable[bytes]) -> WriteResult:
+    def write(
+        self, info: UploadInfo, chunks: Iterable[bytes], attempt: str | None = None
+    ) -> WriteResult:
         written = 0
         try:
             fd = os.open(self._path(info), os.O_WRONLY | os.O_CREAT, 0o640)
         except OSError as exc:
             raise _unavailable("open", exc) from exc
         try:
-            if os.fstat(fd).st_size != info.offset:
-                # Only when there is something to cut: ext4 takes a truncate to size 0 for a
-                # "replace via truncate" and writes the whole file out when it is closed
-                # (auto_da_alloc), which made closing after a 1 GiB first PATCH take 0.25 s.
-                os.ftruncate(fd, info.offset)
             os.lseek(fd, info.offset, os.SEEK_SET)
             for chunk in chunks:
-                view = memoryview(chunk)
-                while view:
-                    count = os.write(fd, view)
-                    view = view[count:]
+                # Disk calls go through `blocking`: under the gevent worker a write stalled by
+                # dirty-page throttling or a long fsync must not stall other connections.
+                blocking(_write_all, fd, chunk)
                 written += len(chunk)
             if self.fsync:
-                os.fsync(fd)
+                blocking(os.fsync, fd)
         except OSError as exc:
             raise _unavailable("write", exc) from exc
         finally:
-            os.close(fd)
+            blocking(os.close, fd)  # closing after a large write can flush (ext4 auto_da_alloc)
         return WriteResult(written)
 
-    def discard(self, info: UploadInfo, result: WriteResult) -> None:
-        with contextlib.suppress(FileNotFoundError):
-            os.truncate(self._path(info), info.offset)
+    def discard(self, info: UploadInfo, result: WriteResult, exclusive: bool = False) -> None:
+        """Cut the file back to the committed offset, only while the caller holds the lock.
+
+        Without the lock, `info.offset` may be below what another writer committed since, so the
+        file is left alone: uncommitted bytes past the offset are never read anyway.
+        """
+        if exclusive and result.bytes_written:
+            with contextlib.suppress(FileNotFoundError):
+                blocking(os.truncate, self._path(info), info.offset)
 
     def read(self, info: UploadInfo, start: int, end: int) -> Iterator[bytes]:
         try:
@@ -102,6 +110,22 @@ class LocalStore:
     def local_path(self, info: UploadInfo) -> Path | None:
         return self._path(info)
 
+    def open_file(self, info: UploadInfo) -> BinaryIO:
+        try:
+            return open(self._path(info), "rb")
+        except OSError as exc:
+            raise _unavailable("open", exc) from exc
+
+    def stored_uploads(self) -> Iterator[tuple[str, float]]:
+        try:
+            entries = list(os.scandir(self.directory))
+        except OSError as exc:
+            raise _unavailable("list", exc) from exc
+        for entry in entries:
+            if is_upload_id(entry.name):
+                with contextlib.suppress(OSError):
+                    yield entry.name, entry.stat().st_mtime
+
     def save_info(self, info: UploadInfo) -> None:
         """Nothing to do: the local store relies on the state store alone."""
 
@@ -117,9 +141,16 @@ class LocalStore:
             os.close(fd)
 
 
+def _write_all(fd: int, chunk: bytes) -> None:
+    view = memoryview(chunk)
+    while view:
+        count = os.write(fd, view)
+        view = view[count:]
+
+
 def _unavailable(action: str, exc: OSError) -> Exception:
     """Translate an OS error into the catalogue; a full disk is the client's 'too large'."""
     if exc.errno in (errno.ENOSPC, errno.EDQUOT):
         return TooLarge("the server is out of storage space for this upload")
-    log.error("local store %s failed: %s", action, exc)
+    backend_status.failed(backend_status.STORAGE, f"local store {action} failed: {exc}")
     return BackendUnavailable(f"storage {action} failed")

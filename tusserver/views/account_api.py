@@ -227,6 +227,8 @@ def _require_admin() -> None:
 def _quota(value: Any) -> int | None:
     if value is None:
         return None
+    if isinstance(value, float) and value.is_integer():  # JSON does not tell 5.0 from 5
+        value = int(value)
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
         raise BadRequest("quota must be a whole number of bytes (0: no limit) or null")
     return value

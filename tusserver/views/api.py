@@ -10,7 +10,8 @@ from flask import Blueprint, Response, jsonify, request, url_for
 from ..auth.accounts import NAME_PATTERN
 from ..errors import BadRequest
 from ..models import UploadInfo
-from .common import principal, service, upload_url
+from .common import download_url, principal, service, upload_url
+from .json_body import read_json_object
 
 bp = Blueprint("api", __name__, url_prefix="/api")
 
@@ -32,7 +33,7 @@ def upload_json(info: UploadInfo) -> dict[str, Any]:
         "metadata": info.metadata,
         "owner": info.owner,
         "url": upload_url(info.id),
-        "download_url": upload_url(info.id),
+        "download_url": download_url(info.id),
     }
 
 
@@ -70,8 +71,8 @@ def get_upload(upload_id: str) -> Response:
 @bp.patch("/uploads/<upload_id>")
 def rename_upload(upload_id: str) -> Response:
     """Rename: `{"filename": "new name"}`."""
-    body = request.get_json(silent=True)
-    if not isinstance(body, dict) or not isinstance(body.get("filename"), str):
+    body = read_json_object('{"filename": "new name"}')
+    if not isinstance(body.get("filename"), str):
         raise BadRequest('expected a JSON object like {"filename": "new name"}')
     return jsonify(upload_json(service().rename(upload_id, principal(), body["filename"])))
 

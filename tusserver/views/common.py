@@ -10,8 +10,10 @@ from werkzeug.exceptions import HTTPException
 from ..auth.principal import Principal
 from ..auth.resolve import current_principal
 from ..errors import TusError
+from ..logsafe import escape
 from ..protocol import TUS_VERSION
 from ..service import UploadService
+from .problem import render_problem, request_draft
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +35,15 @@ def upload_url(upload_id: str) -> str:
     return url_for("tus.head", upload_id=upload_id, _external=True)
 
 
+def download_url(upload_id: str) -> str:
+    """Where the upload's bytes are fetched: on `TUSSERVER_DOWNLOAD_ORIGIN` when one is set, so
+    user content is served from an origin that holds no session and runs none of our pages."""
+    origin = service().settings.download_origin
+    if origin:
+        return origin + url_for("tus.head", upload_id=upload_id)
+    return upload_url(upload_id)
+
+
 def is_api_request() -> bool:
     return request.path.startswith("/api/")
 
@@ -44,6 +55,9 @@ def is_tus_request() -> bool:
 def render_error(error: TusError) -> Response:
     """Render a catalogue error: JSON under /api/, no body for HEAD, else text/plain."""
     g.error_code = error.code
+    draft = request_draft()
+    if draft is not None and not is_api_request():
+        return render_problem(error, draft)  # an IETF draft client: RFC 9457 problem details
     if is_api_request():
         response = jsonify(error={"code": error.code, "message": error.message})
     elif request.method == "HEAD":
@@ -73,5 +87,5 @@ def render_unexpected(exc: Exception) -> Response:
     """A bug: log the traceback, tell the client nothing but that it failed."""
     if isinstance(exc, HTTPException):
         return render_http_exception(exc)
-    log.exception("unhandled error on %s %s", request.method, request.path)
+    log.exception("unhandled error on %s %s", escape(request.method), escape(request.path))
     return render_error(TusError())

@@ -19,7 +19,8 @@ from werkzeug.datastructures import ContentRange
 from werkzeug.http import http_date, is_resource_modified
 from werkzeug.wsgi import wrap_file
 
-from ..errors import RangeNotSatisfiable
+from ..errors import RangeNotSatisfiable, TusError
+from ..protocol_ietf import decode_digest_values, format_digests, parse_want_digest
 from ..service import Download
 from .common import TUS_PATH, principal, service
 
@@ -111,14 +112,43 @@ def _range_applies(download: Download) -> bool:
 
 def _body(download: Download, start: int, end: int) -> tuple[object, bool]:
     if download.path is not None:
-        handle = open(download.path, "rb")  # noqa: SIM115 - the WSGI server closes it
+        handle = download.open_file()  # 404/410 if terminated meanwhile; the server closes it
         handle.seek(start)
         wrapped = wrap_file(request.environ, handle, FILE_BLOCK)
         if end == download.size or "gunicorn.socket" in request.environ:
             # gunicorn sends exactly Content-Length bytes (sendfile), so the wrapper can go as is
             return wrapped, True
         return _limited(wrapped, end - start), True
-    return download.read(start, end), False
+    return _primed(download.read(start, end)), False
+
+
+def _primed(chunks: Iterator[bytes]) -> Iterator[bytes]:
+    """Read the first chunk now, so a store that fails at once is a 503, not a broken 200.
+
+    Until the first chunk exists the status line is not sent: a failure here goes through the
+    error handler like any other. A failure after it can only cut the body short (see
+    request_log.py).
+    """
+    try:
+        first = next(chunks)
+    except StopIteration:
+        return iter(())
+    except BaseException:
+        close = getattr(chunks, "close", None)
+        if close is not None:
+            close()
+        raise
+    return _chain(first, chunks)
+
+
+def _chain(first: bytes, rest: Iterator[bytes]) -> Iterator[bytes]:
+    try:
+        yield first
+        yield from rest
+    finally:
+        close = getattr(rest, "close", None)
+        if close is not None:
+            close()
 
 
 def _limited(chunks: Iterator[bytes], count: int) -> Iterator[bytes]:
@@ -146,14 +176,39 @@ def _validators(download: Download) -> dict[str, str]:
 
 def _headers(download: Download) -> dict[str, str]:
     content_type = media_type(download.info.filetype, download.info.filename)
-    disposition = "inline" if is_inline_safe(content_type) else "attachment"
-    return {
+    inline = is_inline_safe(content_type)
+    headers = {
         **_validators(download),
         "Accept-Ranges": "bytes",
-        "Content-Type": content_type,
-        "Content-Disposition": content_disposition(disposition, download.info.filename),
+        "Content-Type": served_type(content_type),
+        "Content-Disposition": content_disposition(
+            "inline" if inline else "attachment", download.info.filename
+        ),
         "Content-Security-Policy": "sandbox; default-src 'none'",
     }
+    digest = _repr_digest(download)
+    if digest:
+        headers["Repr-Digest"] = digest
+    return headers
+
+
+def _repr_digest(download: Download) -> str:
+    """RFC 9530: answer Want-Repr-Digest with the digests we know of the stored file.
+
+    They are known when the upload was created with Repr-Digest (and verified when it
+    completed) or with Want-Repr-Digest (computed then). A Repr-Digest covers the whole file, so
+    it is the same on a 206.
+    """
+    want = request.headers.get("Want-Repr-Digest")
+    known = decode_digest_values(download.info.digests)
+    if want is None or not known:
+        return ""
+    try:
+        wanted = parse_want_digest("Want-Repr-Digest", want)
+    except TusError:
+        return ""  # a preference we cannot read is ignored, never an error on a download
+    chosen = {name: known[name] for name in wanted if name in known}
+    return format_digests(chosen) if chosen else ""
 
 
 def media_type(claimed: str, filename: str) -> str:
@@ -168,6 +223,17 @@ def media_type(claimed: str, filename: str) -> str:
 def is_inline_safe(content_type: str) -> bool:
     """Only types a browser cannot run as a page are shown inline; HTML and SVG never are."""
     return content_type in _INLINE_EXACT or content_type.startswith(_INLINE_PREFIXES)
+
+
+def served_type(content_type: str) -> str:
+    """The Content-Type a download goes out with: its own only when it is inline-safe.
+
+    `Content-Disposition: attachment` does not stop `<script src>`, `<link rel=stylesheet>` or a
+    worker from using a response: they look only at the type. A JavaScript upload served as
+    `text/javascript` would run from our origin (and pass a `script-src 'self'` policy);
+    `application/octet-stream` with `nosniff` is refused by every such element.
+    """
+    return content_type if is_inline_safe(content_type) else "application/octet-stream"
 
 
 def content_disposition(disposition: str, filename: str) -> str:

@@ -21,12 +21,12 @@ from urllib.parse import urlencode
 from flask import Blueprint, Response, current_app, g, jsonify, request, url_for
 
 from ..auth.events import log_security_event
-from ..auth.principal import OPEN_ADMIN, Grant, Principal
+from ..auth.principal import Grant, Principal
 from ..auth.signed import issue_grant, new_grant_id, new_link_secret, sign_link, verify_link
 from ..errors import BadRequest, Forbidden, UploadIncomplete, UploadNotFound
 from ..models import UploadInfo
 from ..protocol import is_upload_id
-from .common import service
+from .common import principal, service
 from .download import send_download
 
 bp = Blueprint("links", __name__)
@@ -38,12 +38,6 @@ _MAX_JSON_INT = 2**53 - 1
 
 class InvalidLink(Forbidden):
     code, default_message = "invalid-link", "This link is invalid, expired or revoked"
-
-
-def current_principal() -> Principal:
-    """The request's principal (resolved by the auth layer); the open admin before it exists."""
-    principal = g.get("principal")
-    return principal if principal is not None else OPEN_ADMIN
 
 
 # -- links -----------------------------------------------------------------------------------
@@ -79,19 +73,21 @@ def revoke_links(upload_id: str) -> Response:
 @bp.route("/links/<upload_id>", methods=["GET", "HEAD"])
 def link_download(upload_id: str) -> Response:
     """Download through a signed link: 403 unless the signature, expiry and secret all hold."""
-    expires = _verified_link(upload_id)
+    _verified_link(upload_id)
+    # The link itself is the credential: whatever else the request carries, it reads this one
+    # upload and nothing more.
     g.principal = Principal(name=None, role="anonymous", via="link", link_upload=upload_id)
     download = service().download(upload_id, g.principal)
     response = send_download(download, send_body=request.method == "GET")
-    # The URL itself is the credential: keep it out of Referer headers and shared caches, and
-    # never let a cache serve it past the link's expiry.
+    # Keep the URL out of Referer headers. Caching stays `private, no-cache` (as on /files/): a
+    # browser must come back to revalidate, so a revoked or expired link stops working even for
+    # a copy it already holds.
     response.headers["Referrer-Policy"] = "no-referrer"
-    response.headers["Cache-Control"] = f"private, max-age={max(expires - int(time.time()), 0)}"
     return response
 
 
-def _verified_link(upload_id: str) -> int:
-    """The link's expiry if it verifies, else InvalidLink (one answer for every failure)."""
+def _verified_link(upload_id: str) -> None:
+    """InvalidLink unless the link verifies (one answer for every failure)."""
     raw_expires = request.args.get("expires", "")
     signature = request.args.get("signature", "")
     if not (is_upload_id(upload_id) and raw_expires.isascii() and raw_expires.isdigit()):
@@ -103,7 +99,6 @@ def _verified_link(upload_id: str) -> int:
     link_secret = components.links.link_secret(upload_id)
     if not verify_link(components.secret_key, upload_id, expires, link_secret, signature):
         raise InvalidLink()
-    return expires
 
 
 def _link_url(upload_id: str, expires: int, signature: str) -> str:
@@ -115,19 +110,23 @@ def _link_url(upload_id: str, expires: int, signature: str) -> str:
 
 
 def _owned_upload(upload_id: str) -> UploadInfo:
-    """The upload if the caller may manage it; for anyone else exactly the 404 of a missing one."""
-    principal = current_principal()
-    if principal.is_anonymous or principal.grant is not None or principal.link_upload:
+    """The upload if the caller may manage it; for anyone else exactly the 404 of a missing one.
+
+    Links are shared by owners and admins only: a grant holder or a link holder may read or
+    write an upload but never hand it on.
+    """
+    caller = principal()
+    if caller.is_anonymous or caller.grant is not None or caller.link_upload is not None:
         raise UploadNotFound()
-    return service().info(upload_id, principal)
+    return service().info(upload_id, caller, "write")
 
 
 # -- grants ----------------------------------------------------------------------------------
 @bp.post("/api/grants")
 def create_grant() -> Response:
     """A signed token that lets someone without an account make a few bounded uploads."""
-    principal = current_principal()
-    if principal.name is None or principal.grant is not None or principal.link_upload:
+    caller = principal()
+    if caller.name is None or caller.grant is not None or caller.link_upload is not None:
         raise Forbidden("only a signed-in user can issue upload grants")
     settings = service().settings
     body = _json_body()
@@ -138,7 +137,7 @@ def create_grant() -> Response:
     metadata = _metadata_field(body.get("metadata"), settings.max_metadata_size)
     grant = Grant(
         id=new_grant_id(),
-        owner=principal.name,
+        owner=caller.name,
         max_size=max_size,
         uploads=uploads,
         expires=float(int(time.time()) + expires_in),
@@ -173,7 +172,11 @@ def _metadata_field(value: Any, max_bytes: int) -> dict[str, str]:
             raise BadRequest("metadata keys must be printable ASCII without spaces or commas")
         if not isinstance(item, str):
             raise BadRequest("metadata values must be strings")
-        size += len(key) + len(item.encode("utf-8", "surrogatepass")) * 4 // 3 + 4
+        try:
+            encoded = item.encode("utf-8")  # a lone surrogate (JSON allows "\ud800") cannot be
+        except UnicodeEncodeError:
+            raise BadRequest("metadata values must be valid Unicode text") from None
+        size += len(key) + len(encoded) * 4 // 3 + 4
     if size > max_bytes:
         raise BadRequest(f"metadata is larger than {max_bytes} bytes")
     return dict(value)
@@ -188,7 +191,10 @@ def _json_body() -> dict[str, Any]:
 
 
 def _int_field(body: dict[str, Any], name: str, low: int, high: int) -> int:
+    """A whole number in range; `60.0` counts (JSON, and JSON Schema, do not tell them apart)."""
     value = body.get(name)
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
     if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
         raise BadRequest(f"{name} must be a whole number from {low} to {high}")
     return value

@@ -5,12 +5,13 @@ from __future__ import annotations
 from flask import Blueprint, Response, jsonify
 
 from ..openapi import openapi_document
+from .common import service
 
 bp = Blueprint("openapi", __name__)
 
 
 @bp.get("/api/openapi.json")
 def document() -> Response:
-    response = jsonify(openapi_document())
+    response = jsonify(openapi_document(service().settings))
     response.headers["Cache-Control"] = "public, max-age=300"
     return response

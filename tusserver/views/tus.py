@@ -21,13 +21,23 @@ from ..protocol import (
     parse_concat,
     parse_defer_length,
     parse_length,
-    parse_metadata,
+    parse_metadata_values,
     upload_id_from_url,
 )
+from ..protocol_ietf import (
+    PARTIAL_UPLOAD_TYPE,
+    digest_checksums,
+    encode_digest_values,
+    format_limits,
+    parse_digests,
+    parse_want_digest,
+)
+from ..rate import MinimumRate
 from ..service import NewUpload
 from ..wsgi_input import body_stream
 from .common import TUS_PATH, principal, render_error, service, upload_url
 from .download import download_head
+from .problem import request_draft
 
 bp = Blueprint("tus", __name__)
 
@@ -39,12 +49,14 @@ EXTENSIONS = (
     "expiration",
     "checksum",
     "concatenation",
+    "concatenation-unfinished",
 )
 
 
 @bp.after_request
 def add_tus_resumable(response: Response) -> Response:
-    response.headers["Tus-Resumable"] = TUS_VERSION
+    if request_draft() is None:  # IETF draft responses (views/ietf.py) do not speak tus
+        response.headers["Tus-Resumable"] = TUS_VERSION
     return response
 
 
@@ -59,6 +71,11 @@ def options(upload_id: str | None = None) -> Response:
     max_size = service().settings.max_size
     if max_size:
         response.headers["Tus-Max-Size"] = str(max_size)
+    # Discovery for IETF draft clients that ask without Upload-Draft-Interop-Version.
+    response.headers["Accept-Patch"] = f"{OFFSET_CONTENT_TYPE}, {PARTIAL_UPLOAD_TYPE}"
+    limits = format_limits(service().limits())
+    if limits:
+        response.headers["Upload-Limit"] = limits
     return response
 
 
@@ -72,7 +89,7 @@ def create() -> Response:
     defer_length = parse_defer_length(defer) if defer is not None else False
     if length is not None and defer_length:
         raise InvalidHeader("send either Upload-Length or Upload-Defer-Length, not both")
-    metadata = parse_metadata(
+    metadata, binary = parse_metadata_values(
         request.headers.get("Upload-Metadata", ""), settings.max_metadata_size
     )
     concat_header = request.headers.get("Upload-Concat")
@@ -94,6 +111,8 @@ def create() -> Response:
             concat=concat.kind if concat else None,
             members=members,
             body_length=None if _is_chunked() or not has_body else _content_length(),
+            metadata_binary=binary,
+            digests=repr_digests(),
         ),
         principal(),
     )
@@ -122,13 +141,19 @@ def head(upload_id: str) -> Response:
     info = service().info(upload_id, principal())
     response = _empty(200)
     response.headers["Cache-Control"] = "no-store"
-    response.headers["Upload-Offset"] = str(info.offset)
-    if info.length is None:
-        response.headers["Upload-Defer-Length"] = "1"
+    if info.is_final and not info.is_complete:
+        # concatenation-unfinished: no offset until the partial uploads are all complete
+        length = service().final_length(info)
+        if length is not None:
+            response.headers["Upload-Length"] = str(length)
     else:
-        response.headers["Upload-Length"] = str(info.length)
+        response.headers["Upload-Offset"] = str(info.offset)
+        if info.length is None:
+            response.headers["Upload-Defer-Length"] = "1"
+        else:
+            response.headers["Upload-Length"] = str(info.length)
     if info.metadata:
-        response.headers["Upload-Metadata"] = encode_metadata(info.metadata)
+        response.headers["Upload-Metadata"] = encode_metadata(info.metadata, info.metadata_binary)
     if info.concat:
         urls = [upload_url(member) for member in info.members]
         response.headers["Upload-Concat"] = format_concat(info.concat, urls)
@@ -174,9 +199,28 @@ def _optional_length(name: str) -> int | None:
     return None if value is None else parse_length(name, value)
 
 
-def _optional_checksum() -> Checksum | None:
+def _optional_checksum() -> tuple[Checksum, ...]:
+    """Upload-Checksum and RFC 9530 Content-Digest: every one given is verified."""
+    checks: tuple[Checksum, ...] = ()
     value = request.headers.get("Upload-Checksum")
-    return None if value is None else parse_checksum(value)
+    if value is not None:
+        checks += (parse_checksum(value),)
+    digest = request.headers.get("Content-Digest")
+    if digest is not None:
+        checks += digest_checksums(parse_digests("Content-Digest", digest))
+    return checks
+
+
+def repr_digests() -> dict[str, str]:
+    """The whole upload's digests to verify (Repr-Digest) or compute (Want-Repr-Digest)."""
+    wanted: dict[str, str] = {}
+    want = request.headers.get("Want-Repr-Digest")
+    if want is not None:
+        wanted = dict.fromkeys(parse_want_digest("Want-Repr-Digest", want)[:1], "")
+    announced = request.headers.get("Repr-Digest")
+    if announced is not None:
+        wanted.update(encode_digest_values(parse_digests("Repr-Digest", announced)))
+    return wanted
 
 
 def _require_offset_content_type() -> None:
@@ -206,11 +250,13 @@ def _has_body() -> bool:
 def _body_reader() -> BodyReader:
     """Wrap the raw WSGI input; the reader itself never reads past Content-Length."""
     expected = None if _is_chunked() else (_content_length() or 0)
+    settings = service().settings
     reader = BodyReader(
         body_stream(request.environ),
         expected,
-        chunk_size=service().settings.read_chunk_size,
+        chunk_size=settings.read_chunk_size,
         sock=request.environ.get("gunicorn.socket"),
+        min_rate=MinimumRate(settings.min_rate, settings.min_rate_window),
     )
     g.body = reader
     request.environ[BODY_KEY] = reader

@@ -131,8 +131,9 @@ export function scripted(responses) {
  * throws, or returns undefined to let the server handle it.
  */
 export class FakeServer {
-  constructor(endpoint = ENDPOINT) {
+  constructor(endpoint = ENDPOINT, { unfinishedConcat = true } = {}) {
     this.endpoint = endpoint;
+    this.unfinishedConcat = unfinishedConcat; // concatenation-unfinished, as tusserver offers
     this.uploads = new Map(); // url -> { length, data: Uint8Array, partial, metadata }
     this.nextId = 1;
     this.interceptors = [];
@@ -171,7 +172,21 @@ export class FakeServer {
   }
 
   bytes(url) {
-    return this.uploads.get(url)?.data ?? new Uint8Array(0);
+    const upload = this.uploads.get(url);
+    return upload ? this._data(upload) : new Uint8Array(0);
+  }
+
+  /** A final upload's bytes are its parts' bytes, read when asked (concatenation is virtual). */
+  _data(upload) {
+    if (!upload.final) return upload.data;
+    return concatBytes(upload.final.map((u) => this.uploads.get(u)?.data ?? new Uint8Array(0)));
+  }
+
+  _finalDone(upload) {
+    return upload.final.every((u) => {
+      const part = this.uploads.get(u);
+      return part && part.data.length === part.length;
+    });
   }
 
   handle(request) {
@@ -185,11 +200,15 @@ export class FakeServer {
     if (!upload) return { status: 404, body: 'not-found: Upload not found' };
     switch (request.method) {
       case 'HEAD':
+        if (upload.final && !this._finalDone(upload)) {
+          return { status: 200, headers: { 'Upload-Length': upload.length } }; // no offset yet
+        }
         return {
           status: 200,
-          headers: { 'Upload-Offset': upload.data.length, 'Upload-Length': upload.length },
+          headers: { 'Upload-Offset': this._data(upload).length, 'Upload-Length': upload.length },
         };
       case 'PATCH':
+        if (upload.final) return { status: 403, body: 'forbidden: a final upload cannot be modified' };
         return this.patch(upload, request);
       case 'DELETE':
         this.uploads.delete(request.url);
@@ -204,12 +223,14 @@ export class FakeServer {
     const metadata = request.headers['Upload-Metadata'] ?? '';
     let upload;
     if (concat?.startsWith('final;')) {
-      const parts = concat.slice('final;'.length).trim().split(/\s+/).map((u) => this.uploads.get(u));
-      if (parts.some((p) => !p || !p.partial || p.data.length !== p.length)) {
+      const urls = concat.slice('final;'.length).trim().split(/\s+/);
+      const parts = urls.map((u) => this.uploads.get(u));
+      const unfinished = parts.some((p) => p && p.data.length !== p.length);
+      if (parts.some((p) => !p || !p.partial) || (unfinished && !this.unfinishedConcat)) {
         return { status: 400, body: 'invalid-concat: partial upload missing or incomplete' };
       }
-      const data = concatBytes(parts.map((p) => p.data));
-      upload = { length: data.length, data, partial: false, metadata };
+      const length = parts.reduce((n, p) => n + p.length, 0);
+      upload = { length, data: new Uint8Array(0), partial: false, metadata, final: urls };
     } else {
       const length = Number(request.headers['Upload-Length']);
       if (!Number.isInteger(length)) return { status: 400, body: 'length-required: x' };
@@ -217,7 +238,7 @@ export class FakeServer {
     }
     const url = `${this.endpoint}${this.nextId++}`;
     this.uploads.set(url, upload);
-    return { status: 201, headers: { Location: url, 'Upload-Offset': upload.data.length } };
+    return { status: 201, headers: { Location: url, 'Upload-Offset': this._data(upload).length } };
   }
 
   patch(upload, request) {

@@ -41,3 +41,26 @@ test('SpeedMeter measures over its window and estimates time left', () => {
   meter.add(4500, 12000);
   assert.equal(meter.bytesPerSecond, 100);
 });
+
+test('parseSize reads quotas as people type them', async () => {
+  const { parseSize } = await import('../format.js');
+  assert.equal(parseSize(''), null);
+  assert.equal(parseSize('  '), null);
+  assert.equal(parseSize('0'), 0);
+  assert.equal(parseSize('1048576'), 1048576);
+  assert.equal(parseSize('10G'), 10 * 1024 ** 3);
+  assert.equal(parseSize('500 MiB'), 500 * 1024 ** 2);
+  assert.equal(parseSize('1.5k'), 1536);
+  assert.equal(parseSize('2 tb'), 2 * 1024 ** 4);
+  for (const bad of ['-1', 'ten', '5 X', '1e9', '99999999999999999999 T']) assert.equal(parseSize(bad), undefined, bad);
+});
+
+test('formatUsage and formatDate', async () => {
+  const { formatUsage, formatDate } = await import('../format.js');
+  assert.equal(formatUsage(1024, 2048), '1.0 KiB of 2.0 KiB');
+  assert.equal(formatUsage(0, null), '0 B (no limit)');
+  assert.equal(formatUsage(undefined, 0), '0 B (no limit)');
+  assert.equal(formatDate(null, 'never'), 'never');
+  assert.equal(formatDate('not a date'), 'date unknown');
+  assert.notEqual(formatDate('2026-01-01T00:00:00Z'), 'date unknown');
+});

@@ -26,7 +26,7 @@ const storageKey = (file) => `tus::${fingerprint(file, ENDPOINT)}`;
 const partialPosts = (t) => t.only('POST').filter((r) => r.headers['Upload-Concat'] === 'partial');
 const finalPosts = (t) => t.only('POST').filter((r) => r.headers['Upload-Concat']?.startsWith('final;'));
 
-test('parallelUploads=3 creates 3 partial uploads covering the file, then one final', async () => {
+test('parallelUploads=3 creates 3 partial uploads, the final one up front, then sends the parts', async () => {
   const file = makeFile(1001, { name: 'big.bin' });
   const { upload, transport, server, storage, rec } = setup(file, { parallelUploads: 3, chunkSize: 200 });
   await upload.start();
@@ -51,7 +51,12 @@ test('parallelUploads=3 creates 3 partial uploads covering the file, then one fi
   assert.equal(finals[0].headers['Upload-Concat'], `final;${u0} ${u1} ${u2}`);
   assert.equal(finals[0].headers['Upload-Length'], undefined);
   assert.equal(finals[0].headers['Upload-Metadata'], 'filename YmlnLmJpbg==,filetype YXBwbGljYXRpb24vb2N0ZXQtc3RyZWFt');
-  assert.equal(transport.requests.at(-1), finals[0], 'final is created after all parts');
+  const firstPatch = transport.requests.findIndex((r) => r.method === 'PATCH');
+  const finalAt = transport.requests.indexOf(finals[0]);
+  assert.ok(finalAt > transport.requests.indexOf(partials.at(-1)), 'after the parts exist');
+  assert.ok(finalAt < firstPatch, 'before any byte is sent (concatenation-unfinished)');
+  assert.equal(transport.only('HEAD').length, 1, 'fresh parts are not asked for their offset');
+  assert.deepEqual(transport.requests.at(-1).method, 'HEAD', 'the final upload is checked at the end');
 
   assert.equal(upload.url, `${ENDPOINT}4`);
   assert.deepEqual(server.bytes(upload.url), fileBytes);
@@ -129,7 +134,7 @@ test('a reload resumes each part from storage and sends only the missing bytes',
   await upload.start();
 
   assert.equal(partialPosts(transport).length, 0);
-  assert.deepEqual(transport.only('HEAD').map((r) => r.url).sort(), [u0, u1, u2]);
+  assert.deepEqual(transport.only('HEAD').map((r) => r.url).sort(), [u0, u1, u2, upload.url].sort());
   const patches = transport.only('PATCH');
   assert.deepEqual(patches.map((r) => [r.url, r.headers['Upload-Offset'], r.body.length]).sort(),
     [[u1, '150', 150], [u2, '0', 300]]);
@@ -178,7 +183,7 @@ test('a part failing with a 4xx fails the whole upload once and stops the other 
 
   assert.deepEqual(rec.of('error').map(([e]) => [e.status, e.message]), [[403, 'forbidden: quota exceeded']]);
   assert.equal(upload.state, 'error');
-  assert.equal(finalPosts(transport).length, 0);
+  assert.equal(finalPosts(transport).length, 1, 'the final upload was made before the parts ran');
   assert.equal(transport.requests.length, settled, 'no requests after the failure');
   assert.ok(transport.only('PATCH').length < 12, 'the siblings did not finish');
 });
@@ -219,14 +224,14 @@ test('pause stops every part; start resumes each with HEAD', async () => {
   const before = transport.requests.length;
   await upload.start();
   const after = transport.requests.slice(before);
-  assert.equal(after.filter((r) => r.method === 'HEAD').length, 3);
-  assert.equal(after.filter((r) => r.method === 'POST').length, 1, 'only the final');
+  assert.equal(after.filter((r) => r.method === 'HEAD').length, 4, 'three parts, then the final');
+  assert.equal(after.filter((r) => r.method === 'POST').length, 0, 'the final upload exists already');
   assert.ok(after.filter((r) => r.method === 'PATCH').every((r) => r.headers['Upload-Offset'] === '100'));
   assert.equal(upload.state, 'done');
   assert.deepEqual(server.bytes(upload.url), await bytesOf(file));
 });
 
-test('cancel() deletes every part', async () => {
+test('cancel() deletes the final upload and every part', async () => {
   const file = makeFile(200);
   const server = new FakeServer();
   const hold = deferred();
@@ -234,9 +239,9 @@ test('cancel() deletes every part', async () => {
   const { upload, transport, storage } = setup(file, { server, parallelUploads: 2 });
   upload.start();
   while (transport.only('PATCH').length < 2) await new Promise((r) => setImmediate(r));
-  const parts = upload.partUrls;
+  const urls = [upload.url, ...upload.partUrls];
   await upload.cancel();
-  assert.deepEqual(transport.only('DELETE').map((r) => r.url), parts);
+  assert.deepEqual(transport.only('DELETE').map((r) => r.url), urls);
   assert.equal(server.uploads.size, 0);
   assert.equal(storage.size, 0);
   assert.equal(upload.state, 'aborted');
@@ -261,4 +266,39 @@ test('a file smaller than 2 bytes is sent as a single upload', async () => {
   await upload.start();
   assert.deepEqual(transport.methods, ['POST', 'PATCH']);
   assert.equal(transport.requests[0].headers['Upload-Concat'], undefined);
+});
+
+test('the final upload URL is stored with the parts and reused after a reload', async () => {
+  const file = makeFile(600);
+  const storage = new Map();
+  const server = new FakeServer();
+  const hold = deferred();
+  server.intercept((r) => (r.method === 'PATCH' ? hold.promise : undefined));
+  const first = setup(file, { server, storage, parallelUploads: 2 });
+  first.upload.start();
+  while (first.transport.only('PATCH').length < 2) await new Promise((r) => setImmediate(r));
+  const stored = JSON.parse(storage.get(storageKey(file)));
+  assert.equal(stored.url, first.upload.url);
+  assert.deepEqual(stored.parts, first.upload.partUrls);
+  await first.upload.pause();
+
+  server.interceptors.length = 0;
+  const second = setup(file, { server, storage, parallelUploads: 2 });
+  await second.upload.start();
+  assert.equal(second.upload.url, stored.url);
+  assert.equal(second.transport.only('POST').length, 0);
+  assert.deepEqual(server.bytes(stored.url), await bytesOf(file));
+});
+
+test('a server without concatenation-unfinished gets the final upload after the parts', async () => {
+  const file = makeFile(500);
+  const server = new FakeServer(ENDPOINT, { unfinishedConcat: false });
+  const { upload, transport, rec } = setup(file, { server, parallelUploads: 2 });
+  await upload.start();
+  const finals = finalPosts(transport);
+  assert.equal(finals.length, 2, 'refused up front, made at the end');
+  assert.equal(transport.requests.at(-1), finals[1]);
+  assert.equal(upload.state, 'done');
+  assert.deepEqual(server.bytes(upload.url), await bytesOf(file));
+  assert.equal(rec.of('error').length, 0);
 });

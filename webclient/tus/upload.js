@@ -199,6 +199,8 @@ export class Upload {
     this._runPromise = null;
     this._parts = null; // child uploads when sending parallel partial uploads
     this._partSent = [];
+    this._fresh = false; // a part just created: its offset is 0 without asking
+    this._finalLater = false; // the server cannot make the final upload before its parts finish
   }
 
   /** Bytes the server has confirmed (summed over the parts for parallel uploads). */
@@ -338,6 +340,7 @@ export class Upload {
     if (Array.isArray(storedParts) && storedParts.length > 1 && storedParts.length <= this.file.size) {
       // Resume with the stored number of parts even if the option changed since.
       this._setupParts(storedParts.map((url) => (typeof url === 'string' ? url : null)));
+      if (typeof stored.url === 'string') this.url = stored.url; // the final upload, made up front
     } else if (typeof stored?.url === 'string') {
       this.url = stored.url;
     } else if (!this.url && !this.isPartial && this.parallelUploads > 1 && this.file.size > 1) {
@@ -360,7 +363,9 @@ export class Upload {
   // ---- single upload: HEAD or POST, then PATCH chunks ----------------------------------------
 
   async _sendSingle(token) {
-    let offset = this.url ? await this._head(token) : null;
+    // A part created a moment ago (before its final upload) is known to be at 0: no HEAD.
+    let offset = this.url ? (this._fresh ? 0 : await this._head(token)) : null;
+    this._fresh = false;
     if (offset === null) {
       await this._create(token);
       offset = 0;
@@ -497,6 +502,8 @@ export class Upload {
   async _executeParallel(token) {
     const partsToken = token.derive();
     try {
+      await this._createUpFront(token, partsToken);
+      if (token.cancelled) return false;
       const pending = this._parts.filter((part) => !part._complete);
       const results = await Promise.all(pending.map((part) => part._execute(partsToken)));
       if (token.cancelled || results.includes(false)) return false;
@@ -504,7 +511,48 @@ export class Upload {
       partsToken.cancel(); // one part failed for good: stop its siblings too
       throw error;
     }
-    return this._withRetries(token, () => this._createFinal(token));
+    return this._withRetries(token, () => this._finishFinal(token));
+  }
+
+  /**
+   * Create every part, then the final upload, before any bytes go (the server's
+   * concatenation-unfinished extension): the file's URL is known at once and the final upload
+   * completes by itself when its last part does. A server without the extension refuses the
+   * early final upload with a 4xx; it is then made after the parts, as concatenation requires.
+   */
+  async _createUpFront(token, partsToken) {
+    const missing = this._parts.filter((part) => !part.url);
+    await Promise.all(missing.map(async (part) => {
+      if (await part._withRetries(partsToken, () => part._create(partsToken))) part._fresh = true;
+    }));
+    if (token.cancelled || this.url || this._finalLater) return;
+    try {
+      await this._withRetries(token, () => this._createFinal(token));
+    } catch (error) {
+      if (!error?.status || error.status >= 500) throw error;
+      this._finalLater = true; // e.g. 400: "partial upload not complete"
+    }
+  }
+
+  /** After the parts: check the early final upload is complete, or make it now. */
+  async _finishFinal(token) {
+    if (!this.url) {
+      await this._createFinal(token);
+      return;
+    }
+    const url = this.url;
+    const response = await this._request(token, { method: 'HEAD', url, headers: this._baseHeaders() });
+    if (response.status === 404 || response.status === 410) {
+      this.url = null; // the final upload is gone (expired): make a new one of the same parts
+      await this._createFinal(token);
+      return;
+    }
+    if (!isSuccess(response.status)) throw this._httpError('HEAD', url, response);
+    if (parseOffset(header(response, 'Upload-Offset')) !== this.file.size) {
+      throw new UploadError(`Final upload ${url} is not complete yet`, {
+        status: response.status, method: 'HEAD', url, kind: 'protocol', retryable: true,
+      });
+    }
   }
 
   async _createFinal(token) {
@@ -515,6 +563,7 @@ export class Upload {
     const metadata = this._metadataHeader();
     if (metadata) headers['Upload-Metadata'] = metadata;
     this.url = await this._post(token, headers);
+    this._storeParts();
     this._emit('onUploadUrlAvailable', this.url);
   }
 
@@ -526,7 +575,9 @@ export class Upload {
   }
 
   _storeParts() {
-    this._storeSet({ parts: this.partUrls, createdAt: new Date().toISOString() });
+    const entry = { parts: this.partUrls, createdAt: new Date().toISOString() };
+    if (this.url) entry.url = this.url; // the final upload, once it exists
+    this._storeSet(entry);
   }
 
   // ---- helpers ------------------------------------------------------------------------------

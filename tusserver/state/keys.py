@@ -1,0 +1,54 @@
+"""The Redis key layout, built in one place (docs/architecture.md, "Redis schema").
+
+Every key of one upload carries the upload id as a hash tag (`{<id>}`), so all of them live in
+one Redis Cluster slot and each per-upload script touches one slot. Indexes that span uploads
+(listings, expiry) are separate keys.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Keys:
+    """Key names under one prefix (several servers can share a Redis with different prefixes)."""
+
+    prefix: str = "tusserver:"
+
+    def upload(self, upload_id: str) -> str:
+        return f"{self.prefix}upload:{{{upload_id}}}"
+
+    def parts(self, upload_id: str) -> str:
+        return f"{self.prefix}upload:{{{upload_id}}}:parts"
+
+    def refs(self, upload_id: str) -> str:
+        """The final uploads that use a partial upload."""
+        return f"{self.prefix}upload:{{{upload_id}}}:refs"
+
+    def gone(self, upload_id: str) -> str:
+        """The tombstone of a terminated or expired upload."""
+        return f"{self.prefix}upload:{{{upload_id}}}:gone"
+
+    def lock(self, upload_id: str) -> str:
+        return f"{self.prefix}lock:{{{upload_id}}}"
+
+    def release(self, upload_id: str) -> str:
+        """A newcomer's request that the lock holder let go."""
+        return f"{self.prefix}lock:{{{upload_id}}}:release"
+
+    def owner(self, owner: str) -> str:
+        return f"{self.prefix}owner:{owner}"
+
+    @property
+    def uploads(self) -> str:
+        return f"{self.prefix}uploads"
+
+    @property
+    def expiry(self) -> str:
+        return f"{self.prefix}expiry"
+
+    @property
+    def reaper(self) -> str:
+        """The lease that lets one reaper at a time run across all servers."""
+        return f"{self.prefix}reaper"
