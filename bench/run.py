@@ -784,7 +784,8 @@ def main(argv: list[str] | None = None) -> int:
     names = {"ours": "ours", "socket": "socket", "wsgi": "wsgi-input"}
     config = [
         f"- Servers: gunicorn gthread, {workers} workers x {threads} threads (tusserver serve's "
-        "defaults, for ours and both baseline apps alike); tusserver with "
+        "defaults, for ours and both baseline apps alike; ours with --worker-class gthread, "
+        "as the baseline apps); tusserver with "
         f"TUSSERVER_READ_CHUNK_SIZE={Settings().read_chunk_size // 1024} KiB, a private "
         "embedded Redis with its append-only file (fsync every second), whose CPU time is "
         "counted in ours",
