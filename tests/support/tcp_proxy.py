@@ -27,8 +27,9 @@ BLOCK = 64 * 1024
 class TcpProxy:
     """Forwards connections from a free port of 127.0.0.1 to `host:port`."""
 
-    def __init__(self, host: str, port: int):
+    def __init__(self, host: str, port: int = 0, *, unix_path: str | None = None):
         self.target = (host, port)
+        self.unix_path = unix_path
         self._listener = socket.create_server(("127.0.0.1", 0))
         self.port: int = self._listener.getsockname()[1]
         self._open = threading.Event()
@@ -40,6 +41,19 @@ class TcpProxy:
         self.refused = 0
         self._thread = threading.Thread(target=self._accept, name="tcp-proxy", daemon=True)
         self._thread.start()
+
+    @classmethod
+    def to_unix(cls, path: str) -> TcpProxy:
+        """A TCP proxy to a Unix socket (the embedded Valkey listens on one)."""
+        return cls("", unix_path=path)
+
+    def _connect_backend(self) -> socket.socket:
+        if self.unix_path is None:
+            return socket.create_connection(self.target, timeout=5)
+        backend = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        backend.settimeout(5)
+        backend.connect(self.unix_path)
+        return backend
 
     @classmethod
     def to(cls, address: str) -> TcpProxy:
@@ -96,7 +110,7 @@ class TcpProxy:
                 _reset(client)
                 continue
             try:
-                backend = socket.create_connection(self.target, timeout=5)
+                backend = self._connect_backend()
             except OSError:
                 _reset(client)
                 continue
