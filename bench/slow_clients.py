@@ -221,10 +221,11 @@ def main() -> None:
                 notes.append(message)
             else:
                 notes.append(
-                    f"@tus/server: {message}, one process, defaults (Node closes idle "
-                    "keep-alive connections after 5 s)"
+                    f"@tus/server: {message}, a cluster of {args.workers} processes (as many "
+                    "as ours has workers), defaults (Node closes idle keep-alive connections "
+                    "after 5 s)"
                 )
-                server = servers.start_node("node", base, folder_node)
+                server = servers.start_node("node", base, folder_node, args.workers)
                 try:
                     results["@tus/server"] = measure(server, args, "/files")
                 finally:

@@ -714,6 +714,8 @@ class UploadService:
 
         Those can never complete now; a complete final keeps its partial (it is part of a file).
         """
+        if partial.is_complete:
+            return False  # its final upload may still complete: the other parts decide
         final_ids = self.state.referencing_finals(partial.id)
         finals = [self.state.get(final_id) for final_id in final_ids]
         if any(final is not None and final.is_complete for final in finals):

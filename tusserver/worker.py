@@ -33,6 +33,7 @@ import time
 from typing import Any
 
 import gevent
+from gevent import socket as gsocket
 from gevent.socket import wait_read, wait_write
 from gunicorn import http, util
 from gunicorn.workers.base_async import AsyncWorker
@@ -48,6 +49,27 @@ TOO_MANY = (
     b"TOO_MANY_CONNECTIONS: too many connections from this client"
 )
 SENDFILE_STEP = 8 * 1024 * 1024
+THREADPOOL_SIZE = 64
+PARK_AFTER = 1.0
+
+
+class _Connection:
+    """One client connection of this worker, and its place in the per-client count."""
+
+    __slots__ = ("addr", "client", "counted", "listener", "watchers")
+
+    def __init__(self, listener: Any, client: Any, addr: Any, counted: int | None):
+        self.listener = listener
+        self.client = client
+        self.addr = addr
+        self.counted = counted
+        self.watchers: tuple[Any, ...] = ()
+
+    def close(self) -> None:
+        util.close(self.client)
+        if client_limits.TABLE is not None:
+            client_limits.TABLE.close(self.counted)
+        self.counted = None
 
 
 class TusGeventWorker(GeventWorker):  # type: ignore[misc]
@@ -57,12 +79,17 @@ class TusGeventWorker(GeventWorker):  # type: ignore[misc]
 
     def init_process(self) -> None:
         self.settings = Settings.from_env()
+        self._parked: set[_Connection] = set()
         super().init_process()
+
+    def load_wsgi(self) -> None:
+        # Disk calls (writes, fsync, sendfile) of many uploads at once: gevent's default pool
+        # of 10 threads would queue a fresh client's fsync behind a hundred others.
+        gevent.get_hub().threadpool.maxsize = THREADPOOL_SIZE
+        super().load_wsgi()
 
     def patch(self) -> None:
         super().patch()
-        from gevent import socket as gsocket
-
         gsocket.socket.sendfile = cooperative_sendfile
 
     def handle(self, listener: Any, client: Any, addr: Any) -> None:
@@ -78,22 +105,31 @@ class TusGeventWorker(GeventWorker):  # type: ignore[misc]
         ):
             counted = table.open(peer)
             over = table.total(peer) > self.settings.max_connections_per_client
-        try:
-            self._serve(listener, client, addr, over)
-        finally:
-            if table is not None:
-                table.close(counted)
+        self._serve(_Connection(listener, client, addr, counted), over_cap=over, first=True)
 
-    def _serve(self, listener: Any, client: Any, addr: Any, over_cap: bool) -> None:
-        """gunicorn's AsyncWorker.handle for HTTP/1.1, with our timeouts around each head."""
+    def _serve(self, conn: _Connection, over_cap: bool = False, first: bool = False) -> None:
+        """gunicorn's AsyncWorker.handle for HTTP/1.1, with our timeouts around each head.
+
+        Between requests the connection is parked (see `_park`) and this greenlet ends; a new
+        one takes over when the next request starts to arrive.
+        """
         req = None
+        client = conn.client
+        parked = False
         try:
-            parser = http.get_parser(self.cfg, client, addr)
-            listener_name = listener.getsockname()
+            parser = http.get_parser(self.cfg, client, conn.addr)
+            listener_name = conn.listener.getsockname()
             served = 0
-            while self.alive or served == 0:
-                if served and not self._next_request_arrives(parser, client):
-                    break
+            while self.alive or (first and served == 0):
+                if served:
+                    if not parser.finish_body(
+                        deadline=time.monotonic() + self.settings.header_timeout
+                    ):
+                        break  # the rest of the last body did not come: close
+                    if not parser.unreader.buf.getbuffer().nbytes and not self._next_soon(client):
+                        self._park(conn)  # idle: give the greenlet back until bytes arrive
+                        parked = True
+                        return
                 req = None
                 with gevent.Timeout(self.settings.header_timeout, False):
                     req = next(parser)
@@ -103,7 +139,7 @@ class TusGeventWorker(GeventWorker):  # type: ignore[misc]
                 if over_cap:
                     self._refuse(client)
                     break
-                if not self.handle_request(listener_name, req, client, addr):
+                if not self.handle_request(listener_name, req, client, conn.addr):
                     break
         except http.errors.NoMoreData as exc:
             self.log.debug("Ignored premature client disconnection. %s", exc)
@@ -113,23 +149,54 @@ class TusGeventWorker(GeventWorker):  # type: ignore[misc]
             if getattr(exc, "errno", None) not in (errno.EPIPE, errno.ECONNRESET, errno.ENOTCONN):
                 self.log.debug("Socket error: %s", exc)
         except Exception as exc:
-            self.handle_error(req, client, addr, exc)
+            self.handle_error(req, client, conn.addr, exc)
         finally:
-            util.close(client)
+            if not parked:
+                conn.close()
 
-    def _next_request_arrives(self, parser: Any, client: Any) -> bool:
-        """Drop what is left of the last body, then wait (idle) for the next request to start."""
-        if not parser.finish_body(deadline=time.monotonic() + self.settings.header_timeout):
-            return False
-        if parser.unreader.buf.getbuffer().nbytes:  # pipelined: the next head is here
-            return True
+    @staticmethod
+    def _next_soon(client: Any) -> bool:
+        """Whether the next request starts within `PARK_AFTER` seconds (a busy keep-alive
+        client, served on without the cost of parking and waking)."""
         try:
-            wait_read(client.fileno(), timeout=self.settings.keepalive_timeout)
-        except TimeoutError:
-            return False
-        except OSError:
+            wait_read(client.fileno(), timeout=PARK_AFTER)
+        except (TimeoutError, OSError):
             return False
         return True
+
+    def _park(self, conn: _Connection) -> None:
+        """Hold an idle keep-alive connection with no greenlet: two event-loop watchers.
+
+        A greenlet waiting for a request that may never come keeps its stack (tens of KiB);
+        ten thousand idle connections would cost hundreds of MiB. Parked, a connection costs
+        its socket and two watchers. The first byte of the next request starts a new greenlet;
+        `TUSSERVER_KEEPALIVE_TIMEOUT` without one closes the connection.
+        """
+        # gevent's server closes the socket object when the first greenlet returns: keep the
+        # connection in a new object over the same file descriptor.
+        old = conn.client
+        conn.client = gsocket.socket(old.family, old.type, fileno=old.detach())
+        loop = gevent.get_hub().loop
+        readable = loop.io(conn.client.fileno(), 1)
+        expiry = loop.timer(self.settings.keepalive_timeout)
+
+        def unpark() -> None:
+            readable.stop()
+            expiry.stop()
+            self._parked.discard(conn)
+
+        def wake() -> None:
+            unpark()
+            gevent.spawn(self._serve, conn)
+
+        def expire() -> None:
+            unpark()
+            conn.close()
+
+        conn.watchers = (readable, expiry)  # kept alive as long as the connection is parked
+        self._parked.add(conn)
+        readable.start(wake)
+        expiry.start(expire)
 
     def _refuse(self, client: Any) -> None:
         """429 for a connection over the per-client cap; then let the client read it."""

@@ -9,15 +9,15 @@ the body bytes left is kept up to date, so after the request it drains exactly w
 unread (normally nothing) and the keep-alive connection goes on as before.
 
 Buffers are sized to what arrives. A read first waits for bytes holding no buffer at all (a
-thousand trickling clients must not hold a megabyte each). When it finds a lot waiting at once
-(`FAST_SENDER`), the sender is fast: it gets one buffer of the full size, allocated once and
-filled in place, never shrunk after each `recv` (shrinking keeps glibc from raising its mmap
-threshold, and every read then maps and faults in fresh pages: three times the CPU with four
-uploads at once). Otherwise the bytes are gathered in a buffer that grows with what arrives. A
-read hands over what it has after `HOLD_SECONDS` at most, so a slow client's bytes reach the disk
-every second or so instead of sitting in memory. Every `recv` that brings bytes stamps
-`last_activity` for the read timeout. A read returns early, with what it has, when the client
-goes away or `BodyReader.interrupt` shuts the socket's read side down.
+thousand trickling clients must not hold a megabyte each), woken by the kernel once `SLOW_WAKE`
+bytes wait (`SO_RCVLOWAT`) or by a timer every `HOLD_SECONDS`, and takes what is there: a slow
+client's bytes reach the disk every second or so, at one wake-up a second. When it finds a lot
+waiting at once (`FAST_SENDER`), the sender is fast: it gets one buffer of the full size,
+allocated once and filled in place, never shrunk after each `recv` (shrinking keeps glibc from
+raising its mmap threshold, and every read then maps and faults in fresh pages: three times the
+CPU with four uploads at once), woken per `WAKE_BYTES` rather than per packet. `last_activity`
+(for the read timeout) counts bytes waiting in the kernel too. A read returns early, with what
+it has, when the client goes away or `BodyReader.interrupt` shuts the socket's read side down.
 
 Only a Content-Length body under gunicorn takes this path, and only while nothing has read it
 yet; anything else (chunked bodies, other WSGI servers, the test client) gets `wsgi.input`.
@@ -26,8 +26,11 @@ yet; anything else (chunked bodies, other WSGI servers, the test client) gets `w
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import io
 import socket
+import struct
+import termios
 import time
 from typing import Any, BinaryIO
 
@@ -35,6 +38,12 @@ FAST_SENDER = 64 * 1024
 """A read that finds this many bytes waiting at once is from a fast sender: it gets one buffer of
 the full chunk size, filled in place. Slower senders' bytes are gathered in a buffer that grows
 with what arrives."""
+
+SLOW_WAKE = 32 * 1024
+"""A read waiting for its first bytes is woken once this many wait (or after HOLD_SECONDS)."""
+
+WAKE_BYTES = 256 * 1024
+"""A fast read is woken when this much has arrived (or all it still waits for), not per packet."""
 
 HOLD_SECONDS = 1.0
 """The longest one read gathers bytes once the first have arrived: a slow client's bytes go to
@@ -81,7 +90,8 @@ class DirectInput:
         pending = unreader.buf.getvalue()
         take = min(len(pending), reader.length)
         self._pending = memoryview(pending)[:take]
-        self.last_activity = time.monotonic()
+        self._last_activity = time.monotonic()
+        self._lowat = 1
         unreader.buf = io.BytesIO()
         unreader.buf.write(pending[take:])
         reader.length -= take
@@ -102,64 +112,83 @@ class DirectInput:
             return b""
         timeout = self._sock.gettimeout()
         try:
-            # Wait for the first bytes holding no buffer: a client that trickles (or says
-            # nothing) costs no memory while it waits.
-            first = self._recv(min(size, FAST_SENDER), None)
-            if not first or len(first) == size:
-                return first
-            deadline = time.monotonic() + HOLD_SECONDS
-            if len(first) >= FAST_SENDER:
-                return self._fill(first, size, deadline)
-            gathered = bytearray(first)
-            while len(gathered) < size:
-                piece = self._recv(min(size - len(gathered), FAST_SENDER), deadline)
-                if not piece:
-                    break  # no more within the hold time, or the end of the body
-                gathered += piece
-                if len(gathered) >= FAST_SENDER and len(gathered) < size:
-                    return self._fill(gathered, size, deadline)
-            return gathered
+            first = self._first_bytes(min(size, FAST_SENDER))
+            if len(first) >= FAST_SENDER and len(first) < size:
+                return self._fill(first, size, time.monotonic() + HOLD_SECONDS)
+            return first
         finally:
+            self._set_lowat(1)
             with contextlib.suppress(OSError):
                 self._sock.settimeout(timeout)
 
-    def _recv(self, size: int, deadline: float | None) -> bytes:
-        """One `recv` of at most `size` bytes; b"" at the end of the body or at `deadline`."""
-        if deadline is not None:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                return b""
-            self._sock.settimeout(remaining)
+    def _first_bytes(self, size: int) -> bytes:
+        """Wait holding no buffer; then take what has arrived (at most `size` bytes).
+
+        The kernel is asked (`SO_RCVLOWAT`) to wake us when `SLOW_WAKE` bytes are waiting, and
+        a timer wakes us every `HOLD_SECONDS` to take fewer: a client trickling 16 KiB/s costs
+        one wake-up a second instead of one per packet, and its bytes reach the disk within a
+        second. b"" at the end of the body (or when the read side was shut down).
+        """
+        self._set_lowat(min(SLOW_WAKE, size))
+        while True:
+            self._sock.settimeout(HOLD_SECONDS)
+            try:
+                data = self._sock.recv(size)
+            except TimeoutError:
+                if self._waiting_bytes():
+                    self._set_lowat(1)  # a few bytes in a whole second: take them now
+                continue
+            except BaseException:
+                self._body.failed = True  # where the next request starts is unknown now
+                raise
+            if data:
+                self._reader.length -= len(data)
+                self._last_activity = time.monotonic()
+            return data
+
+    def _waiting_bytes(self) -> int:
+        """Bytes the kernel holds for us that no `recv` has taken yet."""
         try:
-            data = self._sock.recv(size)
-        except TimeoutError:
-            return b""
-        except BaseException:
-            self._body.failed = True  # where the next request starts is unknown now
-            raise
-        if data:
-            self._reader.length -= len(data)
-            self.last_activity = time.monotonic()
-        return data
+            raw = fcntl.ioctl(self._sock.fileno(), termios.FIONREAD, b"\0\0\0\0")
+        except (OSError, ValueError):
+            return 0
+        return int(struct.unpack("i", raw)[0])
+
+    @property
+    def last_activity(self) -> float:
+        """When bytes last arrived, including bytes waiting that we were not woken for yet."""
+        if self._waiting_bytes():
+            return time.monotonic()
+        return self._last_activity
 
     def _fill(self, start: bytes | bytearray, size: int, deadline: float) -> bytes | bytearray:
-        """A fast sender: fill one buffer of `size` in place (no copy per `recv`)."""
+        """A fast sender: fill one buffer of `size` in place (no copy per `recv`).
+
+        While it waits, the socket's `SO_RCVLOWAT` asks the kernel to report it readable only
+        once `WAKE_BYTES` (or the rest of this read, if less) have arrived: under the gevent
+        worker every wake-up is a trip through the event loop, and waking for each packet of a
+        fast upload cost more CPU than the copying.
+        """
         buffer = bytearray(size)
         filled = len(start)
         buffer[:filled] = start
+        lowat = self._lowat
         with memoryview(buffer) as view:
             try:
                 while filled < size:
                     remaining = deadline - time.monotonic()
                     if remaining <= 0:
                         break
+                    wanted = min(size - filled, WAKE_BYTES)
+                    if wanted != lowat:
+                        lowat = self._set_lowat(wanted)
                     self._sock.settimeout(remaining)
                     count = self._sock.recv_into(view[filled:], size - filled)
                     if not count:
                         break  # the client went away, or the read side was shut down
                     filled += count
                     self._reader.length -= count
-                    self.last_activity = time.monotonic()
+                    self._last_activity = time.monotonic()
             except TimeoutError:
                 pass  # the hold time is up: hand over what arrived
             except BaseException:
@@ -168,3 +197,10 @@ class DirectInput:
                     return bytes(view[:filled])  # keep what arrived; the next read fails
                 raise
             return buffer if filled == size else bytes(view[:filled])
+
+    def _set_lowat(self, count: int) -> int:
+        if count != self._lowat:
+            with contextlib.suppress(OSError):
+                self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVLOWAT, count)
+            self._lowat = count
+        return count

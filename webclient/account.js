@@ -34,6 +34,7 @@ export function createAccount({ api, showError, announce, onSignedIn, onSignedOu
     ownerFilter: $('owner-filter'),
     tokensSection: $('tokens-section'),
     usersSection: $('users-section'),
+    skipLink: document.querySelector('.skip-link'),
   };
   const state = { user: null, accountsOn: true };
   const tokens = createTokensPanel({ api, showError, announce });
@@ -49,6 +50,7 @@ export function createAccount({ api, showError, announce, onSignedIn, onSignedOu
 
   function showLogin(message = '') {
     state.user = null;
+    els.skipLink.hidden = true; // its target, the file list, is not shown
     els.signedIn.hidden = true;
     els.bar.hidden = true;
     els.usage.hidden = true;
@@ -62,6 +64,7 @@ export function createAccount({ api, showError, announce, onSignedIn, onSignedOu
     state.accountsOn = me.auth !== 'none';
     const admin = me.role === 'admin';
     els.loginSection.hidden = true;
+    els.skipLink.hidden = false;
     els.loginError.textContent = '';
     els.signedIn.hidden = false;
     els.bar.hidden = !state.accountsOn;

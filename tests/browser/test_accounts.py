@@ -99,7 +99,11 @@ def test_sign_in_upload_copy_link_download_it_without_cookie_and_sign_out(
     page.goto(server.url)
     expect(page.get_by_test_id("login-section")).to_be_visible()
     expect(page.get_by_test_id("signed-in")).to_be_hidden()
+    expect(page.get_by_role("link", name="Skip to uploaded files")).to_be_hidden()
     log_in(page, server, "ann", "ann-password-1")
+    expect(page.get_by_role("link", name="Skip to uploaded files")).not_to_have_attribute(
+        "hidden", ""
+    )
     expect(page.get_by_role("heading", name="My files")).to_be_visible()
     expect(page.get_by_test_id("users-section")).to_be_hidden()  # not an admin
 

@@ -42,6 +42,34 @@ def test_round_trip_keeps_every_field(state: RedisState) -> None:
     assert state.get(info.id) == info
 
 
+def test_binary_metadata_and_digests_round_trip(state: RedisState) -> None:
+    info = make(
+        metadata={"blob": "\ufffd\ufffd"},
+        metadata_binary={"blob": "//4="},
+        digests={"sha-256": "", "sha-512": "AAAA"},
+    )
+    state.create(info)
+    assert state.get(info.id) == info
+    state.set_digests(info, {"sha-256": "BBBB"})
+    state.set_metadata_binary(info, {})
+    again = state.get(info.id)
+    assert again is not None
+    assert (again.digests, again.metadata_binary) == ({"sha-256": "BBBB"}, {})
+
+
+def test_a_final_upload_is_completed_once(state: RedisState) -> None:
+    final = make(length=None, concat="final", members=("a" * 32,))
+    state.create(final)
+    first = state.complete_final(final, 70, completed=2000.0)
+    assert first is not None and first.is_complete
+    assert state.complete_final(final, 70, completed=3000.0) is None, "only the first caller"
+    stored = state.get(final.id)
+    assert stored is not None
+    assert (stored.length, stored.offset, stored.completed) == (70, 70, 2000.0)
+    state.delete(stored, gone_ttl=0)
+    assert state.complete_final(final, 70, completed=4000.0) is None
+
+
 def test_commit_advances_offset_and_parts_together(state: RedisState) -> None:
     info = locked(state, make())
     committed = state.commit_write(

@@ -39,7 +39,7 @@ def docker_compose(
     env = {
         key: value
         for key, value in os.environ.items()
-        if not key.startswith(("TUSSERVER_", "MINIO_", "APP_", "COMPOSE_"))
+        if not key.startswith(("TUSSERVER_", "MINIO_", "APP_", "NGINX_", "COMPOSE_"))
     }
     env.update(PASSWORDS if extra_env is None else extra_env)
     return subprocess.run(
@@ -100,15 +100,20 @@ def test_app_waits_for_healthy_redis_and_set_up_minio_and_uses_s3() -> None:
     assert set(env) <= SETTING_NAMES
 
 
-def test_the_app_is_published_on_localhost_only_by_default() -> None:
-    for port in rendered()["services"]["app"]["ports"]:
-        host_ip = port.get("host_ip") if isinstance(port, dict) else str(port).split(":")[0]
-        assert host_ip == "127.0.0.1", port
+def host_ip(port: Any) -> str:
+    return port.get("host_ip", "") if isinstance(port, dict) else str(port).split(":")[0]
+
+
+def test_every_published_port_is_on_localhost_by_default() -> None:
+    services = rendered()["services"]
+    published = {name: s["ports"] for name, s in services.items() if s.get("ports")}
+
+    assert {"app", "minio"} <= set(published)
+    for name, ports in published.items():
+        for port in ports:
+            assert host_ip(port) == "127.0.0.1", (name, port)
     exposed = rendered(extra_env={**PASSWORDS, "APP_BIND_ADDRESS": "0.0.0.0"})
-    port = exposed["services"]["app"]["ports"][0]
-    assert (port.get("host_ip") if isinstance(port, dict) else str(port).split(":")[0]) == (
-        "0.0.0.0"
-    )
+    assert host_ip(exposed["services"]["app"]["ports"][0]) == "0.0.0.0"
 
 
 @pytest.mark.parametrize("missing", sorted(PASSWORDS))

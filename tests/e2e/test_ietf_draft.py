@@ -1,7 +1,8 @@
 """A raw-socket interop-8 client against gunicorn, following the examples of draft -11.
 
 Raw sockets, because the point is what goes over the wire: the `104 Upload Resumption
-Supported` interim response before the final one, on the same keep-alive connection.
+Supported` interim response before the final one, on the same keep-alive connection. Every test
+runs under both gunicorn worker classes the server offers (gevent, gthread).
 """
 
 from __future__ import annotations
@@ -65,6 +66,15 @@ def offset_of(conn: RawConnection, url: str) -> RawResponse:
 def problem(response: RawResponse) -> dict[str, object]:
     assert response.headers["content-type"] == "application/problem+json"
     return json.loads(response.body)
+
+
+@pytest.fixture(params=["gevent", "gthread"])
+def server(request: pytest.FixtureRequest, tmp_path: Path, redis_url: str) -> Iterator[LiveServer]:
+    """Both worker classes: each hands the application the connection's socket, so both send
+    the 104 (gevent's cooperative socket and gthread's plain one alike)."""
+    env = {"TUSSERVER_WORKER_CLASS": request.param}
+    with live_server(tmp_path / "data", redis_url, env=env) as running:
+        yield running
 
 
 @pytest.fixture

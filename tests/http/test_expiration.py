@@ -176,3 +176,22 @@ def test_expired_uploads_leave_the_listing_before_the_reaper_runs(
     listed = [u["id"] for u in client.get("/api/uploads").json["uploads"]]
     assert listed == [upload_id(fresh)]
     assert head(client, stale).status_code == 410
+
+
+def test_an_expired_partial_takes_its_unfinished_final_upload_with_it(
+    client: Any, app: Any, clock: FakeClock
+) -> None:
+    """concatenation-unfinished: a final upload whose partial expired can never complete."""
+    done = create(client, 3, headers={"Upload-Concat": "partial"})
+    assert patch(client, done, 0, b"abc").status_code == 204
+    abandoned = create(client, 10, headers={"Upload-Concat": "partial"})
+    patch(client, abandoned, 0, b"12345")
+    final = client.post("/files/", headers={**TUS, "Upload-Concat": f"final;{done} {abandoned}"})
+    assert final.status_code == 201
+    final_path = "/files/" + upload_id(final.headers["Location"])
+    clock.advance(EXPIRE + 1)
+    service(app).cleanup()
+    assert head(client, final_path).status_code in (404, 410)
+    assert head(client, done).status_code in (404, 410)
+    assert head(client, abandoned).status_code in (404, 410)
+    assert stored_objects(app, upload_id(abandoned)) == {}

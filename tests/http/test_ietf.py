@@ -487,3 +487,30 @@ def test_draft_request_without_credentials_gets_a_problem_document(make_app: Any
     assert problem(response)["status"] == 401
     assert "Tus-Resumable" not in response.headers
     assert response.headers["WWW-Authenticate"].startswith("Bearer")
+
+
+def test_a_length_known_only_at_the_end_counts_against_the_quota(make_app: Any) -> None:
+    """A chunked `Upload-Complete: ?1` declares the length when its body ends: the quota is
+    checked then, before the commit, and a refusal leaves the upload as it was."""
+    app = make_app(auth="required")
+    accounts = app.extensions["tusserver"].accounts
+    accounts.create_user("carol", None, quota=1000)
+    token = accounts.issue_token("carol")[0]
+    client = app.test_client()
+    auth = {"Authorization": f"Bearer {token}"}
+    path = draft_upload(client, 8, **auth)
+    headers = {
+        **interop(8),
+        **auth,
+        "Content-Type": PARTIAL,
+        "Upload-Offset": "0",
+        "Upload-Complete": "?1",
+        "Transfer-Encoding": "chunked",
+    }
+    refused = send_raw(client, "PATCH", path, Trickle(b"x" * 1500), headers)
+    assert refused.status_code == 413
+    state = draft_head(client, 8, path, **auth)
+    assert (state.headers["Upload-Offset"], state.headers["Upload-Complete"]) == ("0", "?0")
+    accepted = send_raw(client, "PATCH", path, Trickle(b"y" * 900), headers)
+    assert accepted.headers["Upload-Complete"] == "?1"
+    assert accounts.usage("carol") == 900

@@ -37,3 +37,23 @@ def test_python_hook_sees_events_changes_metadata_and_vetoes(make_app: Any) -> N
         "post-finish",
         "pre-terminate",
     ]
+
+
+def test_unfinished_final_upload_fires_post_finish_once_when_its_last_part_completes(
+    make_app: Any,
+) -> None:
+    app = make_app(hooks_python="tests.support.python_hooks:record")
+    client = app.test_client()
+    python_hooks.EVENTS.clear()
+    a = create(client, 2, headers={"Upload-Concat": "partial"})
+    b = create(client, 2, headers={"Upload-Concat": "partial"})
+    final = client.post("/files/", headers={**TUS, "Upload-Concat": f"final;{a} {b}"})
+    final_id = final.headers["Location"].rsplit("/", 1)[-1]
+    assert patch(client, a, 0, b"ab").status_code == 204
+    flush(app)
+    assert ("post-finish", final_id) not in python_hooks.EVENTS
+    assert patch(client, b, 0, b"cd").status_code == 204
+    head(client, "/files/" + final_id)  # a read after completion must not fire it again
+    flush(app)
+    assert python_hooks.EVENTS.count(("post-finish", final_id)) == 1
+    assert client.get("/files/" + final_id).data == b"abcd"

@@ -137,6 +137,13 @@ async def _response(reader: asyncio.StreamReader) -> tuple[int, dict[str, str]]:
         if ":" in line:
             name, value = line.split(":", 1)
             headers[name.strip().lower()] = value.strip()
+    if "chunked" in headers.get("transfer-encoding", "").lower():
+        while True:  # @tus/server sends some answers chunked
+            size = int((await reader.readuntil(b"\r\n")).split(b";")[0], 16)
+            await reader.readexactly(size + 2)
+            if size == 0:
+                break
+        return status, headers
     length = int(headers.get("content-length", "0") or 0)
     if length:
         await reader.readexactly(length)
@@ -198,7 +205,7 @@ async def _slow_upload(
             offset = int(headers["upload-offset"])
             acked[index] = offset
         writer.close()
-    except (OSError, asyncio.IncompleteReadError, ValueError, KeyError) as exc:
+    except (OSError, asyncio.IncompleteReadError, ValueError, KeyError, IndexError) as exc:
         if not stop.is_set():
             load.count(type(exc).__name__)
 
@@ -220,7 +227,7 @@ async def _idle(load: _Load, held: list[int], index: int, stop: asyncio.Event) -
             eof.cancel()
         stopped.cancel()
         writer.close()
-    except (OSError, asyncio.IncompleteReadError, ValueError) as exc:
+    except (OSError, asyncio.IncompleteReadError, ValueError, IndexError) as exc:
         load.count(f"idle {type(exc).__name__}")
 
 

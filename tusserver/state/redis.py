@@ -118,7 +118,11 @@ _COMPLETE_FINAL = """
 if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
 local completed = redis.call('HGET', KEYS[1], 'completed')
 if completed and completed ~= '' then return 0 end
-redis.call('HSET', KEYS[1], unpack(ARGV))
+redis.call('HSET', KEYS[1], 'length', ARGV[1], 'offset', ARGV[1], 'completed', ARGV[2])
+for i = 3, #ARGV do
+  redis.call('ZREM', KEYS[2], ARGV[i])
+  if redis.call('EXISTS', KEYS[i]) == 1 then redis.call('HSET', KEYS[i], 'expires', '') end
+end
 return 1
 """
 
@@ -400,11 +404,14 @@ class RedisState:
     def complete_final(self, info: UploadInfo, length: int, completed: float) -> UploadInfo | None:
         """Mark a final upload complete once its last partial upload is; None if it is gone.
 
-        Only the first caller changes anything, so post-finish fires once.
+        Only the first caller changes anything, so post-finish fires once. Its partial uploads
+        leave the expiry index with it: they are part of a complete file now.
         """
-        fields = ["length", str(length), "offset", str(length), "completed", repr(completed)]
+        args = [str(length), repr(completed), *info.members]
+        keys = [self.keys.upload(info.id), self.keys.expiry]
+        keys += [self.keys.upload(member) for member in info.members]
         with translate_errors():
-            done = self._complete_final(keys=[self.keys.upload(info.id)], args=fields)
+            done = self._complete_final(keys=keys, args=args)
         if not done:
             return None
         return info.evolve(length=length, offset=length, completed=completed)
