@@ -855,9 +855,18 @@ def main(argv: list[str] | None = None) -> int:
         else:
             shutil.rmtree(base, ignore_errors=True)
     print(report)
-    Path(args.output).write_text(report + "\n")
+    output = Path(args.output)
+    kept = other_benchmarks(output.read_text()) if output.exists() else ""
+    output.write_text(report + "\n" + kept)
     say(f"written to {args.output}")
     return 0
+
+
+def other_benchmarks(text: str) -> str:
+    """The sections other benchmark scripts wrote into the same file (their titles name their
+    script, "## ... (`bench/...`)"), kept after this report instead of being overwritten."""
+    sections = re.split(r"(?m)^(?=## )", text)
+    return "".join(part for part in sections if re.match(r"## .*\(`bench/", part))
 
 
 def _filesystem(path: Path) -> str:
