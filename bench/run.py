@@ -482,7 +482,6 @@ def machine() -> list[str]:
         f"- Kernel: {platform.system()} {platform.release()}",
         f"- Python {platform.python_version()}, gunicorn {version('gunicorn')}, "
         f"Flask {version('flask')}, Werkzeug {version('werkzeug')}",
-        f"- Load average at the start: {' '.join(f'{x:.2f}' for x in os.getloadavg())}",
     ]
 
 
@@ -772,6 +771,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     started = time.monotonic()
+    load_at_start = os.getloadavg()  # taken now: the report is built at the end
     pool = client.ClientPool(max(CONCURRENCY)).start()  # forked before any thread starts
     base = Path(tempfile.mkdtemp(prefix="tusserver-bench-", dir=args.tmp))
     workers, threads = servers.serve_defaults()
@@ -784,13 +784,15 @@ def main(argv: list[str] | None = None) -> int:
     names = {"ours": "ours", "socket": "socket", "wsgi": "wsgi-input"}
     config = [
         f"- Servers: gunicorn gthread, {workers} workers x {threads} threads (tusserver serve's "
-        "defaults, for ours and both baseline apps alike); tusserver with "
+        "defaults, for ours and both baseline apps alike; ours with --worker-class gthread, "
+        "as the baseline apps); tusserver with "
         f"TUSSERVER_READ_CHUNK_SIZE={Settings().read_chunk_size // 1024} KiB, a private "
         "embedded Redis with its append-only file (fsync every second), whose CPU time is "
         "counted in ours",
         f"- Files: {', '.join(_size(s) for s in args.sizes)}; {args.runs} run(s) per scenario, "
         "servers alternating within each run; PATCHes of one whole file or 5 MiB each",
         f"- Data folder: a temporary folder on {_filesystem(base)}",
+        f"- Load average at the start: {' '.join(f'{x:.2f}' for x in load_at_start)}",
     ]
     try:
         say("measuring the client alone against a null sink")
@@ -853,9 +855,18 @@ def main(argv: list[str] | None = None) -> int:
         else:
             shutil.rmtree(base, ignore_errors=True)
     print(report)
-    Path(args.output).write_text(report + "\n")
+    output = Path(args.output)
+    kept = other_benchmarks(output.read_text()) if output.exists() else ""
+    output.write_text(report + "\n" + kept)
     say(f"written to {args.output}")
     return 0
+
+
+def other_benchmarks(text: str) -> str:
+    """The sections other benchmark scripts wrote into the same file (their titles name their
+    script, "## ... (`bench/...`)"), kept after this report instead of being overwritten."""
+    sections = re.split(r"(?m)^(?=## )", text)
+    return "".join(part for part in sections if re.match(r"## .*\(`bench/", part))
 
 
 def _filesystem(path: Path) -> str:

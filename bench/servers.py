@@ -157,6 +157,9 @@ def start_ours(
     env.update(extra_env or {})
     command = [sys.executable, "-m", "tusserver", "serve", "--host", "127.0.0.1"]
     command += ["--port", str(port), "--workers", str(workers), "--threads", str(threads)]
+    # gthread, as the baseline apps run: the same gunicorn settings on both sides. (The gevent
+    # default is compared with gthread under slow clients by bench/slow_clients.py.)
+    command += ["--worker-class", "gthread"]
     log_path = base / f"{name}.log"
     process = _popen(command, env, log_path, ROOT)
     server = Server(name, port, process, data / "uploads", log_path, workers, "ours")

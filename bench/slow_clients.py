@@ -4,14 +4,14 @@
     .venv/bin/python bench/slow_clients.py --quick         # 200 + 1,000, shorter
     .venv/bin/python bench/slow_clients.py --candidates gevent,gthread --no-node
 
-For each server in turn (alone on the machine) `bench/slow_load.py` opens the idle keep-alive
-connections, starts the trickling uploads, and then, for a measured window, runs a fresh client
-over and over (create + 1 MiB PATCH + HEAD + 1 MiB GET) while it samples the RSS and CPU of the
-server's whole process tree (tusserver: the gunicorn master, its workers and the embedded
-Valkey it starts; @tus/server: the Node process). It reports the fresh client's p50/p99, the
-RSS, how many uploads the server acknowledged progress for, and how many idle connections the
-server still held at the end. The report goes to stdout and to its own section of
-bench/RESULTS.md (`--no-write` to leave that file alone).
+For each server in turn (alone on the machine) `tests/support/slow_load.py` opens the idle
+keep-alive connections, starts the trickling uploads, and then, for a measured window, runs a fresh
+client over and over (create + 1 MiB PATCH + HEAD + 1 MiB GET) while it samples the RSS and CPU of
+the server's whole process tree (tusserver: the gunicorn master, its workers and the embedded
+Valkey it starts; @tus/server: the Node process). It reports the fresh client's p50/p99, the RSS,
+how many uploads the server acknowledged progress for, and how many idle connections the server
+still held at the end. The report goes to stdout and to its own section of bench/RESULTS.md
+(`--no-write` to leave that file alone).
 
 Everything runs on 127.0.0.1 (the load spreads its sockets over 127.0.0.2-127.0.0.9 as source
 addresses, so 12,000 connections never run out of local ports) with free ports, and the
@@ -36,8 +36,8 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from bench import servers  # noqa: E402
-from bench.slow_load import LoadResult, MiB, raise_open_file_limit, run_load  # noqa: E402
 from tests.support.procstats import tree_cpu, tree_rss  # noqa: E402
+from tests.support.slow_load import LoadResult, MiB, raise_open_file_limit, run_load  # noqa: E402
 
 SECTION_START = "<!-- slow-clients:start -->"
 SECTION_END = "<!-- slow-clients:end -->"

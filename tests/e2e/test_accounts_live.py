@@ -17,7 +17,7 @@ import requests
 from tusclient import client as tus_client
 
 from tests.support.live import ROOT, LiveServer, drop_prefix, live_server, start_server
-from tests.support.npm import INTEROP, install_interop_packages, require_node
+from tests.support.npm import tus_js_upload
 from tusserver.auth.accounts import Accounts
 from tusserver.settings import Settings
 from tusserver.state.accounts import AccountStore
@@ -247,27 +247,10 @@ def test_tus_js_client_uploads_with_a_bearer_token(
     guarded: tuple, tmp_path: Path, parallel: int
 ) -> None:
     server, alice, bob = guarded
-    node, _ = require_node()
-    package = install_interop_packages() / "tus-js-client"
     source = tmp_path / "random.bin"
     source.write_bytes(os.urandom(5 * MiB + 99))
-    result = subprocess.run(
-        [
-            node,
-            str(INTEROP / "tus_js_upload.mjs"),
-            f"{server.url}/files/",
-            str(source),
-            str(parallel),
-            str(2 * MiB),
-        ],
-        env={
-            **os.environ,
-            "TUS_JS_CLIENT_DIR": str(package),
-            "TUS_AUTHORIZATION": f"Bearer {alice}",
-        },
-        capture_output=True,
-        text=True,
-        timeout=120,
+    result = tus_js_upload(
+        f"{server.url}/files/", source, parallel, 2 * MiB, TUS_AUTHORIZATION=f"Bearer {alice}"
     )
     assert result.returncode == 0, result.stderr
     url = result.stdout.strip().splitlines()[-1]

@@ -19,11 +19,11 @@ from urllib.parse import urlsplit
 import pytest
 import requests
 
-from bench.slow_load import run_load
 from tests.support.data import MiB, expected_sha256, pieces
 from tests.support.live import LiveServer, live_server
 from tests.support.nginx import Nginx, nginx_binary, running_nginx
 from tests.support.procstats import PeakRss, tree_rss
+from tests.support.slow_load import run_load
 from tests.support.tools import missing
 
 TUS = {"Tus-Resumable": "1.0.0"}

@@ -14,8 +14,8 @@ from urllib.parse import urlsplit
 
 import requests
 
-from tests.e2e.test_interrupted_patch import create_upload, offset_of, open_patch
 from tests.support.live import LiveServer, live_server
+from tests.support.tus_http import create_upload, offset_of, open_patch
 
 TUS = {"Tus-Resumable": "1.0.0"}
 

@@ -1,7 +1,7 @@
 """Crashes of real processes: a gunicorn worker, the embedded Valkey, the whole server.
 
-Each scenario (bench/recovery.py) checks the sha256 of the finished upload and that no offset
-the server acknowledged went backwards; the times they return are reported by the benchmark,
+Each scenario (tests/support/recovery.py) checks the sha256 of the finished upload and that no
+offset the server acknowledged went backwards; the times they return are reported by the benchmark,
 not asserted here.
 """
 
@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from bench.recovery import SCENARIOS
+from tests.support.recovery import SCENARIOS
 
 
 @pytest.mark.parametrize("scenario", list(SCENARIOS))

@@ -15,7 +15,7 @@ from urllib.parse import urlsplit
 import pytest
 from flask import Flask
 
-from tests.faults.conftest import S3_PART_SIZE as P
+from tests.support.app_fixtures import S3_PART_SIZE as P
 from tests.support.tcp_proxy import TcpProxy
 from tests.support.tus import OCTET, TUS, create, head, patch, send_raw
 

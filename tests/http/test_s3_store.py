@@ -16,7 +16,7 @@ import redis
 from flask import Flask
 from moto.server import ThreadedMotoServer
 
-from tests.http.conftest import S3_PART_SIZE as P
+from tests.support.app_fixtures import S3_PART_SIZE as P
 from tests.support.s3 import object_sizes, start_moto_server
 from tests.support.tus import TUS, create, digest_header, head, patch, send_raw, upload_id
 from tusserver.state.keys import Keys

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -38,3 +39,27 @@ def install_interop_packages() -> Path:
             timeout=300,
         )
     return target / "node_modules"
+
+
+def tus_js_upload(
+    endpoint: str, source: Path, parallel: int, chunk_size: int, **env: str
+) -> subprocess.CompletedProcess[str]:
+    """Upload `source` with tus-js-client (tests/interop/tus_js_upload.mjs) to `endpoint`, in
+    `parallel` parallel uploads of `chunk_size` chunks; extra `env` reaches the script (e.g.
+    TUS_AUTHORIZATION). The upload's URL is the last line of its stdout."""
+    node, _ = require_node()
+    package = install_interop_packages() / "tus-js-client"
+    return subprocess.run(
+        [
+            node,
+            str(INTEROP / "tus_js_upload.mjs"),
+            endpoint,
+            str(source),
+            str(parallel),
+            str(chunk_size),
+        ],
+        env={**os.environ, "TUS_JS_CLIENT_DIR": str(package), **env},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
