@@ -230,6 +230,7 @@ def test_health(client: Any) -> None:
     assert response.status_code == 200
     assert response.get_json() == {"status": "ok", "checks": {"redis": "ok", "storage": "ok"}}
     assert response.headers["Cache-Control"] == "no-store"
+    assert "Retry-After" not in response.headers
 
 
 def test_health_is_503_when_redis_is_unreachable(make_settings: Any) -> None:
@@ -238,6 +239,7 @@ def test_health_is_503_when_redis_is_unreachable(make_settings: Any) -> None:
     try:
         response = app.test_client().get("/api/health")
         assert response.status_code == 503
+        assert response.headers["Retry-After"].isdigit()
         body = response.get_json()
         assert body["status"] == "unavailable"
         assert body["checks"]["redis"] != "ok"

@@ -8,7 +8,7 @@ from typing import Any
 from flask import Blueprint, Response, jsonify, request, url_for
 
 from ..auth.accounts import NAME_PATTERN
-from ..errors import BadRequest
+from ..errors import BackendUnavailable, BadRequest
 from ..models import UploadInfo
 from .common import download_url, principal, service, upload_url
 from .json_body import read_json_object
@@ -91,6 +91,9 @@ def health() -> Response:
     response = jsonify(status="ok" if healthy else "unavailable", checks=report)
     response.status_code = 200 if healthy else 503
     response.headers["Cache-Control"] = "no-store"
+    if not healthy:
+        # A load balancer or client polling health backs off like any other 503's reader.
+        response.headers["Retry-After"] = BackendUnavailable.RETRY_AFTER
     return response
 
 
