@@ -53,7 +53,7 @@ from .protocol_ietf import (
     encode_digest_values,
 )
 from .settings import Settings
-from .state.base import Page, StateStore
+from .state.base import LockScope, Page, StateStore
 from .storage.base import DataStore
 from .write import WriteAttempt
 
@@ -449,6 +449,7 @@ class UploadService:
             read=True,
             with_parts=self.store.keeps_parts,
             before_asking=may_ask_release,
+            scope=lock_scope(principal),
         ) as lock:
             info = self._live(upload_id, lock.info, principal, "write")
             if info.is_final:
@@ -813,6 +814,17 @@ class UploadService:
 
 Action = Literal["head", "read", "write", "delete"]
 """What a request does to an upload: tus HEAD / API get, download, PATCH / rename, DELETE."""
+
+
+def lock_scope(principal: Principal) -> LockScope | None:
+    """The uploads a writer may lock at all (None: any, for admins); see `check_access`."""
+    if principal.link_upload is not None:
+        return LockScope(owner="\x00")  # links only read: they never lock anything
+    if principal.grant is not None:
+        return LockScope(owner=principal.grant.owner, grant=principal.grant.id)
+    if principal.is_admin:
+        return None
+    return LockScope(owner=principal.name or "\x00")
 
 
 def check_access(info: UploadInfo, principal: Principal, action: Action) -> None:

@@ -400,6 +400,29 @@ def test_a_grant_holder_is_bounded(world: World) -> None:
     assert "2 upload" in third.get_data(as_text=True)
 
 
+def test_a_strangers_patch_never_takes_the_lock_of_a_free_upload(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Not even for a moment: the 404 comes from the same step that would take the lock."""
+    state = world.app.extensions["tusserver"].state
+    released: list[str] = []
+    unlock = state.unlock
+
+    def recording_unlock(upload_id: str, token: str) -> bool:
+        released.append(upload_id)
+        return unlock(upload_id, token)
+
+    monkeypatch.setattr(state, "unlock", recording_unlock)
+    for name in ("other-user", "grant"):
+        refused = patch(world.client, world.P, 3, b"XYZ", **world.principals[name])
+        assert refused.status_code == 404
+    assert released == []
+    # The probe works: the owner's PATCH at a stale offset takes the lock, then lets it go.
+    mine = patch(world.client, world.P, 0, b"XYZ", **world.principals["owner"])
+    assert mine.status_code == 409
+    assert released == [upload_id(world.P)]
+
+
 def test_the_lock_release_request_is_only_honoured_for_the_owner(world: World) -> None:
     """Another user's PATCH is a 404 before it touches the lock: it cannot cut off a writer."""
     app = world.app

@@ -12,6 +12,7 @@ from contextlib import AbstractContextManager
 from typing import Protocol
 
 from ..models import UploadInfo
+from ..state.base import LockScope
 
 
 class Lock(Protocol):
@@ -46,10 +47,12 @@ class Locker(Protocol):
         read: bool = False,
         with_parts: bool = False,
         before_asking: Callable[[], None] | None = None,
+        scope: LockScope | None = None,
     ) -> Lock:
         """Take the lock (reading the upload's state with it when `read`).
 
-        Raises UploadNotFound/UploadGone for an upload that does not exist (no lock is taken),
+        Raises UploadNotFound/UploadGone for an upload that does not exist, or (with a `scope`)
+        belongs to someone else (no lock is taken),
         UploadLocked (423) when a live holder does not let go within `wait` seconds.
         """
         ...
@@ -61,4 +64,5 @@ class Locker(Protocol):
         read: bool = False,
         with_parts: bool = False,
         before_asking: Callable[[], None] | None = None,
+        scope: LockScope | None = None,
     ) -> AbstractContextManager[Lock]: ...

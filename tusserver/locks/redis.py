@@ -25,7 +25,7 @@ from collections.abc import Callable, Iterator
 from .. import metrics
 from ..errors import TusError, UploadGone, UploadLocked, UploadNotFound
 from ..models import UploadInfo
-from ..state.base import StateStore
+from ..state.base import LockScope, StateStore
 from .holder import holder_is_dead, new_token
 
 log = logging.getLogger(__name__)
@@ -117,6 +117,7 @@ class LockManager:
         read: bool = False,
         with_parts: bool = False,
         before_asking: Callable[[], None] | None = None,
+        scope: LockScope | None = None,
     ) -> UploadLock:
         """Take the lock, asking a live holder to release it; UploadLocked (423) if it won't.
 
@@ -132,7 +133,9 @@ class LockManager:
         asked = False
         try:
             while True:
-                attempt = self.state.try_lock(upload_id, token, self.ttl_ms, read, with_parts)
+                attempt = self.state.try_lock(
+                    upload_id, token, self.ttl_ms, read, with_parts, scope=scope
+                )
                 if not attempt.exists:
                     raise UploadGone() if attempt.gone else UploadNotFound()
                 if attempt.acquired:
@@ -170,10 +173,16 @@ class LockManager:
         read: bool = False,
         with_parts: bool = False,
         before_asking: Callable[[], None] | None = None,
+        scope: LockScope | None = None,
     ) -> Iterator[UploadLock]:
         """Hold the lock for the duration of a `with` block; released even on errors."""
         lock = self.acquire(
-            upload_id, wait, read=read, with_parts=with_parts, before_asking=before_asking
+            upload_id,
+            wait,
+            read=read,
+            with_parts=with_parts,
+            before_asking=before_asking,
+            scope=scope,
         )
         try:
             yield lock

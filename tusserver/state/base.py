@@ -24,6 +24,18 @@ class Page:
 
 
 @dataclass(frozen=True)
+class LockScope:
+    """Whose uploads a lock attempt may take: those of `owner` (and of `grant`, when set).
+
+    Checked in the same step as taking the lock, so a request for someone else's upload is a
+    404 that never touches its lock (it cannot disturb, even for a moment, a running write).
+    """
+
+    owner: str
+    grant: str | None = None
+
+
+@dataclass(frozen=True)
 class LockAttempt:
     """The answer to one attempt at taking an upload's lock (and reading its state with it).
 
@@ -107,7 +119,13 @@ class StateStore(Protocol):
 
     # -- the per-upload lock ---------------------------------------------------------------
     def try_lock(
-        self, upload_id: str, token: str, ttl_ms: int, read: bool = False, with_parts: bool = False
+        self,
+        upload_id: str,
+        token: str,
+        ttl_ms: int,
+        read: bool = False,
+        with_parts: bool = False,
+        scope: LockScope | None = None,
     ) -> LockAttempt: ...
 
     def refresh_lock(self, upload_id: str, token: str, ttl_ms: int) -> tuple[bool, bool]:

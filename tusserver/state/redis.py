@@ -31,7 +31,7 @@ from ..errors import (
     UploadNotFound,
 )
 from ..models import Part, UploadInfo
-from .base import LockAttempt, Page
+from .base import LockAttempt, LockScope, Page
 from .keys import Keys
 
 __all__ = ["Page", "RedisState", "connect", "translate_errors"]
@@ -41,6 +41,11 @@ log = logging.getLogger(__name__)
 _TRY_LOCK = """
 if redis.call('EXISTS', KEYS[1]) == 0 then
   return {'missing', redis.call('EXISTS', KEYS[3])}
+end
+if ARGV[4] == '1' then
+  local owner = redis.call('HGET', KEYS[1], 'owner') or ''
+  local grant = redis.call('HGET', KEYS[1], 'grant') or ''
+  if owner ~= ARGV[5] or (ARGV[6] ~= '' and grant ~= ARGV[6]) then return {'foreign'} end
 end
 if not redis.call('SET', KEYS[4], ARGV[1], 'NX', 'PX', ARGV[2]) then
   return {'locked', redis.call('GET', KEYS[4]) or ''}
@@ -444,9 +449,19 @@ class RedisState:
 
     # -- the per-upload lock ---------------------------------------------------------------
     def try_lock(
-        self, upload_id: str, token: str, ttl_ms: int, read: bool = False, with_parts: bool = False
+        self,
+        upload_id: str,
+        token: str,
+        ttl_ms: int,
+        read: bool = False,
+        with_parts: bool = False,
+        scope: LockScope | None = None,
     ) -> LockAttempt:
-        """Take the lock if it is free (and read the state with it): one round trip."""
+        """Take the lock if it is free (and read the state with it): one round trip.
+
+        With a `scope`, an upload of another owner (or another grant) is answered as missing
+        and its lock is never touched: a stranger cannot even briefly hold someone's upload.
+        """
         keys = [
             self.keys.upload(upload_id),
             self.keys.parts(upload_id),
@@ -455,7 +470,10 @@ class RedisState:
         ]
         mode = "2" if read and with_parts else "1" if read else "0"
         with translate_errors():
-            result = self._try_lock(keys=keys, args=[token, ttl_ms, mode])
+            scoped = ["1", scope.owner, scope.grant or ""] if scope else ["0", "", ""]
+            result = self._try_lock(keys=keys, args=[token, ttl_ms, mode, *scoped])
+        if result[0] == "foreign":
+            return LockAttempt(False, exists=False)
         if result[0] == "missing":
             return LockAttempt(False, exists=False, gone=bool(result[1]))
         if result[0] == "locked":
