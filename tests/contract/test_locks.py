@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import subprocess
 import sys
 import threading
@@ -134,3 +135,65 @@ def test_a_live_holder_on_this_host_is_never_judged_dead() -> None:
     assert not holder_is_dead(new_token())
     assert not holder_is_dead("otherhost/1|1|1|abcd")  # other hosts: only their TTL ends them
     assert not holder_is_dead("not a token")
+
+
+class _Body:
+    """A running write's body as the keeper sees it: never idle, records interruptions."""
+
+    idle_seconds = 0.0
+
+    def __init__(self) -> None:
+        self.interrupted: str | None = None
+
+    def interrupt(self, reason: str) -> None:
+        self.interrupted = reason
+
+
+def test_the_keeper_refreshes_every_running_write_in_one_round_trip_per_tick(
+    locks: LockManager, state: RedisState, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Thousands of slow uploads per worker cost one Redis round trip per tick, not thousands."""
+    from tusserver.locks.keeper import LockKeeper
+
+    bulk_sizes: list[int] = []
+    single: list[str] = []
+    refresh_locks, refresh_lock = state.refresh_locks, state.refresh_lock
+
+    def counting_bulk(pairs: list[tuple[str, str]], ttl_ms: int) -> list[tuple[bool, bool]]:
+        bulk_sizes.append(len(pairs))
+        return refresh_locks(pairs, ttl_ms)
+
+    def counting_single(upload_id: str, token: str, ttl_ms: int) -> tuple[bool, bool]:
+        single.append(upload_id)
+        return refresh_lock(upload_id, token, ttl_ms)
+
+    monkeypatch.setattr(state, "refresh_locks", counting_bulk)
+    monkeypatch.setattr(state, "refresh_lock", counting_single)
+    uploads = []
+    for _ in range(40):
+        info = UploadInfo(id=new_upload_id(), length=10, created=1.0, updated=1.0)
+        state.create(info)
+        uploads.append(info.id)
+    held = [locks.acquire(upload_id) for upload_id in uploads]
+    bodies = [_Body() for _ in held]
+    keeper = LockKeeper(read_timeout=60, interval=0.05)
+    try:
+        with contextlib.ExitStack() as stack:
+            for lock, body in zip(held, bodies, strict=True):
+                stack.enter_context(keeper.watch(lock, body))
+            deadline = time.monotonic() + 5
+            while len(bulk_sizes) < 3 and time.monotonic() < deadline:
+                time.sleep(0.02)
+            assert bulk_sizes and max(bulk_sizes) == 40
+            assert single == []
+            # A newcomer asking for one upload interrupts that write and no other.
+            state.request_release(uploads[7], "newcomer", 5000)
+            while bodies[7].interrupted is None and time.monotonic() < deadline:
+                time.sleep(0.02)
+            assert bodies[7].interrupted == "another request asked for the upload"
+            assert [b.interrupted for i, b in enumerate(bodies) if i != 7] == [None] * 39
+            assert all(lock.refresh()[0] for lock in held)
+    finally:
+        keeper.stop()
+        for lock in held:
+            lock.release()

@@ -31,6 +31,10 @@ class Lock(Protocol):
         """Extend the lock: (still held, a newcomer asked for it)."""
         ...
 
+    def refreshed(self, answer: tuple[bool, bool]) -> tuple[bool, bool]:
+        """Take a bulk refresh's (still held, asked) answer as this lock's own."""
+        ...
+
     def release(self) -> None: ...
 
 

@@ -102,31 +102,59 @@ class LockKeeper:
         while not self._stopping.wait(self.interval):
             with self._mutex:
                 watched = list(self._watched)
+            answers = self._refresh_all(watched)
+            if answers is not None and not answers:
+                continue  # nothing running, or the store is down (logged once where it failed)
             for entry in watched:
                 try:
-                    self._check(entry)
+                    self._check(entry, answers.get(entry) if answers is not None else None)
                 except BackendUnavailable:
                     pass  # counted and logged once per outage where it happened (backend_status)
                 except Exception:  # one bad check must not stop the watching of others
                     log.exception("lock keeper check failed for %s", entry.lock.upload_id)
 
-    def _check(self, entry: _Watched) -> None:
+    def _refresh_all(self, watched: list[_Watched]) -> dict[_Watched, tuple[bool, bool]] | None:
+        """Every running write's lock refreshed (and asked about) in one round trip.
+
+        Under the gevent worker one process runs thousands of slow uploads; a round trip per
+        upload five times a second, one after the other, takes longer than a lock lives once
+        the machine is busy. None when the locks cannot be refreshed in bulk (each check then
+        refreshes its own); an empty answer when the store is down (nothing is interrupted for
+        that: the outage is logged once where it happened).
+        """
+        running = [entry for entry in watched if not entry.done]
+        if not running:
+            return {}
+        manager = getattr(running[0].lock, "manager", None)
+        if manager is None or not hasattr(manager, "refresh_many"):
+            return None
+        try:
+            answers = manager.refresh_many([entry.lock for entry in running])
+        except BackendUnavailable:
+            return {}
+        return dict(zip(running, answers, strict=True))
+
+    def _check(self, entry: _Watched, answer: tuple[bool, bool] | None = None) -> None:
         with entry.mutex:
             if not entry.done:
-                self._check_running(entry)
+                self._check_running(entry, answer)
 
-    def _check_running(self, entry: _Watched) -> None:
+    def _check_running(self, entry: _Watched, answer: tuple[bool, bool] | None = None) -> None:
+        """`answer`: this tick's bulk refresh of the entry's lock (None: refresh it now)."""
+        if answer is not None:
+            held, asked = entry.lock.refreshed(answer)
+        else:
+            held, asked = entry.lock.refresh()
         if entry.ended:
-            # Interrupted already; the request is committing what it has: keep the lock alive
-            # until it does (a last S3 part may take a while), but interrupt nothing more.
-            if not entry.lock.refresh()[0]:
+            # Interrupted already; the request is committing what it has: the lock was kept
+            # alive until it does (a last S3 part may take a while), but nothing more happens.
+            if not held:
                 log.debug("upload %s lost its lock while committing", entry.lock.upload_id)
             return
         if entry.body.idle_seconds >= self.read_timeout:
             entry.ended = True
             entry.body.interrupt(f"no data received for {self.read_timeout}s")
             return
-        held, asked = entry.lock.refresh()
         if not held:
             entry.ended = True
             entry.body.interrupt("lock lost")

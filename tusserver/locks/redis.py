@@ -53,6 +53,12 @@ class UploadLock:
             self.lost = True
         return held, asked
 
+    def refreshed(self, answer: tuple[bool, bool]) -> tuple[bool, bool]:
+        """Take the answer of a bulk refresh (`LockManager.refresh_many`) as this lock's own."""
+        if not answer[0]:
+            self.lost = True
+        return answer
+
     def release(self) -> None:
         if self.released:
             return
@@ -83,6 +89,19 @@ class LockManager:
         self._pending: set[tuple[str, str]] = set()
         self._pending_lock = threading.Lock()
         self._retrier: threading.Thread | None = None
+
+    def refresh_many(self, locks: list[UploadLock]) -> list[tuple[bool, bool]]:
+        """Refresh many held locks in one round trip: (still held, release requested) each.
+
+        The answers are not applied to the locks: the caller does that (`UploadLock.refreshed`)
+        only for writes still running, since a write that has just committed released its lock.
+
+        The keeper calls this once per tick for every running write of the process: with
+        thousands of slow uploads per worker, one round trip each, one after the other, would
+        take longer than a lock lives on a busy machine.
+        """
+        pairs = [(lock.upload_id, lock.token) for lock in locks]
+        return self.state.refresh_locks(pairs, self.ttl_ms)
 
     def release_later(self, upload_id: str, token: str, every: float = 0.1) -> None:
         """Keep trying to release a lock whose release failed, until the store answers."""

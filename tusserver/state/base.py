@@ -132,6 +132,10 @@ class StateStore(Protocol):
         """Extend the lock: (still held, release requested by a newcomer)."""
         ...
 
+    def refresh_locks(self, locks: list[tuple[str, str]], ttl_ms: int) -> list[tuple[bool, bool]]:
+        """`refresh_lock` for many (upload id, token) pairs at once, in the same order."""
+        ...
+
     def unlock(self, upload_id: str, token: str) -> bool:
         """Delete the lock if `token` holds it (also used to break a dead holder's lock)."""
         ...

@@ -492,6 +492,18 @@ class RedisState:
             held, asked = self._refresh_lock(keys=keys, args=[token, ttl_ms])
         return bool(held), bool(asked)
 
+    def refresh_locks(self, locks: list[tuple[str, str]], ttl_ms: int) -> list[tuple[bool, bool]]:
+        """`refresh_lock` for many (upload id, token) pairs in one pipelined round trip."""
+        if not locks:
+            return []
+        with translate_errors():
+            pipe = self.client.pipeline(transaction=False)
+            for upload_id, token in locks:
+                keys = [self.keys.lock(upload_id), self.keys.release(upload_id)]
+                self._refresh_lock(keys=keys, args=[token, ttl_ms], client=pipe)
+            answers = pipe.execute()
+        return [(bool(held), bool(asked)) for held, asked in answers]
+
     def unlock(self, upload_id: str, token: str) -> bool:
         with translate_errors():
             return bool(self._delete_if_value(keys=[self.keys.lock(upload_id)], args=[token]))
