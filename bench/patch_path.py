@@ -113,7 +113,15 @@ def in_tree(tree: Path, redis_url: str) -> dict[str, float]:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def serve(tree: Path, data_dir: Path, redis_url: str, port: int) -> subprocess.Popen[bytes]:
+def serve(
+    tree: Path,
+    data_dir: Path,
+    redis_url: str,
+    port: int,
+    worker_class: str | None = None,
+    fsync: bool = True,
+) -> subprocess.Popen[bytes]:
+    """`tusserver serve` from `tree`; `worker_class` only for trees that know the setting."""
     import requests
 
     env = {k: v for k, v in os.environ.items() if not k.startswith("TUSSERVER_")}
@@ -122,10 +130,13 @@ def serve(tree: Path, data_dir: Path, redis_url: str, port: int) -> subprocess.P
         TUSSERVER_REDIS_URL=redis_url,
         TUSSERVER_REDIS_PREFIX=f"benchsrv{port}:",
         TUSSERVER_LOG_LEVEL="WARNING",
+        TUSSERVER_FSYNC="true" if fsync else "false",
         PYTHONPATH=str(tree),
     )
     if "auth:" in (tree / "tusserver" / "settings.py").read_text():
         env["TUSSERVER_AUTH"] = "none"
+    if worker_class and "worker_class:" in (tree / "tusserver" / "settings.py").read_text():
+        env["TUSSERVER_WORKER_CLASS"] = worker_class
     process = subprocess.Popen(
         [sys.executable, "-m", "tusserver", "serve", "--port", str(port), "--workers", "2"],
         cwd=tree,
@@ -149,6 +160,12 @@ def main() -> None:
     parser.add_argument("--old", default=None, help="git revision of the 'old' tree")
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--size-mib", type=int, default=256)
+    parser.add_argument("--no-fsync", action="store_true", help="both servers skip the data fsync")
+    parser.add_argument(
+        "--worker-class",
+        default=None,
+        help="the new tree's worker class (default: what it ships with; the old tree has gthread)",
+    )
     parser.add_argument(
         "--aof-cost",
         action="store_true",
@@ -195,7 +212,14 @@ def main() -> None:
                 order = ["old", "new"] if run % 2 == 0 else ["new", "old"]
                 for name in order:
                     port = free_port()
-                    process = serve(trees[name], Path(tmp) / f"data-{name}-{run}", server.url, port)
+                    process = serve(
+                        trees[name],
+                        Path(tmp) / f"data-{name}-{run}",
+                        server.url,
+                        port,
+                        args.worker_class,
+                        not args.no_fsync,
+                    )
                     try:
                         subprocess.run(["sync"], check=False)
                         done = upload("127.0.0.1", port, size, 5 * 1024 * 1024)
