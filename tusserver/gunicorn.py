@@ -88,6 +88,13 @@ def _child_exit(server: Any, worker: Any) -> None:
         client_limits.TABLE.release(worker.age)
 
 
+def gunicorn_settings() -> set[str]:
+    """The names of the settings this gunicorn knows (they differ between releases)."""
+    from gunicorn.config import KNOWN_SETTINGS
+
+    return {setting.name for setting in KNOWN_SETTINGS}
+
+
 def gunicorn_options(
     settings: Settings, host: str, port: int, workers: int, threads: int, worker_class: str
 ) -> dict[str, Any]:
@@ -109,6 +116,11 @@ def gunicorn_options(
         "proc_name": "tusserver",
         "backlog": 4096,
     }
+    if "control_socket_disable" in gunicorn_settings():
+        # gunicorn 27's runtime control socket is one path per user (~/.gunicorn), shared by
+        # every server that user starts: two servers would fight over it, and nothing here
+        # uses it. Deployments manage the server through signals and the process manager.
+        options["control_socket_disable"] = True
     if worker_class == "gevent":
         options["worker_connections"] = settings.worker_connections
     else:
