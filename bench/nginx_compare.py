@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import re
 import statistics
 import sys
 import tempfile
@@ -26,11 +25,10 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from bench import client, servers  # noqa: E402
+from bench.results_file import write_section  # noqa: E402
 from tests.support.nginx import nginx_binary, running_nginx  # noqa: E402
 
 MiB = 1024 * 1024
-SECTION_START = "<!-- nginx:start -->"
-SECTION_END = "<!-- nginx:end -->"
 
 
 def say(message: str) -> None:
@@ -97,7 +95,7 @@ def main() -> None:
     text = report(rows, args)
     print(text)
     if not args.no_write:
-        write_section(text)
+        write_section("nginx", text)
 
 
 def upload(
@@ -144,18 +142,6 @@ def report(rows: dict[tuple[str, int], dict[str, list[float]]], args: argparse.N
 
 def fmt(values: list[float]) -> str:
     return f"{statistics.median(values):.0f} ({min(values):.0f}-{max(values):.0f})"
-
-
-def write_section(text: str) -> None:
-    path = ROOT / "bench" / "RESULTS.md"
-    current = path.read_text() if path.exists() else ""
-    block = f"{SECTION_START}\n{text}{SECTION_END}\n"
-    if SECTION_START in current and SECTION_END in current:
-        pattern = re.escape(SECTION_START) + r".*?" + re.escape(SECTION_END) + r"\n?"
-        current = re.sub(pattern, lambda _: block, current, flags=re.DOTALL)
-    else:
-        current = current.rstrip() + "\n\n" + block if current else block
-    path.write_text(current)
 
 
 if __name__ == "__main__":

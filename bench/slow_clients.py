@@ -25,7 +25,6 @@ import contextlib
 import datetime
 import os
 import platform
-import re
 import sys
 import tempfile
 import time
@@ -36,11 +35,10 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from bench import servers  # noqa: E402
+from bench.results_file import write_section  # noqa: E402
 from tests.support.procstats import tree_cpu, tree_rss  # noqa: E402
 from tests.support.slow_load import LoadResult, MiB, raise_open_file_limit, run_load  # noqa: E402
 
-SECTION_START = "<!-- slow-clients:start -->"
-SECTION_END = "<!-- slow-clients:end -->"
 TARGET_P99 = 1.0
 TARGET_RSS = 600 * MiB
 
@@ -151,18 +149,6 @@ def report(results: dict[str, LoadResult], args: argparse.Namespace, notes: list
     return "\n".join(lines).rstrip() + "\n"
 
 
-def write_section(text: str) -> None:
-    path = ROOT / "bench" / "RESULTS.md"
-    current = path.read_text() if path.exists() else ""
-    block = f"{SECTION_START}\n{text}{SECTION_END}\n"
-    if SECTION_START in current and SECTION_END in current:
-        pattern = re.escape(SECTION_START) + r".*?" + re.escape(SECTION_END) + r"\n?"
-        current = re.sub(pattern, lambda _: block, current, flags=re.DOTALL)
-    else:
-        current = current.rstrip() + "\n\n" + block if current else block
-    path.write_text(current)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--uploads", type=int, default=2000)
@@ -233,7 +219,7 @@ def main() -> None:
     text = report(results, args, notes)
     print(text)
     if not args.no_write:
-        write_section(text)
+        write_section("slow-clients", text)
 
 
 if __name__ == "__main__":
