@@ -300,7 +300,7 @@ def test_read_closed_early_releases_resources(
     assert released, f"{connections_out(store)} S3 connection(s) never went back to the pool"
     assert [str(w.message) for w in caught if w.category is ResourceWarning] == []
     if store.local_path(info) is not None:
-        assert open_fds() == fds_before
+        assert open_fds() <= fds_before  # a leak adds; other threads may close theirs
     assert read_all(store, info) == data
 
 
