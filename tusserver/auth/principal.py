@@ -13,6 +13,10 @@ from typing import Literal
 
 Role = Literal["admin", "user", "anonymous"]
 Via = Literal["open", "session", "token", "jwt", "grant", "link", "anonymous"]
+Scope = Literal["upload", "read", "manage", "admin"]
+SCOPES: tuple[Scope, ...] = ("upload", "read", "manage", "admin")
+"""What an API token may be limited to: create/append/own HEAD, list/download,
+rename/tag/delete, and the admin's rights over users and every file."""
 
 
 @dataclass(frozen=True)
@@ -55,6 +59,10 @@ class Principal:
     @property
     def is_anonymous(self) -> bool:
         return self.role == "anonymous"
+
+    def allows(self, scope: Scope) -> bool:
+        """May this principal use `scope`? Full rights (no scopes recorded) allow everything."""
+        return self.scopes is None or scope in self.scopes
 
     def owns(self, owner: str | None) -> bool:
         """May this principal see and change an upload recorded with `owner`? Admins may."""
