@@ -37,7 +37,21 @@ TYPES = (
     "",
     "not a type",
 )
-WORDS = ("report", "Photo", "IMG", "notes", "Ünïcode", "data", "backup", "a*b", "[x]", "final")
+WORDS = (
+    "report",
+    "Photo",
+    "IMG",
+    "notes",
+    "Ünïcode",
+    "data",
+    "backup",
+    "a*b",
+    "[x]",
+    "final",
+    "phone",
+    "hotel",
+    "motor",
+)  # the last three hold every trigram of "photo", apart
 EXTS = (".png", ".JPG", ".txt", ".csv", "", ".tar.gz")
 
 
@@ -93,8 +107,8 @@ def reference(uploads: list[Entry], query: CatalogQuery, owner: str | None) -> l
         if not set(query.tags) <= set(entry.tags):
             return False
         if query.type:
-            major = query.type.partition("/")[0]
-            if entry.type.split("/")[0] != major or not entry.type.startswith(query.type):
+            major, _, sub = query.type.partition("/")
+            if entry.type.partition("/")[0] != major or (sub and entry.type != query.type):
                 return False
         if query.complete is not None and entry.complete != query.complete:
             return False
@@ -142,9 +156,13 @@ def reference_entry(info: UploadInfo) -> Entry:
 
 queries = st.builds(
     CatalogQuery,
-    q=st.sampled_from(["", "", "", "o", "photo", "img_", "ünï", "a*b", "[x]", ".tar", "zzz"]),
+    q=st.sampled_from(
+        ["", "", "", "o", "ph", "photo", "img_", "ünï", "a*b", "[x]", ".tar", "zzz", "rep"]
+    ),
     tags=st.lists(st.sampled_from(TAGS), max_size=2).map(tuple),
-    type=st.sampled_from(["", "", "image", "image/", "image/png", "text/", "application/j", "vid"]),
+    type=st.sampled_from(
+        ["", "", "image", "image/", "image/png", "text/", "application/json", "vid"]
+    ),
     complete=st.sampled_from([None, None, True, False]),
     min_size=st.sampled_from([None, None, 0, 1000, 2_500_000]),
     max_size=st.sampled_from([None, None, 0, 100_000, 4_000_000]),
@@ -188,3 +206,31 @@ def test_pages_put_together_are_the_whole_reference(
         collected += ids
         offset += limit
     assert collected[: len(expected)] == expected
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        CatalogQuery(q="photo"),  # a name search over every name (trigrams, checked)
+        CatalogQuery(q="photo", sort="name", descending=False),
+        CatalogQuery(q="rep", complete=True, sort="size"),  # one trigram is the answer
+        CatalogQuery(q="ph", sort="updated"),  # shorter than a trigram: a scan
+        CatalogQuery(complete=True, min_size=1000, sort="name"),  # dense, counted in C
+        CatalogQuery(tags=("red",), type="image", sort="size"),  # sparse result of large sets
+        CatalogQuery(tags=("red",), type="image", sort="name", descending=False),
+        CatalogQuery(since=1_700_001_000.0, until=1_700_001_010.0),  # a narrow range
+    ],
+)
+@pytest.mark.parametrize("offset", [0, 37, 5000])
+@pytest.mark.parametrize("sparse", [Catalog.sparse, 100])
+def test_each_strategy_gives_the_reference_page(
+    loaded: tuple[Catalog, list[Entry]], query: CatalogQuery, offset: int, sparse: int
+) -> None:
+    catalog, uploads = loaded
+    expected = reference(uploads, query, None)
+    catalog.sparse = sparse
+    try:
+        ids, total = catalog.query(query, 50, offset, None)
+    finally:
+        del catalog.sparse
+    assert (ids, total) == (expected[offset : offset + 50], len(expected))

@@ -21,6 +21,7 @@ leave it in a stale set. `query` answers a filtered, sorted page and its total i
 from __future__ import annotations
 
 import re
+import secrets
 import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -37,13 +38,14 @@ SORT_FIELDS: tuple[SortField, ...] = ("name", "size", "created", "updated")
 
 _MIME_TYPE = re.compile(r"[a-z0-9][a-z0-9!#$&^_.+-]*/[a-z0-9][a-z0-9!#$&^_.+-]*")
 _CAS_RETRIES = 8
+GRAM = 3
 
 
 @dataclass(frozen=True)
 class CatalogQuery:
     """What a listing asks for: filters that all must match, one sort order, one page.
 
-    `type` is a lower-case MIME prefix (`image`, `image/` and `image/png` all work); `since` is
+    `type` is a lower-case MIME type (`image/png`) or major type (`image` or `image/`); `since` is
     inclusive and `until` exclusive (creation time); sizes are inclusive and match only uploads
     whose length is known. Ties in the sort order are broken by upload id.
     """
@@ -163,151 +165,253 @@ end
 return 1
 """
 
-# One filtered, sorted page and the total, over one scope.
-# KEYS: 1 sort index (a score index, or the name index) 2 entry 3 name 4 uploads(created)
-#       5 size, then sets that must all contain the id (tags, major type, done/open).
-# ARGV: 1 'score'|'name' 2 desc '1'|'0' 3 offset 4 limit 5 q (lower case) 6 ZSCAN pattern for q
-#       7 type prefix checked on the entry ('' = none) 8 size min 9 size max 10 since 11 until
-#       (range bounds in ZRANGEBYSCORE syntax; '' = unbounded side; both '' = no range).
+# One filtered, sorted page and the total, over one scope, in one script.
+# KEYS: 1 sort index (a score index, or the name index) 2 entry 3 name 4 uploads (created)
+#       5 size, 6-9 scratch keys (deleted before returning), then sets that must all contain
+#       the id (tags, name grams, MIME major type, full type, done/open).
+# ARGV: 1 'score'|'name' 2 desc '1'|'0' 3 offset 4 limit 5 q to check on names ('' = none)
+#       6 ZSCAN pattern for q when no gram set stands for it ('' = none) 7-8 size range
+#       9-10 creation range (ZRANGEBYSCORE syntax; '' = unbounded side, both '' = none)
+#       11 SPARSE 12 DENSITY (the strategy's thresholds, see Catalog).
+# Strategy: the smallest filter decides. A small one (<= SPARSE ids) is read and the others
+# checked in batches; large ones are counted in C (ZINTERCARD) and the page found by walking
+# the sort index, or intersected in C (ZINTERSTORE) when the result is too sparse to walk.
 _QUERY = """
 local by_name = ARGV[1] == 'name'
 local desc = ARGV[2] == '1'
 local offset, limit = tonumber(ARGV[3]), tonumber(ARGV[4])
-local q, pattern, tprefix = ARGV[5], ARGV[6], ARGV[7]
-local WALK_DENSITY, SCAN_ABOVE, CHUNK = 50, 4000, 1000
-local all = redis.call('ZCARD', KEYS[4])
+local q, pattern = ARGV[5], ARGV[6]
+local SPARSE, DENSITY, CHUNK = tonumber(ARGV[11]), tonumber(ARGV[12]), 500
+local SORT, ENTRY, NAMES, CREATED, SIZES = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
+local TMP_Q, TMP_SIZE, TMP_CREATED, TMP_RESULT = KEYS[6], KEYS[7], KEYS[8], KEYS[9]
+local all = redis.call('ZCARD', CREATED)
+local NUL = string.char(0)
 
+local function after_nul(text, count)
+  local at = 0
+  for _ = 1, count do at = string.find(text, NUL, at + 1, true) end
+  return string.sub(text, at + 1)
+end
+local function sort_ids(members)
+  if by_name then for i = 1, #members do members[i] = after_nul(members[i], 1) end end
+  return members
+end
+local function cleanup() redis.call('DEL', TMP_Q, TMP_SIZE, TMP_CREATED, TMP_RESULT) end
+-- names of ids, from the entries, in batches
+local function names_of(ids)
+  local names = {}
+  for s = 1, #ids, CHUNK do
+    local e = math.min(s + CHUNK - 1, #ids)
+    local got = redis.call('HMGET', ENTRY, unpack(ids, s, e))
+    for i = 1, #got do
+      local entry = got[i]
+      names[s + i - 1] = entry and after_nul(entry, 3) or false
+    end
+  end
+  return names
+end
+
+-- producers: sets (tags, name grams, type, done/open) and score ranges (size, created)
+local producers = {}
+for i = 10, #KEYS do
+  producers[#producers + 1] = {set = true, key = KEYS[i], n = redis.call('SCARD', KEYS[i])}
+end
 local function bound(text, default)
   if text == '' then return default, false end
   if string.sub(text, 1, 1) == '(' then return tonumber(string.sub(text, 2)), true end
   return tonumber(text), false
 end
-local producers = {}
-for i = 6, #KEYS do
-  producers[#producers + 1] = {kind = 'set', key = KEYS[i], n = redis.call('SCARD', KEYS[i])}
-end
-local function add_range(key, lo, hi)
+local function add_range(key, tmp, lo, hi)
   if lo == '' and hi == '' then return end
   local rlo, rhi = lo == '' and '-inf' or lo, hi == '' and '+inf' or hi
-  local p = {kind = 'range', key = key, lo = rlo, hi = rhi, n = redis.call('ZCOUNT', key, rlo, rhi)}
+  local p = {set = false, key = key, tmp = tmp, lo = rlo, hi = rhi,
+             n = redis.call('ZCOUNT', key, rlo, rhi)}
   p.min, p.min_open = bound(lo, -math.huge)
   p.max, p.max_open = bound(hi, math.huge)
   producers[#producers + 1] = p
 end
-add_range(KEYS[5], ARGV[8], ARGV[9])
-add_range(KEYS[4], ARGV[10], ARGV[11])
+add_range(SIZES, TMP_SIZE, ARGV[7], ARGV[8])
+add_range(CREATED, TMP_CREATED, ARGV[9], ARGV[10])
 
-local function member_id(member)
-  if by_name then return string.sub(member, string.find(member, '\\0', 1, true) + 1) end
-  return member
+if #producers == 0 and q == '' then
+  local page = redis.call(desc and 'ZREVRANGE' or 'ZRANGE', SORT, offset, offset + limit - 1)
+  return {all, sort_ids(page)}
 end
 
--- no filter at all: a straight page of the sort index
-if #producers == 0 and q == '' and tprefix == '' then
-  local cmd = desc and 'ZREVRANGE' or 'ZRANGE'
-  local page = redis.call(cmd, KEYS[1], offset, offset + limit - 1)
-  for i = 1, #page do page[i] = member_id(page[i]) end
-  return {all, page}
-end
-
--- the base: the smallest producer, or the ids whose names match q (C-side glob scan)
-table.sort(producers, function(a, b) return a.n < b.n end)
-local base, base_is_q = nil, false
-if q ~= '' and (#producers == 0 or producers[1].n > SCAN_ABOVE) then
-  base, base_is_q = {}, true
-  local cursor = '0'
-  repeat
-    local r = redis.call('ZSCAN', KEYS[3], cursor, 'MATCH', pattern, 'COUNT', 20000)
-    cursor = r[1]
-    local items = r[2]
-    for i = 1, #items, 2 do
-      local m = items[i]
-      base[#base + 1] = string.sub(m, string.find(m, '\\0', 1, true) + 1)
-    end
-  until cursor == '0'
-elseif #producers > 0 then
-  local p = table.remove(producers, 1)
-  if p.kind == 'set' then base = redis.call('SMEMBERS', p.key)
-  else base = redis.call('ZRANGEBYSCORE', p.key, p.lo, p.hi) end
-else
-  base = redis.call('ZRANGE', KEYS[4], 0, -1)
-end
-
-local need_entry = (q ~= '' and not base_is_q) or tprefix ~= ''
-local matched, is_match = {}, {}
-for _, id in ipairs(base) do
-  local ok = true
-  for _, p in ipairs(producers) do
-    if p.kind == 'set' then
-      if redis.call('SISMEMBER', p.key, id) == 0 then ok = false; break end
-    else
-      local s = tonumber(redis.call('ZSCORE', p.key, id) or 'nan')
-      if s == nil or s ~= s or s < p.min or s > p.max or (p.min_open and s == p.min)
-         or (p.max_open and s == p.max) then ok = false; break end
-    end
+-- which of `ids` pass producer p (batched: one call per chunk)
+local function passing(p, ids, s, e)
+  if p.set then return redis.call('SMISMEMBER', p.key, unpack(ids, s, e)) end
+  local scores = redis.call('ZMSCORE', p.key, unpack(ids, s, e))
+  local ok = {}
+  if p.zmember then
+    for i = 1, #scores do ok[i] = scores[i] and 1 or 0 end
+    return ok
   end
-  if ok and need_entry then
-    local e = redis.call('HGET', KEYS[2], id)
-    if not e then ok = false else
-      local t1 = string.find(e, '\\0', 1, true)
-      if tprefix ~= '' and string.sub(e, 1, #tprefix) ~= tprefix then ok = false end
-      if ok and q ~= '' and not base_is_q then
-        local t2 = string.find(e, '\\0', t1 + 1, true)
-        local t3 = string.find(e, '\\0', t2 + 1, true)
-        if not string.find(string.sub(e, t3 + 1), q, 1, true) then ok = false end
+  for i = 1, #scores do
+    local v = scores[i] and tonumber(scores[i])
+    ok[i] = (v and v >= p.min and v <= p.max and not (p.min_open and v == p.min)
+             and not (p.max_open and v == p.max)) and 1 or 0
+  end
+  return ok
+end
+-- ids (in order) that pass every producer in `checks` and, if `verify`, contain q
+local function filter(ids, checks, verify)
+  local keep = {}
+  for s = 1, #ids, CHUNK do
+    local e = math.min(s + CHUNK - 1, #ids)
+    local alive = {}
+    for i = s, e do alive[i - s + 1] = true end
+    for _, p in ipairs(checks) do
+      local ok = passing(p, ids, s, e)
+      for i = 1, #ok do if ok[i] == 0 then alive[i] = false end end
+    end
+    local names = verify and names_of({unpack(ids, s, e)}) or nil
+    for i = s, e do
+      local j = i - s + 1
+      if alive[j] and (not verify or (names[j] and string.find(names[j], q, 1, true))) then
+        keep[#keep + 1] = ids[i]
       end
     end
   end
-  if ok and not is_match[id] then matched[#matched + 1] = id; is_match[id] = true end
+  return keep
 end
-local total = #matched
-local page = {}
-if total == 0 or offset >= total then return {total, page} end
-
-if total * WALK_DENSITY >= all then
-  -- dense: walk the sort index in order, keeping the matches, until the page is full
-  local cmd = desc and 'ZREVRANGE' or 'ZRANGE'
-  local seen, start = 0, 0
-  while #page < limit do
-    local chunk = redis.call(cmd, KEYS[1], start, start + CHUNK - 1)
-    if #chunk == 0 then break end
-    for _, m in ipairs(chunk) do
-      local id = member_id(m)
-      if is_match[id] then
-        seen = seen + 1
-        if seen > offset then
-          page[#page + 1] = id
-          if #page >= limit then break end
+-- the page of `matched` (a complete list of the matches, any order) in sort order
+local function page_of(matched)
+  local total = #matched
+  local page = {}
+  if offset >= total then return {total, page} end
+  if total * DENSITY >= all then
+    local is_match = {}
+    for _, id in ipairs(matched) do is_match[id] = true end
+    local seen, start = 0, 0
+    while #page < limit do
+      local chunk = sort_ids(redis.call(desc and 'ZREVRANGE' or 'ZRANGE', SORT, start,
+                                        start + CHUNK - 1))
+      if #chunk == 0 then break end
+      for _, id in ipairs(chunk) do
+        if is_match[id] then
+          seen = seen + 1
+          if seen > offset and #page < limit then page[#page + 1] = id end
         end
       end
+      start = start + CHUNK
+    end
+    return {total, page}
+  end
+  local key = {}
+  if by_name then
+    local names = names_of(matched)
+    for i, id in ipairs(matched) do key[id] = names[i] or '' end
+  else
+    for s = 1, #matched, CHUNK do
+      local e = math.min(s + CHUNK - 1, #matched)
+      local scores = redis.call('ZMSCORE', SORT, unpack(matched, s, e))
+      for i = 1, #scores do key[matched[s + i - 1]] = tonumber(scores[i] or '-inf') end
+    end
+  end
+  table.sort(matched, function(a, b)
+    if desc then a, b = b, a end
+    local ka, kb = key[a], key[b]
+    if ka == kb then return a < b end
+    return ka < kb
+  end)
+  for i = offset + 1, math.min(offset + limit, total) do page[#page + 1] = matched[i] end
+  return {total, page}
+end
+
+table.sort(producers, function(a, b) return a.n < b.n end)
+-- q without a gram index (an owner's scope, or fewer than three characters): scan the names
+if pattern ~= '' and (#producers == 0 or producers[1].n > SPARSE) then
+  local found, cursor = {}, '0'
+  repeat
+    local r = redis.call('ZSCAN', NAMES, cursor, 'MATCH', pattern, 'COUNT', 5000)
+    cursor = r[1]
+    for i = 1, #r[2], 2 do found[#found + 1] = after_nul(r[2][i], 1) end
+  until cursor == '0'
+  if #producers == 0 or #found <= SPARSE then
+    return page_of(filter(found, producers, false))
+  end
+  for s = 1, #found, CHUNK do
+    redis.call('SADD', TMP_Q, unpack(found, s, math.min(s + CHUNK - 1, #found)))
+  end
+  table.insert(producers, 1, {set = true, key = TMP_Q, n = #found})
+  q = ''
+end
+local verify = q ~= ''
+
+-- sparse: the smallest producer's members, checked one batch at a time
+local first = producers[1]
+if first.n <= SPARSE then
+  local base
+  if first.set then base = redis.call('SMEMBERS', first.key)
+  else base = redis.call('ZRANGEBYSCORE', first.key, first.lo, first.hi) end
+  local rest = {unpack(producers, 2)}
+  local result = page_of(filter(base, rest, verify))
+  cleanup()
+  return result
+end
+
+-- dense: every filter is large
+local function walk(total, checks)
+  local page, seen, start = {}, 0, 0
+  while #page < limit and seen < total do
+    local chunk = sort_ids(redis.call(desc and 'ZREVRANGE' or 'ZRANGE', SORT, start,
+                                      start + CHUNK - 1))
+    if #chunk == 0 then break end
+    for _, id in ipairs(filter(chunk, checks, false)) do
+      seen = seen + 1
+      if seen > offset and #page < limit then page[#page + 1] = id end
     end
     start = start + CHUNK
   end
   return {total, page}
 end
-
--- sparse: fetch each match's sort key and sort here
-local key = {}
-for _, id in ipairs(matched) do
-  if by_name then
-    local e = redis.call('HGET', KEYS[2], id) or ''
-    local t1 = string.find(e, '\\0', 1, true) or 0
-    local t2 = string.find(e, '\\0', t1 + 1, true) or t1
-    local t3 = string.find(e, '\\0', t2 + 1, true) or t2
-    key[id] = string.sub(e, t3 + 1)
-  else
-    key[id] = tonumber(redis.call('ZSCORE', KEYS[1], id) or '-inf')
-  end
+if #producers == 1 and not verify then
+  -- one filter: its size is the total, and the page is found by walking the sort index
+  return walk(first.n, producers)
 end
-table.sort(matched, function(a, b)
-  if desc then a, b = b, a end
-  local ka, kb = key[a], key[b]
-  if ka == kb then return a < b end
-  return ka < kb
-end)
-for i = offset + 1, math.min(offset + limit, total) do page[#page + 1] = matched[i] end
-return {total, page}
+local sets, ranges = {}, {}
+for _, p in ipairs(producers) do
+  if p.set then sets[#sets + 1] = p.key else ranges[#ranges + 1] = p end
+end
+if #sets == 0 then
+  -- only score ranges: intersect copies of them in C for the count
+  local inputs = {}
+  for _, p in ipairs(ranges) do
+    redis.call('ZRANGESTORE', p.tmp, p.key, p.lo, p.hi, 'BYSCORE')
+    inputs[#inputs + 1] = p.tmp
+  end
+  local result = walk(redis.call('ZINTERCARD', #inputs, unpack(inputs)), producers)
+  cleanup()
+  return result
+end
+-- the sets intersected in C; score ranges and q checked on what is left
+redis.call('ZINTERSTORE', TMP_RESULT, #sets, unpack(sets))
+local count = redis.call('ZCARD', TMP_RESULT)
+if #ranges == 0 and not verify then
+  local result
+  if count * DENSITY >= all then
+    result = walk(count, {{zmember = true, key = TMP_RESULT}})
+  elseif by_name then
+    result = page_of(redis.call('ZRANGE', TMP_RESULT, 0, -1))
+  else
+    local args = {TMP_RESULT, 2, TMP_RESULT, SORT, 'WEIGHTS', 0, 1}
+    redis.call('ZINTERSTORE', unpack(args))
+    result = {count, redis.call(desc and 'ZREVRANGE' or 'ZRANGE', TMP_RESULT, offset,
+                                offset + limit - 1)}
+  end
+  cleanup()
+  return result
+end
+local result = page_of(filter(redis.call('ZRANGE', TMP_RESULT, 0, -1), ranges, verify))
+cleanup()
+return result
 """
+
+
+def grams(text: str) -> list[str]:
+    """The distinct trigrams of a (lower-case) name, in order of first appearance."""
+    return list(dict.fromkeys(text[i : i + GRAM] for i in range(len(text) - GRAM + 1)))
 
 
 def _glob_escape(text: str) -> str:
@@ -315,7 +419,16 @@ def _glob_escape(text: str) -> str:
 
 
 class Catalog:
-    """Maintains and queries the listing indexes; every call is one round trip per scope."""
+    """Maintains and queries the listing indexes; every call is one round trip per scope.
+
+    `sparse`: a filter matching at most this many uploads is read and the others checked id by
+    id; larger ones are counted in C. `density`: a result of at least 1/density of the scope is
+    paged by walking the sort index, a thinner one is sorted after intersecting. Tuned with
+    bench/search.py; tests lower them to reach every strategy with fewer uploads.
+    """
+
+    sparse = 1500
+    density = 40
 
     def __init__(self, client: redis.Redis, keys: Keys):
         self.client = client
@@ -338,13 +451,15 @@ class Catalog:
             f"{scope}:open",
         ]
 
-    @staticmethod
-    def _sets(scope: str, packed: str) -> list[str]:
-        """The per-value sets an entry belongs to (its tags, its MIME major type)."""
-        kind, tags, _, _ = _unpack(packed)
+    def _sets(self, scope: str, packed: str) -> list[str]:
+        """The per-value sets an entry belongs to: its tags, MIME major and full type, and in
+        the fleet scope the trigrams of its name (what `q=` over 100,000 names intersects)."""
+        kind, tags, _, name = _unpack(packed)
         sets = [f"{scope}:tag:{tag}" for tag in tags]
         if kind:
-            sets.append(f"{scope}:major:{kind.split('/', 1)[0]}")
+            sets += [f"{scope}:major:{kind.split('/', 1)[0]}", f"{scope}:type:{kind}"]
+        if scope == self.keys.all_uploads:
+            sets += [f"{scope}:gram:{gram}" for gram in grams(name)]
         return sets
 
     # -- maintenance -------------------------------------------------------------------------
@@ -443,26 +558,32 @@ class Catalog:
         sort_key = {"created": "uploads"}.get(query.sort, query.sort)
         keys = [f"{scope}:{sort_key}", f"{scope}:entry", f"{scope}:name"]
         keys += [f"{scope}:uploads", f"{scope}:size"]
+        scratch = secrets.token_hex(8)
+        keys += [f"{scope}:tmp:{scratch}:{n}" for n in ("q", "size", "created", "result")]
         keys += [f"{scope}:tag:{tag}" for tag in dict.fromkeys(query.tags)]
-        prefix = query.type
-        if prefix:
-            major, _, rest = prefix.partition("/")
-            keys.append(f"{scope}:major:{major}")
-            prefix = prefix if rest else ""
+        if query.type:
+            major, _, sub = query.type.partition("/")
+            keys.append(f"{scope}:type:{query.type}" if sub else f"{scope}:major:{major}")
         if query.complete is not None:
             keys.append(f"{scope}:{'done' if query.complete else 'open'}")
-        sizes = _size_range(query.min_size, query.max_size)
+        q, pattern = query.q, ""
+        if q and scope == self.keys.all_uploads and len(q) >= GRAM:
+            keys += [f"{scope}:gram:{gram}" for gram in grams(q)]
+            q = "" if len(q) == GRAM else q  # one gram is the answer itself
+        elif q:
+            pattern = f"*{_glob_escape(q)}*\0*"
         args: list[Any] = [
             "name" if query.sort == "name" else "score",
             "1" if query.descending else "0",
             offset,
             limit,
-            query.q,
-            f"*{_glob_escape(query.q)}*\0*" if query.q else "",
-            prefix,
-            *sizes,
+            q,
+            pattern,
+            *_size_range(query.min_size, query.max_size),
             "" if query.since is None else repr(float(query.since)),
             "" if query.until is None else f"({float(query.until)!r}",
+            self.sparse,
+            self.density,
         ]
         total, ids = self._query(keys=keys, args=args)
         return list(ids), int(total)
