@@ -20,8 +20,10 @@ MAX_TAGS = 20
 TAGS_KEY = "tags"
 
 THUMBNAIL_KEY = "thumbnail"
-THUMBNAIL_MAX = 8192
-"""The largest thumbnail data URL accepted, in characters (a small JPEG/WebP fits easily)."""
+THUMBNAIL_MAX = 2048
+"""The largest thumbnail data URL accepted, in characters. A 64-pixel WebP/JPEG fits, and so
+does the whole `Upload-Metadata` header (base64 of every value, 4096 bytes by default, and
+within nginx's 8 KiB header buffers) with a name, type and tags beside it."""
 THUMBNAIL_PREFIX = re.compile(r"data:image/(jpeg|webp|png);base64,[A-Za-z0-9+/]+={0,2}")
 
 

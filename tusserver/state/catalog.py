@@ -385,17 +385,23 @@ if #sets == 0 then
   cleanup()
   return result
 end
--- the sets intersected in C; score ranges and q checked on what is left
-redis.call('ZINTERSTORE', TMP_RESULT, #sets, unpack(sets))
-local count = redis.call('ZCARD', TMP_RESULT)
+-- sets only: counted in C; a dense result is paged by walking, a thin one intersected in C
 if #ranges == 0 and not verify then
+  local count = redis.call('SINTERCARD', #sets, unpack(sets))
   local result
-  if count * DENSITY >= all then
-    result = walk(count, {{zmember = true, key = TMP_RESULT}})
-  elseif by_name then
-    result = page_of(redis.call('ZRANGE', TMP_RESULT, 0, -1))
+  if count * DENSITY >= all or offset >= count then
+    result = walk(count, producers)
+    cleanup()
+    return result
+  end
+  if by_name then
+    result = page_of(redis.call('SINTER', unpack(sets)))
   else
-    local args = {TMP_RESULT, 2, TMP_RESULT, SORT, 'WEIGHTS', 0, 1}
+    local args = {TMP_RESULT, #sets + 1, SORT}
+    for _, key in ipairs(sets) do args[#args + 1] = key end
+    args[#args + 1] = 'WEIGHTS'
+    args[#args + 1] = 1
+    for _ = 1, #sets do args[#args + 1] = 0 end
     redis.call('ZINTERSTORE', unpack(args))
     result = {count, redis.call(desc and 'ZREVRANGE' or 'ZRANGE', TMP_RESULT, offset,
                                 offset + limit - 1)}
@@ -403,7 +409,8 @@ if #ranges == 0 and not verify then
   cleanup()
   return result
 end
-local result = page_of(filter(redis.call('ZRANGE', TMP_RESULT, 0, -1), ranges, verify))
+-- the sets intersected in C; score ranges and q checked on what is left
+local result = page_of(filter(redis.call('SINTER', unpack(sets)), ranges, verify))
 cleanup()
 return result
 """
