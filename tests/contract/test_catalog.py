@@ -234,3 +234,4 @@ def test_each_strategy_gives_the_reference_page(
     finally:
         del catalog.sparse
     assert (ids, total) == (expected[offset : offset + 50], len(expected))
+    assert not catalog.client.keys(f"{catalog.keys.prefix}*:tmp:*")  # no scratch key is left

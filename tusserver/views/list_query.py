@@ -25,7 +25,7 @@ Q_MAX = 200
 MAX_TAG_FILTERS = 20
 SIZE_MAX = 2**63 - 1
 _TYPE = re.compile(r"[a-z0-9][a-z0-9!#$&^_.+-]*(/([a-z0-9][a-z0-9!#$&^_.+-]*)?)?")
-_NUMBER = re.compile(r"-?[0-9]+(\.[0-9]+)?")
+_NUMBER = re.compile(r"-?[0-9]+(\.[0-9]*)?([eE][-+]?[0-9]+)?")
 FILTERS = ("q", "tag", "type", "complete", "min_size", "max_size", "since", "until", "sort")
 
 
