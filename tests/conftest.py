@@ -15,7 +15,7 @@ import pytest
 import redis
 
 from tusserver.embedded_redis import EmbeddedRedis
-from tusserver.state.redis import connect
+from tusserver.state.connect import connect
 
 # The skip guard makes every skip a failure in CI; pytester is what tests/unit/test_skip_guard.py
 # runs that guard with.

@@ -34,7 +34,7 @@ from ..models import Part, UploadInfo
 from .base import LockAttempt, LockScope, Page
 from .keys import Keys
 
-__all__ = ["Page", "RedisState", "connect", "translate_errors"]
+__all__ = ["Page", "RedisState", "translate_errors"]
 
 log = logging.getLogger(__name__)
 
@@ -164,27 +164,6 @@ def translate_errors() -> Iterator[None]:
         raise BackendUnavailable("state store (Redis) unavailable; try again later") from exc
     else:
         backend_status.ok(backend_status.REDIS)
-
-
-def connect(url: str, max_connections: int = 64) -> redis.Redis:
-    """A client with short timeouts, so an outage is a quick 503 rather than a hung request.
-
-    The pool is bounded and blocking: under the gevent worker thousands of requests of one
-    process may want Redis at the same moment, and each would otherwise open a connection of
-    its own (redis-py's default pool refuses past 100). A request waits up to 10 s for one of
-    `max_connections`, then fails like any other Redis outage.
-    """
-    pool = redis.BlockingConnectionPool.from_url(
-        url,
-        max_connections=max_connections,
-        timeout=10,
-        decode_responses=True,
-        socket_connect_timeout=3,
-        socket_timeout=10,
-        health_check_interval=30,
-        retry_on_timeout=False,
-    )
-    return redis.Redis(connection_pool=pool)
 
 
 class RedisState:
