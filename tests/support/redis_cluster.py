@@ -36,6 +36,7 @@ class ClusterNode:
     """One server process of the cluster."""
 
     port: int
+    bus_port: int  # the cluster bus, named explicitly (the default, port + 10000, may be taken)
     directory: Path
     password: str
     process: subprocess.Popen[bytes] | None = None
@@ -102,10 +103,11 @@ class LocalCluster:
     def _launch(self, index: int) -> ClusterNode:
         directory = self.directory / f"node{index}"
         directory.mkdir(parents=True, exist_ok=True)
-        node = ClusterNode(free_port(), directory, self.password)
+        node = ClusterNode(free_port(), free_port(), directory, self.password)
         args = [
             find_binary(),
             "--port", str(node.port),
+            "--cluster-port", str(node.bus_port),
             "--bind", "127.0.0.1",
             "--dir", str(directory),
             "--cluster-enabled", "yes",
@@ -148,7 +150,7 @@ class LocalCluster:
         first = self.nodes[0]
         with first.client() as client:
             for node in self.nodes[1:]:
-                client.execute_command("CLUSTER", "MEET", "127.0.0.1", node.port)
+                client.execute_command("CLUSTER", "MEET", "127.0.0.1", node.port, node.bus_port)
 
     def _attach_replicas(self, timeout: float) -> None:
         for index, replica in enumerate(self.nodes[self.primaries :]):
@@ -250,3 +252,11 @@ def _field(info: str, name: str) -> str:
         if line.startswith(f"{name}:"):
             return line.split(":", 1)[1].strip()
     return ""
+
+
+def kill_pubsub_connections(client: redis.Redis | redis.RedisCluster) -> None:
+    """`CLIENT KILL TYPE pubsub` on every node the client talks to (one, or the whole cluster)."""
+    if isinstance(client, redis.RedisCluster):
+        client.client_kill_filter(_type="pubsub", target_nodes=redis.RedisCluster.ALL_NODES)
+    else:
+        client.client_kill_filter(_type="pubsub")
