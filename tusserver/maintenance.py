@@ -47,7 +47,9 @@ def rebuild_index(
         raise ValueError(f"the {store.name} store keeps no index to rebuild from")
     now = clock()
     for info, found in scan():
-        if state.get(info.id) is not None:
+        live = state.get(info.id)
+        if live is not None:
+            state.reindex(live)  # state and indexes are separate writes: mend a missing entry
             yield Rebuilt(info, "kept", len(found))
             continue
         if state.is_gone(info.id):

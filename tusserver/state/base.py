@@ -81,6 +81,10 @@ class StateStore(Protocol):
 
     def restore(self, info: UploadInfo) -> None: ...
 
+    def reindex(self, info: UploadInfo) -> None:
+        """Put a live upload back into the indexes (listing, expiry) it belongs in."""
+        ...
+
     def commit_write(
         self,
         info: UploadInfo,

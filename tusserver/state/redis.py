@@ -369,6 +369,17 @@ class RedisState:
                 batch.script(self._set_fields, [self.keys.upload(member)], ["expires", ""])
             batch.execute()
 
+    def reindex(self, info: UploadInfo) -> None:
+        """Re-add the index entries of a live upload (ZADD: a no-op for those present).
+
+        The indexes are written after the state, in separate commands (separate slots on a
+        cluster): a crash in between leaves an upload out of them, which `rebuild-index` mends.
+        """
+        with translate_errors():
+            batch = self._batch()
+            self._queue_indexes(batch, info)
+            batch.execute()
+
     # -- writes ----------------------------------------------------------------------------
     def commit_write(
         self,
