@@ -25,6 +25,9 @@ from tests.support.live import live_server
 from tests.support.rawhttp import RawConnection, RawResponse
 from tests.support.redis_cluster import LocalCluster
 from tests.support.tus_http import TUS, create_upload, patch
+from tusserver import create_app
+from tusserver.settings import Settings
+from tusserver.state.connect import connect
 
 SIZE = 1024 * 1024
 HALF = SIZE // 2
@@ -112,3 +115,40 @@ def finish(url: str, body: bytes, acknowledged: int, timeout: float = 60) -> Non
         if answer.status_code == 204:
             acknowledged = int(answer.headers["Upload-Offset"])
     raise AssertionError(f"{url} did not complete within {timeout}s")
+
+
+def test_a_cluster_with_a_slot_down_answers_503_not_500(tmp_path: Path, data_dir: Path) -> None:
+    """A primary without a replica dies: the cluster stops serving (CLUSTERDOWN), then every
+    node dies: each request is a 503 with Retry-After, never a 500."""
+    with LocalCluster(tmp_path / "cluster", primaries=3) as cluster:
+        client = connect(cluster.url, mode="cluster")
+        settings = Settings(
+            data_dir=data_dir,
+            redis_url=cluster.url,
+            redis_mode="cluster",
+            redis_prefix=f"tusdown:{uuid.uuid4().hex[:8]}:",
+            auth="none",
+        )
+        app = create_app(settings, redis_client=client)
+        try:
+            http = app.test_client()
+            created = http.post("/files/", headers={**TUS, "Upload-Length": "10"})
+            assert created.status_code == 201
+            path = created.headers["Location"]
+
+            home = cluster.primary_of(f"{settings.redis_prefix}upload:{{{path.rsplit('/', 1)[1]}}}")
+            cluster.kill(home)
+            answers = [http.head(path, headers=TUS)]  # its node is gone
+            cluster.wait_state("fail")  # then the whole cluster refuses: CLUSTERDOWN
+            answers.append(http.post("/files/", headers={**TUS, "Upload-Length": "10"}))
+            answers.append(http.get("/api/uploads"))
+            for node in cluster.nodes:  # no node left: the client library's own exception
+                if node.alive:
+                    cluster.kill(node)
+            answers.append(http.head(path, headers=TUS))
+
+            assert [a.status_code for a in answers] == [503] * 4
+            assert all(a.headers.get("Retry-After") for a in answers)
+        finally:
+            app.extensions["tusserver"].keeper.stop()
+            client.close()

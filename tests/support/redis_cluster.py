@@ -177,6 +177,22 @@ class LocalCluster:
             time.sleep(0.05)
         raise ClusterStartError("the cluster did not reach cluster_state:ok")
 
+    def wait_state(self, state: str, timeout: float = 30.0) -> None:
+        """Until every live node reports `cluster_state:<state>` (`ok` or `fail`)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            states = set()
+            for node in self.nodes:
+                if node.alive:
+                    with contextlib.suppress(redis.RedisError), node.client() as client:
+                        states.add(
+                            _field(client.execute_command("CLUSTER", "INFO"), "cluster_state")
+                        )
+            if states == {state}:
+                return
+            time.sleep(0.05)
+        raise ClusterStartError(f"the cluster did not reach cluster_state:{state}")
+
     def _settled(self, node: ClusterNode) -> bool:
         try:
             with node.client() as client:

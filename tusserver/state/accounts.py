@@ -39,9 +39,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import redis
-from redis.exceptions import RedisError
 
 from .batch import Batch
+from .connect import REDIS_ERRORS
 from .redis import translate_errors
 
 log = logging.getLogger(__name__)
@@ -214,7 +214,7 @@ class AccountStore:
                 if connection is None or connection._sock is not self._sock:
                     # redis-py reconnected under us: what was published meanwhile is lost.
                     raise ValueError("the accounts channel reconnected")
-            except (RedisError, OSError, ValueError) as exc:
+            except (*REDIS_ERRORS, OSError, ValueError) as exc:
                 log.warning("accounts cache off until Redis answers again: %s", exc)
                 self._drop_subscription()
                 return None
@@ -239,7 +239,7 @@ class AccountStore:
         self._cache.clear()
         self._generation += 1
         if self._pubsub is not None:
-            with contextlib.suppress(RedisError, OSError):
+            with contextlib.suppress(*REDIS_ERRORS, OSError):
                 self._pubsub.close()
             self._pubsub = None
 

@@ -26,6 +26,7 @@ from redis.exceptions import (
     ConnectionError,
     MovedError,
     NoScriptError,
+    RedisClusterException,
     RedisError,
     TimeoutError,
     TryAgainError,
@@ -116,7 +117,7 @@ class Batch:
                 return call.queue(self.client)
             if isinstance(result, Exception):
                 raise result
-        except RedisError as exc:
+        except (RedisError, RedisClusterException) as exc:
             if call.optional:
                 log.warning("index update on %s failed (readers repair it): %s", call.key, exc)
                 return exc

@@ -21,8 +21,6 @@ import logging
 from collections.abc import Iterable, Iterator
 from typing import Any
 
-from redis.exceptions import RedisError
-
 from .. import backend_status
 from ..errors import (
     BackendUnavailable,
@@ -36,6 +34,7 @@ from ..errors import (
 from ..models import Part, UploadInfo
 from .base import LockAttempt, LockScope, Page
 from .batch import Batch
+from .connect import REDIS_ERRORS
 from .keys import Keys
 
 __all__ = ["Page", "RedisState", "translate_errors"]
@@ -148,7 +147,7 @@ def translate_errors() -> Iterator[None]:
     """Turn any Redis client failure into the catalogue's 503."""
     try:
         yield
-    except RedisError as exc:
+    except REDIS_ERRORS as exc:
         backend_status.failed(backend_status.REDIS, exc)  # logs once per outage
         raise BackendUnavailable("state store (Redis) unavailable; try again later") from exc
     else:
