@@ -304,3 +304,13 @@ def test_many_locks_refresh_in_one_call_wherever_they_live(state: RedisState) ->
     expected = [(info not in lost, info is uploads[1]) for info in uploads]
     assert answers == expected
     assert 60_000 < state.client.pttl(state.keys.lock(uploads[2].id)) <= 90_000
+
+
+def test_a_write_moves_the_expiry_later_without_touching_the_index(state: RedisState) -> None:
+    """Sliding expiry: the reaper finds the entry at its old time and waits for the new one."""
+    info = locked(state, make(created=1000.0))  # expires at 1060
+    state.commit_write(info, 10, [], TOKEN, updated=1500, expires=2000, completed=None)
+
+    assert state.expired(now=1500) == []
+    assert state.expired(now=1999) == []
+    assert state.expired(now=2001) == [info.id]

@@ -223,8 +223,9 @@ class RedisState:
         """Ids of uploads whose expiry time has passed, the longest expired first.
 
         Reads every shard of the expiry index (one round trip per node) and checks each
-        candidate's own `expires`: an entry whose upload is gone, or whose expiry moved (a write
-        whose index update did not arrive), is corrected here instead of being returned.
+        candidate's own `expires`: an entry whose upload is gone, or whose expiry moved later
+        (writes leave the entry at the earlier time on purpose), is corrected here instead of
+        being returned. An entry is never later than its upload's expiry.
         Entries of the unsharded index of earlier versions are moved into the shards.
         """
         shards = [*self.keys.expiry_shards, self.keys.legacy_expiry]
@@ -397,8 +398,8 @@ class RedisState:
         Fenced: only while `token` holds the upload's lock. `length` declares a deferred length
         in the same step, so a PATCH that carries Upload-Length commits both or neither.
         `release` deletes the lock in the same step (the hot path's last round trip). The expiry
-        index follows in the same round trip (another slot, maybe another node); the rare
-        answers that make it wrong are corrected right after, or by the reaper (`expired`).
+        index (another slot, maybe another node) is written in the same round trip only when an
+        entry must appear or go; a later expiry is found by the reaper (`expired`).
         """
         args: list[Any] = [
             token,
@@ -423,13 +424,15 @@ class RedisState:
         shard = self.keys.expiry(info.id)
         with translate_errors():
             batch = self._batch().script(self._commit_write, keys, args)
-            # Optional: the commit stands if only the index update fails; the entry it had
-            # (from the creation or an earlier write) makes the reaper look and correct it.
+            # The index entry may stay earlier than the upload's expiry (the reaper, meeting
+            # it, re-reads the expiry and re-scores it): a sliding expiry costs the hot path
+            # nothing. Only an entry that must appear or go is written, and optionally: the
+            # commit stands if only the index update fails.
             if expires is None:
                 batch.command(shard, "zrem", info.id, optional=True)
-            else:
+            elif info.expires is None:
                 batch.command(shard, "zadd", {info.id: expires}, optional=True)
-            result, _ = batch.execute()
+            result = batch.execute()[0]
             if result[0] == "missing" or (result[0] == "ok" and result[1:]):
                 # Gone meanwhile, or a complete partial a final uses: it does not expire.
                 self.client.zrem(shard, info.id)
