@@ -8,7 +8,9 @@ time through the full client, which loads a missing script and follows MOVED/ASK
 and failovers.
 
 Each call names the key it routes by; all keys of one call must share its slot (the key scheme
-in docs/architecture.md guarantees that for every script here).
+in docs/architecture.md guarantees that for every script here). Node groups are sent one after
+the other, in the order of their first call, and calls on one node keep their order: callers
+rely on that to write one key before another.
 """
 
 from __future__ import annotations

@@ -276,20 +276,32 @@ class RedisState:
 
     # -- creation --------------------------------------------------------------------------
     def create(self, info: UploadInfo) -> None:
-        """Record a new upload, then index it for listings and expiry (same round trip)."""
+        """Record a new upload and index it (one round trip per node).
+
+        The expiry entry is written before the state (a `Batch` runs its node groups in call
+        order): an entry without state is dropped by the reaper, while state without an entry
+        would never expire. The listings follow the state.
+        """
         with translate_errors():
             batch = self._batch()
+            self._queue_expiry(batch, info)
             batch.command(self.keys.upload(info.id), "hset", mapping=_encode(info))
-            self._queue_indexes(batch, info)
+            self._queue_listings(batch, info)
             batch.execute()
 
     def _queue_indexes(self, batch: Batch, info: UploadInfo) -> None:
+        self._queue_expiry(batch, info)
+        self._queue_listings(batch, info)
+
+    def _queue_expiry(self, batch: Batch, info: UploadInfo) -> None:
+        if info.expires is not None:
+            batch.command(self.keys.expiry(info.id), "zadd", {info.id: info.expires})
+
+    def _queue_listings(self, batch: Batch, info: UploadInfo) -> None:
         if not info.is_partial:
             batch.command(self.keys.uploads, "zadd", {info.id: info.created})
             if info.owner:
                 batch.command(self.keys.owner(info.owner), "zadd", {info.id: info.created})
-        if info.expires is not None:
-            batch.command(self.keys.expiry(info.id), "zadd", {info.id: info.expires})
 
     def create_final(self, info: UploadInfo, now: float) -> None:
         """Record a final upload, then check and reference each partial upload atomically.
