@@ -47,9 +47,7 @@ def rebuild_index(
         raise ValueError(f"the {store.name} store keeps no index to rebuild from")
     now = clock()
     for info, found in scan():
-        live = state.get(info.id)
-        if live is not None:
-            state.reindex(live)  # state and indexes are separate writes: mend a missing entry
+        if state.reindex(info.id):  # state and indexes are separate writes: mend an entry
             yield Rebuilt(info, "kept", len(found))
             continue
         if state.is_gone(info.id):

@@ -282,7 +282,8 @@ def test_reindex_mends_an_upload_missing_from_the_indexes(state: RedisState) -> 
     state.client.zrem(state.keys.expiry(info.id), info.id)
     assert state.list(limit=10).total == 0
 
-    state.reindex(info)
+    assert state.reindex(info.id)
+    assert not state.reindex(make().id), "no state: nothing to index"
 
     assert [u.id for u in state.list(limit=10).uploads] == [info.id]
     assert [u.id for u in state.list(limit=10, owner="ann").uploads] == [info.id]

@@ -81,8 +81,8 @@ class StateStore(Protocol):
 
     def restore(self, info: UploadInfo) -> None: ...
 
-    def reindex(self, info: UploadInfo) -> None:
-        """Put a live upload back into the indexes (listing, expiry) it belongs in."""
+    def reindex(self, upload_id: str) -> bool:
+        """Put an upload back in the indexes from its state; False if it has none."""
         ...
 
     def commit_write(

@@ -381,16 +381,23 @@ class RedisState:
                 batch.script(self._set_fields, [self.keys.upload(member)], ["expires", ""])
             batch.execute()
 
-    def reindex(self, info: UploadInfo) -> None:
-        """Re-add the index entries of a live upload (ZADD: a no-op for those present).
+    def reindex(self, upload_id: str) -> bool:
+        """Put an upload back in the indexes (listings, expiry) from its state; False if it has
+        none (then it leaves them).
 
-        The indexes are written after the state, in separate commands (separate slots on a
-        cluster): a crash in between leaves an upload out of them, which `rebuild-index` mends.
+        The indexes are written apart from the state (other slots on a cluster): a crash in
+        between leaves an upload out of them, which `rebuild-index` mends with this.
         """
         with translate_errors():
+            info = _decode(upload_id, self.client.hgetall(self.keys.upload(upload_id)))
             batch = self._batch()
-            self._queue_indexes(batch, info)
+            if info is None:
+                batch.command(self.keys.uploads, "zrem", upload_id)
+                batch.command(self.keys.expiry(upload_id), "zrem", upload_id)
+            else:
+                self._queue_indexes(batch, info)
             batch.execute()
+        return info is not None
 
     # -- writes ----------------------------------------------------------------------------
     def commit_write(
