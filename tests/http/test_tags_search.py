@@ -28,9 +28,10 @@ class Clock:
         return self.now
 
 
-@pytest.fixture
-def store_kind() -> str:
-    return "local"  # the catalog lives in Redis; the data store plays no part here
+@pytest.fixture(params=["local", "cluster"])
+def store_kind(request: pytest.FixtureRequest) -> str:
+    """The catalog lives in Redis: a single server and a Cluster (the data store plays no part)."""
+    return str(request.param)
 
 
 @pytest.fixture
