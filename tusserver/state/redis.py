@@ -410,6 +410,21 @@ class RedisState:
                 self.catalog.index(info)
         return info is not None
 
+    def reindex_all(self) -> int:
+        """`reindex` every upload that has state (SCAN over every primary); how many.
+
+        For an upgrade from a version without the catalog, and to repair the indexes after a
+        crash, on any store (rebuild-index, by contrast, restores lost state from S3).
+        """
+        pattern = f"{self.keys.upload('*')}"
+        count = 0
+        with translate_errors():
+            for key in self.client.scan_iter(match=pattern, count=1000):
+                upload_id = key[len(self.keys.upload("")) - 1 : -1]
+                if key == self.keys.upload(upload_id) and self.reindex(upload_id):
+                    count += 1
+        return count
+
     # -- writes ----------------------------------------------------------------------------
     def commit_write(
         self,
