@@ -474,20 +474,29 @@ class Catalog:
         return sets
 
     # -- maintenance -------------------------------------------------------------------------
-    def index(self, info: UploadInfo) -> None:
-        """Put (or move) an upload in every index; partial uploads are not listed."""
+    def index(self, info: UploadInfo, fresh: bool = False) -> None:
+        """Put (or move) an upload in every index; partial uploads are not listed.
+
+        Both scopes are read, then written, in one round trip each (per node). `fresh` (a new
+        upload: no entry can exist) skips the read; were one there after all, the
+        compare-and-set fails and the entry is read and moved the careful way.
+        """
         if info.is_partial:
             self.remove(info.id, info.owner)
             return
         entry = entry_of(info)
         packed = entry.packed()
-        member = f"{entry.name}\0{info.id}"
-        for scope in self.scopes(info.owner):
-            for _ in range(_CAS_RETRIES):
-                old = self.client.hget(f"{scope}:entry", info.id)
+        pending = self.scopes(info.owner)
+        olds: list[str | None] = [None] * len(pending)
+        for attempt in range(_CAS_RETRIES):
+            if attempt or not fresh:
+                reads = Batch(self.client)
+                for scope in pending:
+                    reads.command(f"{scope}:entry", "hget", info.id)
+                olds = reads.execute()
+            writes = Batch(self.client)
+            for scope, old in zip(pending, olds, strict=True):
                 leave = self._sets(scope, old) if old is not None else []
-                join = self._sets(scope, packed)
-                old_member = f"{_unpack(old)[3]}\0{info.id}" if old is not None else ""
                 args = [
                     info.id,
                     "\1" if old is None else old,
@@ -496,12 +505,16 @@ class Catalog:
                     str(entry.size),
                     "1" if entry.complete else "0",
                     packed,
-                    member,
+                    f"{entry.name}\0{info.id}",
                     str(len(leave)),
-                    old_member,
+                    f"{_unpack(old)[3]}\0{info.id}" if old is not None else "",
                 ]
-                if self._index(keys=[*self._fixed(scope), *leave, *join], args=args):
-                    break
+                keys = [*self._fixed(scope), *leave, *self._sets(scope, packed)]
+                writes.script(self._index, keys, args)
+            done = writes.execute()
+            pending = [scope for scope, ok in zip(pending, done, strict=True) if not ok]
+            if not pending:
+                return
 
     def index_new(self, infos: Iterable[UploadInfo]) -> None:
         """Index many uploads not indexed yet, one round trip per node (bulk loads)."""

@@ -303,7 +303,7 @@ class RedisState:
             self._queue_expiry(batch, info)
             batch.command(self.keys.upload(info.id), "hset", mapping=_encode(info))
             batch.execute()
-            self.catalog.index(info)
+            self.catalog.index(info, fresh=True)
 
     def _queue_expiry(self, batch: Batch, info: UploadInfo) -> None:
         if info.expires is not None:
@@ -338,7 +338,7 @@ class RedisState:
             batch = self._batch()
             self._queue_expiry(batch, info)
             batch.execute()
-            self.catalog.index(info)
+            self.catalog.index(info, fresh=True)
             self._keep_referenced_partials(info.members)
 
     def _take_back_final(self, info: UploadInfo) -> None:
