@@ -145,6 +145,7 @@ def main() -> None:
     parser.add_argument("--users", type=int, default=100)
     parser.add_argument("--repeat", type=int, default=300)
     parser.add_argument("--no-write", action="store_true", help="do not update RESULTS.md")
+    parser.add_argument("--only", default="", help="only the filters whose name contains this")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         server = EmbeddedRedis(Path(tmp), persistent=False, unix_socket=False).start()
@@ -170,6 +171,8 @@ def main() -> None:
             ]
             print("\n".join(lines), flush=True)
             for name, query in COMBOS:
+                if args.only not in name:
+                    continue
                 for who, scope in (("user", owners), ("admin", None)):
                     total = state.list(1, 0, owners[0] if scope else None, query).total
                     times, script, cpu = measure(state, query, scope, args.repeat, pid)

@@ -261,6 +261,7 @@ end
 -- ids (in order) that pass every producer in `checks` and, if `verify`, contain q
 local function filter(ids, checks, verify)
   local keep = {}
+  local qlen = #q
   for s = 1, #ids, CHUNK do
     local e = math.min(s + CHUNK - 1, #ids)
     local alive = {}
@@ -269,12 +270,17 @@ local function filter(ids, checks, verify)
       local ok = passing(p, ids, s, e)
       for i = 1, #ok do if ok[i] == 0 then alive[i] = false end end
     end
-    local names = verify and names_of({unpack(ids, s, e)}) or nil
+    -- q is checked on the entry itself (the name comes first, up to the first NUL)
+    local entries = verify and redis.call('HMGET', ENTRY, unpack(ids, s, e)) or nil
     for i = s, e do
       local j = i - s + 1
-      if alive[j] and (not verify or (names[j] and string.find(names[j], q, 1, true))) then
-        keep[#keep + 1] = ids[i]
+      local ok = alive[j]
+      if ok and verify then
+        local entry = entries[j]
+        local at = entry and string.find(entry, q, 1, true)
+        ok = at and at + qlen <= string.find(entry, NUL, 1, true)
       end
+      if ok then keep[#keep + 1] = ids[i] end
     end
   end
   return keep
