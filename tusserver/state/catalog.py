@@ -419,7 +419,36 @@ if #ranges == 0 and not verify then
   cleanup()
   return result
 end
--- the sets intersected in C; score ranges and q checked on what is left
+if not verify then
+  -- sets and score ranges, all large: ranges copied to scratch keys, counted and (when thin)
+  -- intersected in C; a dense result is paged by walking the sort index
+  local inputs = {}
+  for _, key in ipairs(sets) do inputs[#inputs + 1] = key end
+  for _, p in ipairs(ranges) do
+    redis.call('ZRANGESTORE', p.tmp, p.key, p.lo, p.hi, 'BYSCORE')
+    inputs[#inputs + 1] = p.tmp
+  end
+  local count = redis.call('ZINTERCARD', #inputs, unpack(inputs))
+  local result
+  if count * DENSITY >= all or offset >= count then
+    result = walk(count, producers)
+  elseif by_name then
+    redis.call('ZINTERSTORE', TMP_RESULT, #inputs, unpack(inputs))
+    result = page_of(redis.call('ZRANGE', TMP_RESULT, 0, -1))
+  else
+    local args = {TMP_RESULT, #inputs + 1, SORT}
+    for _, key in ipairs(inputs) do args[#args + 1] = key end
+    args[#args + 1] = 'WEIGHTS'
+    args[#args + 1] = 1
+    for _ = 1, #inputs do args[#args + 1] = 0 end
+    redis.call('ZINTERSTORE', unpack(args))
+    result = {count, redis.call(desc and 'ZREVRANGE' or 'ZRANGE', TMP_RESULT, offset,
+                                offset + limit - 1)}
+  end
+  cleanup()
+  return result
+end
+-- with q to check: the sets intersected in C; score ranges and q checked on what is left
 local result = page_of(filter(redis.call('SINTER', unpack(sets)), ranges, verify))
 cleanup()
 return result
