@@ -25,9 +25,11 @@ import contextlib
 import datetime
 import os
 import platform
+import shutil
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -171,6 +173,10 @@ def main() -> None:
     parser.add_argument("--no-node", action="store_true")
     parser.add_argument("--fsync", choices=("true", "false"), default="true")
     parser.add_argument("--no-write", action="store_true")
+    parser.add_argument("--log-level", default="WARNING", help="tusserver's TUSSERVER_LOG_LEVEL")
+    parser.add_argument(
+        "--keep", action="store_true", help="keep the temporary folder (servers' logs, data)"
+    )
     args = parser.parse_args()
     if args.quick:
         args.uploads, args.idle, args.ramp, args.seconds = 200, 1000, 8.0, 20.0
@@ -180,12 +186,12 @@ def main() -> None:
 
     notes: list[str] = []
     results: dict[str, LoadResult] = {}
-    with tempfile.TemporaryDirectory(prefix="tus-slow-") as folder:
+    with _work_folder(args.keep) as folder:
         base = Path(folder)
         for candidate in [c.strip() for c in args.candidates.split(",") if c.strip()]:
             threads = args.gthread_threads or (args.uploads // args.workers + 64)
             name = f"tusserver ({candidate})"
-            env = {"TUSSERVER_FSYNC": args.fsync, "TUSSERVER_LOG_LEVEL": "WARNING"}
+            env = {"TUSSERVER_FSYNC": args.fsync, "TUSSERVER_LOG_LEVEL": args.log_level}
             server = start_ours(candidate, base, candidate, args.workers, threads, env)
             try:
                 results[name] = measure(server, args, "/files")
@@ -220,6 +226,19 @@ def main() -> None:
     print(text)
     if not args.no_write:
         write_section("slow-clients", text)
+
+
+@contextlib.contextmanager
+def _work_folder(keep: bool) -> Iterator[str]:
+    """A temporary folder for the servers' data and logs, removed at the end unless `keep`."""
+    folder = tempfile.mkdtemp(prefix="tus-slow-")
+    try:
+        yield folder
+    finally:
+        if keep:
+            say(f"kept {folder}")
+        else:
+            shutil.rmtree(folder, ignore_errors=True)
 
 
 if __name__ == "__main__":

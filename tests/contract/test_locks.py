@@ -197,3 +197,24 @@ def test_the_keeper_refreshes_every_running_write_in_one_round_trip_per_tick(
         keeper.stop()
         for lock in held:
             lock.release()
+
+
+def test_the_keepers_bulk_refresh_extends_a_lock_only_once_it_runs_low(
+    locks: LockManager, state: RedisState, redis_client: redis.Redis, upload: str
+) -> None:
+    """Five checks a second per slow upload must not each be a write Valkey fsyncs to its AOF:
+    the bulk refresh leaves a lock with most of its life alone and extends one running low."""
+    lock = locks.acquire(upload)
+    key = state.keys.lock(upload)
+    try:
+        redis_client.pexpire(key, 4500)  # 90 % of the 5 s TTL left
+        assert locks.refresh_many([lock]) == [(True, False)]
+        assert redis_client.pttl(key) <= 4500, "extended although most of its life was left"
+        redis_client.pexpire(key, 1000)  # 20 % left
+        assert locks.refresh_many([lock]) == [(True, False)]
+        assert redis_client.pttl(key) > 4500, "a lock running low was not extended"
+        redis_client.pexpire(key, 1000)
+        assert lock.refresh() == (True, False)
+        assert redis_client.pttl(key) > 4500, "a single refresh extends the lock to a full TTL"
+    finally:
+        lock.release()
