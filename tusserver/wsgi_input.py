@@ -129,7 +129,8 @@ class DirectInput:
         The kernel is asked (`SO_RCVLOWAT`) to wake us when `SLOW_WAKE` bytes are waiting, and
         a timer wakes us every `HOLD_SECONDS` to take fewer: a client trickling 16 KiB/s costs
         one wake-up per `SLOW_WAKE` bytes instead of one per packet, and its bytes reach the
-        disk within `HOLD_SECONDS`. b"" at the end of the body (or when the read side was shut down).
+        disk within `HOLD_SECONDS`. b"" at the end of the body (or when the read side was shut
+        down).
         """
         self._set_lowat(min(SLOW_WAKE, size))
         while True:

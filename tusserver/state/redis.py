@@ -502,8 +502,9 @@ class RedisState:
     def refresh_locks(self, locks: list[tuple[str, str]], ttl_ms: int) -> list[tuple[bool, bool]]:
         """`refresh_lock` for many (upload id, token) pairs in one pipelined round trip.
 
-        A lock is only extended once less than three quarters of its TTL are left (see `_REFRESH_LOCK`):
-        the keeper calls this several times a second, mainly to learn about release requests.
+        A lock is only extended once less than three quarters of its TTL are left (see
+        `_REFRESH_LOCK`): the keeper calls this several times a second, mainly to learn about
+        release requests.
         """
         if not locks:
             return []
