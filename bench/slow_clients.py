@@ -97,6 +97,9 @@ def measure(server: servers.Server, args: argparse.Namespace, path: str) -> Load
         f"{summary['progressed']}/{summary['uploads']}, idle held {summary['idle_held']}/"
         f"{args.idle}, CPU {summary['cpu_cores']:.2f} cores, errors {summary['errors']}"
     )
+    if result.probe_latencies:
+        timeline = " ".join(f"{latency * 1000:.0f}" for latency in result.probe_latencies)
+        say(f"  fresh-client latencies in order, ms: {timeline}")
     if result.probe_errors:
         say(f"  first fresh-client error: {result.probe_errors[0]}")
     result.idle_rss = idle_rss  # type: ignore[attr-defined]
