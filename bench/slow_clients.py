@@ -113,7 +113,8 @@ def report(results: dict[str, LoadResult], args: argparse.Namespace, notes: list
         "## Slow clients (`bench/slow_clients.py`)",
         "",
         f"Run of {now} on {os.cpu_count()} cores ({platform.python_version()}), load average "
-        f"{load:.1f} at the end. Each server alone in turn: {args.idle:,} idle keep-alive "
+        f"{args.load_at_start:.1f} at the start and {load:.1f} at the end. Each server alone "
+        f"in turn: {args.idle:,} idle keep-alive "
         f"connections (one OPTIONS each, then nothing), then {args.uploads:,} uploads each "
         f"trickling {args.rate // 1024} KiB/s in {args.patch_bytes // 1024} KiB PATCHes "
         f"(4 KiB every {4096 / args.rate * 1000:.0f} ms), {args.ramp:.0f} s to settle, then a "
@@ -186,6 +187,9 @@ def main() -> None:
     args.uploads = min(args.uploads, 5000)  # bounded: this is a benchmark, not a flood
     args.idle = min(args.idle, 12000)
     raise_open_file_limit()
+    args.load_at_start = os.getloadavg()[0]
+    say(f"load average at the start: {args.load_at_start:.2f}")
+    began = time.monotonic()
 
     notes: list[str] = []
     results: dict[str, LoadResult] = {}
@@ -227,6 +231,7 @@ def main() -> None:
                     server.stop()
     text = report(results, args, notes)
     print(text)
+    say(f"took {(time.monotonic() - began) / 60:.1f} min")
     if not args.no_write:
         write_section("slow-clients", text)
 
