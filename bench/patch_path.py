@@ -8,11 +8,12 @@ one private Valkey started here with the AOF policy the embedded server ships wi
 - round trips and CPU: in-process (Flask test client, local store), N PATCHes of 4 KiB on one
   upload; a round trip is one request written to the Redis socket (a pipeline counts once);
   CPU is the process's user+system time over those PATCHes.
-- throughput: `tusserver serve` (gunicorn, 2 workers) per tree, a 256 MiB upload in 5 MiB
-  PATCHes (bench/client.py), old and new taking turns; the ratio is the median of the
+- throughput: `tusserver serve` (gunicorn, 2 workers) per tree, started once and warmed up,
+  256 MiB uploads in 5 MiB PATCHes (bench/client.py), old and new taking turns, with fsync on
+  and then off; MiB/s and the server tree's CPU seconds per GiB; the ratio is the median of the
   run-by-run ratios.
 
-    .venv/bin/python bench/patch_path.py [--old REV] [--runs 3] [--size-mib 256]
+    .venv/bin/python bench/patch_path.py [--old REV] [--runs 5] [--fsync on,off] [--size-mib 256]
 """
 
 from __future__ import annotations
