@@ -218,3 +218,14 @@ def test_the_keepers_bulk_refresh_extends_a_lock_only_once_it_runs_low(
         assert redis_client.pttl(key) > 4500, "a single refresh extends the lock to a full TTL"
     finally:
         lock.release()
+
+
+def test_the_keeper_checks_less_often_only_when_thousands_of_writes_run() -> None:
+    """A few writes: a release request is noticed within 0.2 s. Thousands (slow uploads): the
+    checks thin out so they do not take the worker's time, but never beyond one a second."""
+    from tusserver.locks.keeper import LockKeeper
+
+    keeper = LockKeeper(read_timeout=60, interval=0.2)
+    assert keeper.tick(0) == keeper.tick(10) == keeper.tick(500) == 0.2
+    assert keeper.tick(1000) == pytest.approx(0.4)
+    assert keeper.tick(100_000) == 1.0
