@@ -33,6 +33,7 @@ from ..errors import (
 from ..models import Part, UploadInfo
 from .base import LockAttempt, LockScope, Page
 from .keys import Keys
+from .replication import ReplicaWait
 
 __all__ = ["Page", "RedisState", "translate_errors"]
 
@@ -169,10 +170,19 @@ def translate_errors() -> Iterator[None]:
 class RedisState:
     """Reads and changes upload state; every method is one round trip or one atomic script."""
 
-    def __init__(self, client: redis.Redis, prefix: str = "tusserver:"):
+    def __init__(
+        self,
+        client: redis.Redis,
+        prefix: str = "tusserver:",
+        wait_replicas: int = 0,
+        wait_timeout_ms: int = 1000,
+    ):
+        """`wait_replicas` > 0: commits are reported only once that many replicas have them
+        (`TUSSERVER_REDIS_WAIT_REPLICAS`, see state/replication.py)."""
         self.client = client
         self.prefix = prefix
         self.keys = Keys(prefix)
+        self.replicas = ReplicaWait(client, wait_replicas, wait_timeout_ms)
         self._try_lock = client.register_script(_TRY_LOCK)
         self._refresh_lock = client.register_script(_REFRESH_LOCK)
         self._delete_if_value = client.register_script(_DELETE_IF_VALUE)
@@ -243,6 +253,13 @@ class RedisState:
     def create(self, info: UploadInfo) -> None:
         """Record a new upload and index it for listings and expiry."""
         with translate_errors():
+            if self.replicas.enabled:
+                # State first, then its indexes, then WAIT: one round trip, not a transaction
+                # (nobody knows the id yet; a missing index entry is re-added by rebuild-index).
+                self.replicas.commands(
+                    self.keys.upload(info.id), lambda pipe: self._queue_create(pipe, info)
+                )
+                return
             pipe = self.client.pipeline(transaction=True)
             self._queue_create(pipe, info)
             pipe.execute()
@@ -272,7 +289,7 @@ class RedisState:
             keys += [self.keys.upload(member), self.keys.refs(member)]
             args.append(member)
         with translate_errors():
-            result = self._create_final(keys=keys, args=args)
+            result = self._run(self._create_final, keys, args)
         if result[0] == "missing":
             raise InvalidConcat(f"partial upload {result[1]} does not exist")
         if result[0] == "not-partial":
@@ -345,7 +362,7 @@ class RedisState:
             self.keys.refs(info.id),
         ]
         with translate_errors():
-            result = self._commit_write(keys=keys, args=args)
+            result = self._run(self._commit_write, keys, args)
         if result[0] == "fenced":
             raise LockLost()
         if result[0] == "missing":
@@ -421,10 +438,16 @@ class RedisState:
             keys.append(self.keys.refs(member))
             args.append(member)
         with translate_errors():
-            result = self._delete(keys=keys, args=args)
+            result = self._run(self._delete, keys, args)
         if result[0] == "referenced":
             raise Forbidden("this partial upload is part of a final upload; terminate that one")
         return list(result[1:])
+
+    def _run(self, script: Any, keys: list[str], args: list[Any]) -> Any:
+        """A committing script: confirmed by the replicas first when WAIT is on."""
+        if self.replicas.enabled:
+            return self.replicas.script(script, keys, args)
+        return script(keys=keys, args=args)
 
     # -- the per-upload lock ---------------------------------------------------------------
     def try_lock(
