@@ -102,7 +102,7 @@ class LocalCluster:
     def _launch(self, index: int) -> ClusterNode:
         directory = self.directory / f"node{index}"
         directory.mkdir(parents=True, exist_ok=True)
-        node = ClusterNode(free_port(), directory, self.password)
+        node = ClusterNode(_port_with_bus_port(), directory, self.password)
         args = [
             find_binary(),
             "--port", str(node.port),
@@ -250,3 +250,11 @@ def _field(info: str, name: str) -> str:
         if line.startswith(f"{name}:"):
             return line.split(":", 1)[1].strip()
     return ""
+
+
+def _port_with_bus_port() -> int:
+    """A free port whose cluster bus port (port + 10000, a Valkey rule) is valid too."""
+    while True:
+        port = free_port()
+        if port + 10000 <= 65535:
+            return port
