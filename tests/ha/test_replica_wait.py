@@ -18,6 +18,7 @@ import redis
 from flask import Flask
 from flask.testing import FlaskClient
 
+from tests.support.redis_cluster import LocalCluster
 from tests.support.redis_sentinel import SentinelSet
 from tusserver import create_app
 from tusserver.settings import Settings
@@ -157,3 +158,44 @@ def test_wait_goes_on_the_connection_that_wrote(sentinels: SentinelSet) -> None:
         assert pipe.execute() == [True, 0]
     finally:
         replica.process.send_signal(signal.SIGCONT)
+
+
+def test_on_a_cluster_wait_goes_to_the_node_that_holds_the_upload(
+    make_client: Any, tmp_path: Path, redis_prefix: str
+) -> None:
+    """3 primaries with a replica each: the WAIT of a commit goes to the upload's primary."""
+    with LocalCluster(tmp_path / "cluster", primaries=3, replicas=1) as cluster:
+        client = make_client(
+            redis_mode="cluster",
+            redis_url=cluster.url,
+            redis_wait_replicas=1,
+            redis_wait_timeout=300,
+        )
+        uploads = [create(client, 2 * len(CHUNK)) for _ in range(6)]
+        for url in uploads:
+            response = patch(client, url, 0, CHUNK)
+            assert response.status_code == 204, response.text
+
+        key = f"{redis_prefix}upload:{{{uploads[0].rsplit('/', 1)[-1]}}}"
+        primary = cluster.primary_of(key)
+        replica = cluster.replica_of(primary)
+        with replica.client() as plain:
+            plain.execute_command("READONLY")
+            assert plain.hget(key, "offset") == str(len(CHUNK))
+        assert replica.process is not None
+        replica.process.send_signal(signal.SIGSTOP)
+        try:
+            stalled = patch(client, uploads[0], len(CHUNK), CHUNK)
+            others = [
+                patch(client, url, len(CHUNK), CHUNK)
+                for url in uploads[1:]
+                if cluster.primary_of(f"{redis_prefix}upload:{{{url.rsplit('/', 1)[-1]}}}")
+                is not primary
+            ]
+        finally:
+            replica.process.send_signal(signal.SIGCONT)
+
+    assert stalled.status_code == 503 and "Retry-After" in stalled.headers
+    assert "Upload-Offset" not in stalled.headers
+    # Uploads held by the other primaries (whose replicas run) are not held up.
+    assert others and all(r.status_code == 204 for r in others), [r.status_code for r in others]
