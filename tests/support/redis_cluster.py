@@ -36,6 +36,7 @@ class ClusterNode:
     """One server process of the cluster."""
 
     port: int
+    bus_port: int  # the cluster bus, named explicitly (the default, port + 10000, may be taken)
     directory: Path
     password: str
     process: subprocess.Popen[bytes] | None = None
@@ -102,10 +103,11 @@ class LocalCluster:
     def _launch(self, index: int) -> ClusterNode:
         directory = self.directory / f"node{index}"
         directory.mkdir(parents=True, exist_ok=True)
-        node = ClusterNode(_port_with_bus_port(), directory, self.password)
+        node = ClusterNode(free_port(), free_port(), directory, self.password)
         args = [
             find_binary(),
             "--port", str(node.port),
+            "--cluster-port", str(node.bus_port),
             "--bind", "127.0.0.1",
             "--dir", str(directory),
             "--cluster-enabled", "yes",
@@ -148,7 +150,7 @@ class LocalCluster:
         first = self.nodes[0]
         with first.client() as client:
             for node in self.nodes[1:]:
-                client.execute_command("CLUSTER", "MEET", "127.0.0.1", node.port)
+                client.execute_command("CLUSTER", "MEET", "127.0.0.1", node.port, node.bus_port)
 
     def _attach_replicas(self, timeout: float) -> None:
         for index, replica in enumerate(self.nodes[self.primaries :]):
@@ -174,6 +176,22 @@ class LocalCluster:
                 return
             time.sleep(0.05)
         raise ClusterStartError("the cluster did not reach cluster_state:ok")
+
+    def wait_state(self, state: str, timeout: float = 30.0) -> None:
+        """Until every live node reports `cluster_state:<state>` (`ok` or `fail`)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            states = set()
+            for node in self.nodes:
+                if node.alive:
+                    with contextlib.suppress(redis.RedisError), node.client() as client:
+                        states.add(
+                            _field(client.execute_command("CLUSTER", "INFO"), "cluster_state")
+                        )
+            if states == {state}:
+                return
+            time.sleep(0.05)
+        raise ClusterStartError(f"the cluster did not reach cluster_state:{state}")
 
     def _settled(self, node: ClusterNode) -> bool:
         try:
@@ -252,9 +270,9 @@ def _field(info: str, name: str) -> str:
     return ""
 
 
-def _port_with_bus_port() -> int:
-    """A free port whose cluster bus port (port + 10000, a Valkey rule) is valid too."""
-    while True:
-        port = free_port()
-        if port + 10000 <= 65535:
-            return port
+def kill_pubsub_connections(client: redis.Redis | redis.RedisCluster) -> None:
+    """`CLIENT KILL TYPE pubsub` on every node the client talks to (one, or the whole cluster)."""
+    if isinstance(client, redis.RedisCluster):
+        client.client_kill_filter(_type="pubsub", target_nodes=redis.RedisCluster.ALL_NODES)
+    else:
+        client.client_kill_filter(_type="pubsub")

@@ -8,7 +8,9 @@ time through the full client, which loads a missing script and follows MOVED/ASK
 and failovers.
 
 Each call names the key it routes by; all keys of one call must share its slot (the key scheme
-in docs/architecture.md guarantees that for every script here).
+in docs/architecture.md guarantees that for every script here). Node groups are sent one after
+the other, in the order of their first call, and calls on one node keep their order: callers
+rely on that to write one key before another.
 
 A batch may `confirm` a key: its node's pipeline then ends with `WAIT` for the replicas
 (`TUSSERVER_REDIS_WAIT_REPLICAS`, see state/replication.py), and `execute()` raises a 503 if
@@ -30,6 +32,7 @@ from redis.exceptions import (
     ConnectionError,
     MovedError,
     NoScriptError,
+    RedisClusterException,
     RedisError,
     TimeoutError,
     TryAgainError,
@@ -159,7 +162,7 @@ class Batch:
                 return call.queue(self.client)
             if isinstance(result, Exception):
                 raise result
-        except RedisError as exc:
+        except (RedisError, RedisClusterException) as exc:
             if call.optional:
                 log.warning("index update on %s failed (readers repair it): %s", call.key, exc)
                 return exc

@@ -18,14 +18,19 @@ from urllib.parse import urlsplit
 
 import redis
 from redis.cluster import RedisCluster
+from redis.exceptions import RedisClusterException, RedisError
 from redis.sentinel import Sentinel, SentinelConnectionPool
 
 if TYPE_CHECKING:
     from ..settings import Settings
 
-__all__ = ["MODES", "Client", "connect", "connect_settings", "parse_sentinels"]
+__all__ = ["MODES", "REDIS_ERRORS", "Client", "connect", "connect_settings", "parse_sentinels"]
 
 MODES = ("single", "cluster", "sentinel")
+
+REDIS_ERRORS: tuple[type[Exception], ...] = (RedisError, RedisClusterException)
+"""What a client of any mode raises when Redis fails: the cluster client also raises
+`RedisClusterException` (no node reachable, slots not covered), which is not a `RedisError`."""
 
 Client: TypeAlias = "redis.Redis | RedisCluster"
 """What the state layer talks to: both answer the same commands, scripts and pipelines."""

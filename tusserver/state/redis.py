@@ -21,8 +21,6 @@ import logging
 from collections.abc import Iterable, Iterator
 from typing import Any
 
-from redis.exceptions import RedisError
-
 from .. import backend_status
 from ..errors import (
     BackendUnavailable,
@@ -36,6 +34,7 @@ from ..errors import (
 from ..models import Part, UploadInfo
 from .base import LockAttempt, LockScope, Page
 from .batch import Batch
+from .connect import REDIS_ERRORS
 from .keys import Keys
 from .replication import ReplicaWait
 
@@ -149,7 +148,7 @@ def translate_errors() -> Iterator[None]:
     """Turn any Redis client failure into the catalogue's 503."""
     try:
         yield
-    except RedisError as exc:
+    except REDIS_ERRORS as exc:
         backend_status.failed(backend_status.REDIS, exc)  # logs once per outage
         raise BackendUnavailable("state store (Redis) unavailable; try again later") from exc
     else:
@@ -238,8 +237,9 @@ class RedisState:
         """Ids of uploads whose expiry time has passed, the longest expired first.
 
         Reads every shard of the expiry index (one round trip per node) and checks each
-        candidate's own `expires`: an entry whose upload is gone, or whose expiry moved (a write
-        whose index update did not arrive), is corrected here instead of being returned.
+        candidate's own `expires`: an entry whose upload is gone, or whose expiry moved later
+        (writes leave the entry at the earlier time on purpose), is corrected here instead of
+        being returned. An entry is never later than its upload's expiry.
         Entries of the unsharded index of earlier versions are moved into the shards.
         """
         shards = [*self.keys.expiry_shards, self.keys.legacy_expiry]
@@ -290,20 +290,32 @@ class RedisState:
 
     # -- creation --------------------------------------------------------------------------
     def create(self, info: UploadInfo) -> None:
-        """Record a new upload, then index it for listings and expiry (same round trip)."""
+        """Record a new upload and index it (one round trip per node).
+
+        The expiry entry is written before the state (a `Batch` runs its node groups in call
+        order): an entry without state is dropped by the reaper, while state without an entry
+        would never expire. The listings follow the state.
+        """
         with translate_errors():
             batch = self._confirmed_batch(info.id)
+            self._queue_expiry(batch, info)
             batch.command(self.keys.upload(info.id), "hset", mapping=_encode(info))
-            self._queue_indexes(batch, info)
+            self._queue_listings(batch, info)
             batch.execute()
 
     def _queue_indexes(self, batch: Batch, info: UploadInfo) -> None:
+        self._queue_expiry(batch, info)
+        self._queue_listings(batch, info)
+
+    def _queue_expiry(self, batch: Batch, info: UploadInfo) -> None:
+        if info.expires is not None:
+            batch.command(self.keys.expiry(info.id), "zadd", {info.id: info.expires})
+
+    def _queue_listings(self, batch: Batch, info: UploadInfo) -> None:
         if not info.is_partial:
             batch.command(self.keys.uploads, "zadd", {info.id: info.created})
             if info.owner:
                 batch.command(self.keys.owner(info.owner), "zadd", {info.id: info.created})
-        if info.expires is not None:
-            batch.command(self.keys.expiry(info.id), "zadd", {info.id: info.expires})
 
     def create_final(self, info: UploadInfo, now: float) -> None:
         """Record a final upload, then check and reference each partial upload atomically.
@@ -385,6 +397,24 @@ class RedisState:
                 batch.script(self._set_fields, [self.keys.upload(member)], ["expires", ""])
             batch.execute()
 
+    def reindex(self, upload_id: str) -> bool:
+        """Put an upload back in the indexes (listings, expiry) from its state; False if it has
+        none (then it leaves them).
+
+        The indexes are written apart from the state (other slots on a cluster): a crash in
+        between leaves an upload out of them, which `rebuild-index` mends with this.
+        """
+        with translate_errors():
+            info = _decode(upload_id, self.client.hgetall(self.keys.upload(upload_id)))
+            batch = self._batch()
+            if info is None:
+                batch.command(self.keys.uploads, "zrem", upload_id)
+                batch.command(self.keys.expiry(upload_id), "zrem", upload_id)
+            else:
+                self._queue_indexes(batch, info)
+            batch.execute()
+        return info is not None
+
     # -- writes ----------------------------------------------------------------------------
     def commit_write(
         self,
@@ -403,8 +433,8 @@ class RedisState:
         Fenced: only while `token` holds the upload's lock. `length` declares a deferred length
         in the same step, so a PATCH that carries Upload-Length commits both or neither.
         `release` deletes the lock in the same step (the hot path's last round trip). The expiry
-        index follows in the same round trip (another slot, maybe another node); the rare
-        answers that make it wrong are corrected right after, or by the reaper (`expired`).
+        index (another slot, maybe another node) is written in the same round trip only when an
+        entry must appear or go; a later expiry is found by the reaper (`expired`).
         """
         args: list[Any] = [
             token,
@@ -429,13 +459,15 @@ class RedisState:
         shard = self.keys.expiry(info.id)
         with translate_errors():
             batch = self._confirmed_batch(info.id).script(self._commit_write, keys, args)
-            # Optional: the commit stands if only the index update fails; the entry it had
-            # (from the creation or an earlier write) makes the reaper look and correct it.
+            # The index entry may stay earlier than the upload's expiry (the reaper, meeting
+            # it, re-reads the expiry and re-scores it): a sliding expiry costs the hot path
+            # nothing. Only an entry that must appear or go is written, and optionally: the
+            # commit stands if only the index update fails.
             if expires is None:
                 batch.command(shard, "zrem", info.id, optional=True)
-            else:
+            elif info.expires is None:
                 batch.command(shard, "zadd", {info.id: expires}, optional=True)
-            result, _ = batch.execute()
+            result = batch.execute()[0]
             if result[0] == "missing" or (result[0] == "ok" and result[1:]):
                 # Gone meanwhile, or a complete partial a final uses: it does not expire.
                 self.client.zrem(shard, info.id)
