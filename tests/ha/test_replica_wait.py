@@ -94,7 +94,7 @@ def test_with_wait_every_acknowledged_offset_is_already_on_the_replica(
 
 
 def test_a_stalled_replica_turns_commits_into_503_that_report_no_offset(
-    make_client: Any, sentinels: SentinelSet, redis_prefix: str
+    make_client: Any, sentinels: SentinelSet, redis_prefix: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     client = make_client(
         **sentinel_settings(sentinels, redis_wait_replicas=1, redis_wait_timeout=200)
@@ -112,6 +112,7 @@ def test_a_stalled_replica_turns_commits_into_503_that_report_no_offset(
     finally:
         replica.process.send_signal(signal.SIGCONT)
 
+    assert "redis unavailable: 0 of 1 replicas confirmed a commit within 200 ms" in caplog.text
     for response in (refused, created, terminated):
         assert response.status_code == 503, (response.status_code, response.text)
         assert "Retry-After" in response.headers, (response.request.method, response.headers)

@@ -22,6 +22,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from .. import backend_status
 from ..errors import BackendUnavailable
 
 __all__ = ["ReplicaWait", "ReplicasBehind"]
@@ -56,7 +57,15 @@ class ReplicaWait:
         if isinstance(confirmed, Exception):
             raise confirmed
         if int(confirmed) < self.replicas:
-            raise ReplicasBehind()
+            # Logged once per outage and counted, like Redis being away: the commits of every
+            # server stop until the replicas catch up or come back.
+            behind = ReplicasBehind()
+            backend_status.failed(
+                backend_status.REDIS,
+                f"{confirmed} of {self.replicas} replicas confirmed a commit within "
+                f"{self.timeout_ms} ms",
+            )
+            raise behind
 
     def barrier(self, node_client: Any, key: str) -> None:
         """Confirm everything the node has written so far (after a write on another connection).
