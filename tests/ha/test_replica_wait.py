@@ -21,7 +21,7 @@ from flask.testing import FlaskClient
 from tests.support.redis_cluster import LocalCluster
 from tests.support.redis_sentinel import SentinelSet
 from tusserver import create_app
-from tusserver.settings import Settings
+from tusserver.settings import Settings, SettingsError
 from tusserver.state.connect import connect_settings
 
 TUS = {"Tus-Resumable": "1.0.0"}
@@ -200,3 +200,18 @@ def test_on_a_cluster_wait_goes_to_the_node_that_holds_the_upload(
     assert "Upload-Offset" not in stalled.headers
     # Uploads held by the other primaries (whose replicas run) are not held up.
     assert others and all(r.status_code == 204 for r in others), [r.status_code for r in others]
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "message"),
+    [
+        ("TUSSERVER_REDIS_WAIT_REPLICAS", "-1", "whole number"),
+        ("TUSSERVER_REDIS_WAIT_TIMEOUT", "0", "at least 1"),
+    ],
+)
+def test_wait_settings_that_could_hang_or_mean_nothing_stop_the_server(
+    name: str, value: str, message: str
+) -> None:
+    with pytest.raises(SettingsError, match=message):
+        Settings.from_env({name: value})
+    assert Settings.from_env({}).redis_wait_replicas == 0  # off unless asked for
