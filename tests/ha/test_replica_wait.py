@@ -29,6 +29,12 @@ OCTET = {**TUS, "Content-Type": "application/offset+octet-stream"}
 CHUNK = b"w" * 1000
 
 
+@pytest.fixture(scope="module")
+def sentinels(steady_sentinels: SentinelSet) -> SentinelSet:
+    """These tests stop a replica for a moment but never kill a node: one set for all."""
+    return steady_sentinels
+
+
 @pytest.fixture
 def make_client(data_dir: Path, redis_prefix: str) -> Iterator[Any]:
     """A test client of an app on the given Redis settings (its keeper stopped after)."""
