@@ -59,13 +59,12 @@ class ReplicaWait:
         if int(confirmed) < self.replicas:
             # Logged once per outage and counted, like Redis being away: the commits of every
             # server stop until the replicas catch up or come back.
-            behind = ReplicasBehind()
             backend_status.failed(
                 backend_status.REDIS,
                 f"{confirmed} of {self.replicas} replicas confirmed a commit within "
                 f"{self.timeout_ms} ms",
             )
-            raise behind
+            raise ReplicasBehind()
 
     def barrier(self, node_client: Any, key: str) -> None:
         """Confirm everything the node has written so far (after a write on another connection).
