@@ -419,9 +419,18 @@ if #ranges == 0 and not verify then
   cleanup()
   return result
 end
-if not verify then
-  -- sets and score ranges, all large: ranges copied to scratch keys, counted and (when thin)
-  -- intersected in C; a dense result is paged by walking the sort index
+-- sets and score ranges, all large. When the sets' intersection is small, it is read and the
+-- ranges checked on it; else the ranges are copied to scratch keys and everything is counted
+-- (and, when thin, intersected) in C, a dense result paged by walking the sort index.
+local few = verify
+if not few then
+  local args = {#sets}
+  for _, key in ipairs(sets) do args[#args + 1] = key end
+  args[#args + 1] = 'LIMIT'
+  args[#args + 1] = SPARSE * 4 + 1
+  few = redis.call('SINTERCARD', unpack(args)) <= SPARSE * 4
+end
+if not few then
   local inputs = {}
   for _, key in ipairs(sets) do inputs[#inputs + 1] = key end
   for _, p in ipairs(ranges) do
@@ -448,7 +457,7 @@ if not verify then
   cleanup()
   return result
 end
--- with q to check: the sets intersected in C; score ranges and q checked on what is left
+-- the sets intersected in C; score ranges (and q) checked on what is left
 local result = page_of(filter(redis.call('SINTER', unpack(sets)), ranges, verify))
 cleanup()
 return result
