@@ -37,7 +37,7 @@ from .state.accounts import AccountStore
 from .state.links import LinkState
 from .state.redis import RedisState, connect
 from .storage.base import DataStore
-from .views import account_api, api, download, ietf, links, openapi, tus, web
+from .views import account_api, api, download, files_api, ietf, links, openapi, tus, web
 from .views import metrics as metrics_view
 from .views.common import render_error, render_http_exception, render_unexpected
 
@@ -162,6 +162,7 @@ def create_app(
     app.register_blueprint(tus.bp)
     app.register_blueprint(download.bp)
     app.register_blueprint(api.bp)
+    app.register_blueprint(files_api.bp)
     app.register_blueprint(account_api.bp)
     app.register_blueprint(links.bp)
     app.register_blueprint(openapi.bp)

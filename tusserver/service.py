@@ -13,16 +13,18 @@ import contextlib
 import hashlib
 import hmac
 import logging
+import secrets
 import time
 import unicodedata
 from collections import OrderedDict
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO, Literal
 
 from .auth.events import log_security_event
 from .auth.principal import Principal
+from .auth.scopes import Operation, permits, require_scope
 from .body import BodyReader
 from .errors import (
     BackendUnavailable,
@@ -94,6 +96,13 @@ stores its first object a moment before it records the state."""
 
 
 @dataclass(frozen=True)
+class CompleteFile:
+    """What `create_complete` learns after the content: the upload's metadata (validated)."""
+
+    metadata: dict[str, str]
+
+
+@dataclass(frozen=True)
 class Download:
     """A complete upload ready to be served: its size, validators and a way to read it.
 
@@ -159,8 +168,31 @@ class UploadService:
     # -- reading state ---------------------------------------------------------------------
     def info(self, upload_id: str, principal: Principal, action: Action = "head") -> UploadInfo:
         """The upload's state as `principal` may see it; 404 for unknown ids and for uploads it
-        may not touch (exactly alike), 410 for expired or terminated uploads."""
-        return self._load(upload_id, principal=principal, action=action)
+        may not touch (exactly alike), 410 for expired or terminated uploads; 403 (for its own
+        upload) to a token whose scopes allow neither uploading nor reading."""
+        info = self._load(upload_id, principal=principal, action=action)
+        if action == "head":
+            require_scope(principal, "head")
+        return info
+
+    def _require(
+        self,
+        principal: Principal,
+        operation: Operation,
+        upload_id: str | None = None,
+        action: Action = "head",
+    ) -> None:
+        """403 unless the principal's scopes allow `operation` (auth/scopes.py).
+
+        With an upload id, ownership is checked first: an upload the caller may not touch is a
+        404 whatever its scopes, so a 403 never tells a stranger that an id exists. Allowed
+        requests (the common case) cost no extra round trip.
+        """
+        if permits(principal, operation):
+            return
+        if upload_id is not None:
+            self._load(upload_id, principal=principal, action=action)
+        require_scope(principal, operation)
 
     def _load(
         self,
@@ -221,6 +253,7 @@ class UploadService:
             if principal.name is None or principal.grant is not None:
                 return Page([], 0)
             owner = principal.name
+        self._require(principal, "list")
         page = self.state.list(limit, offset, owner)
         now = self.clock()
         return Page([info for info in page.uploads if not info.is_expired(now)], page.total)
@@ -230,6 +263,7 @@ class UploadService:
         """Create an upload (or a final upload from partial ones) owned by the principal."""
         if principal.name is None or principal.link_upload is not None:
             raise UploadNotFound()
+        self._require(principal, "create")
         request = self._within_grant(request, principal)
         if request.concat == "final":
             return self._create_final(request, principal)
@@ -266,6 +300,71 @@ class UploadService:
         self.hooks.after("post-create", info)
         if info.is_complete and not info.is_partial:
             self.hooks.after("post-finish", info)
+        return info
+
+    def create_complete(
+        self,
+        principal: Principal,
+        chunks: Iterable[bytes],
+        describe: Callable[[], CompleteFile],
+        limit: int,
+    ) -> UploadInfo:
+        """Create a complete upload in one step from `chunks` (`POST /api/files`).
+
+        Stored exactly like a tus upload that finished: the bytes go through the data store's
+        write under a fresh id (S3 part objects named by offset and attempt, or the local file,
+        made durable), then the whole state is recorded in one step, complete, so no client
+        ever sees it half-made. `describe()` is called once the content has been read (the
+        file's name may follow its content in the body). Anything that fails on the way, a bad
+        body, a size above `limit`, a quota, a hook, removes the stored bytes: nothing is left
+        behind. Ownership, grants, quotas and hooks are those of a tus creation.
+        """
+        if principal.name is None or principal.link_upload is not None:
+            raise UploadNotFound()
+        self._require(principal, "create")
+        request = self._within_grant(NewUpload(), principal)
+        for bound in (self.settings.max_size, principal.grant.max_size if principal.grant else 0):
+            if bound:
+                limit = min(limit, bound)
+        now = self.clock()
+        info = UploadInfo(
+            id=new_upload_id(),
+            length=None,
+            created=now,
+            updated=now,
+            owner=principal.name,
+            grant=principal.grant.id if principal.grant else None,
+        )
+        reserved: int | None = None
+        try:
+            self.store.create(info)
+            result = self.store.write(info, _at_most(chunks, limit), secrets.token_hex(8))
+            if result.failure is not None:
+                raise result.failure
+            described = describe()
+            metadata = {**described.metadata, **(request.metadata or {})}
+            done = self.clock()
+            info = info.evolve(
+                length=result.bytes_written,
+                offset=result.bytes_written,
+                metadata=metadata,
+                parts=result.parts,
+                updated=done,
+                completed=done,
+            )
+            info = self._pre_create(info)
+            self._reserve(info, info.length, principal)
+            reserved = info.length
+            self.store.save_info(info)
+            # One transaction writes the state with its parts index and listing entries.
+            self.state.restore(info)
+        except BaseException:
+            if reserved is not None:
+                self._release(info, reserved)
+            self._delete_bytes(info)
+            raise
+        self.hooks.after("post-create", info)
+        self.hooks.after("post-finish", info)
         return info
 
     def _create_final(self, request: NewUpload, principal: Principal) -> UploadInfo:
@@ -440,6 +539,7 @@ class UploadService:
         """
         if not is_upload_id(upload_id):
             raise UploadNotFound()
+        self._require(principal, "append", upload_id, "write")
 
         def may_ask_release() -> None:
             self._load(upload_id, principal=principal, action="write")
@@ -517,6 +617,7 @@ class UploadService:
         length is known before a byte is read and must agree with every other indication.
         """
         info = self._load(upload_id, principal=principal, action="write")
+        self._require(principal, "append")
         if info.is_complete:
             if body.expected == 0:
                 raise UploadCompleted(f"upload {upload_id} is already complete")
@@ -614,6 +715,7 @@ class UploadService:
     def terminate(self, upload_id: str, principal: Principal) -> None:
         """Remove an upload and its bytes (waiting for a running write to let go first)."""
         info = self._load(upload_id, principal=principal, action="delete")
+        self._require(principal, "delete")
         if info.is_partial and self.state.referencing_finals(upload_id):
             raise Forbidden("this partial upload is part of a final upload; terminate that one")
         self.hooks.before("pre-terminate", info)
@@ -752,8 +854,9 @@ class UploadService:
     # -- JSON API helpers ------------------------------------------------------------------
     def rename(self, upload_id: str, principal: Principal, filename: str) -> UploadInfo:
         """Change the file name a download will carry (under the lock: info.json stays whole)."""
-        filename = _valid_filename(filename)
         info = self._load(upload_id, principal=principal, action="write")
+        self._require(principal, "rename")
+        filename = _valid_filename(filename)
         with self.locks.hold(upload_id, read=True) as lock:
             info = self._live(upload_id, lock.info)
             metadata = dict(info.metadata)
@@ -775,6 +878,7 @@ class UploadService:
         info = self._load(
             upload_id, with_parts=self.store.keeps_parts, principal=principal, action="read"
         )
+        self._require(principal, "download")
         if not info.is_complete:
             total = "unknown" if info.length is None else str(info.length)
             raise UploadIncomplete(
@@ -856,6 +960,11 @@ def _as_checksums(checksum: Checksums) -> tuple[Checksum, ...]:
     return tuple(checksum)
 
 
+def valid_filename(filename: str) -> str:
+    """A file name a download can carry (400 otherwise); see `_valid_filename`."""
+    return _valid_filename(filename)
+
+
 def _valid_filename(filename: str) -> str:
     """A file name a download can carry: 1-255 Unicode scalar values, no '/', no controls."""
     filename = filename.strip()
@@ -881,6 +990,19 @@ def _primed(first: bytes | None, rest: Iterator[bytes]) -> Iterator[bytes]:
         close = getattr(rest, "close", None)
         if close:
             close()
+
+
+def _at_most(chunks: Iterable[bytes], limit: int) -> Iterator[bytes]:
+    """Pass `chunks` through; 413 (pointing to tus) as soon as they go past `limit` bytes."""
+    total = 0
+    for chunk in chunks:
+        total += len(chunk)
+        if total > limit:
+            raise TooLarge(
+                f"a JSON upload holds at most {limit} bytes; upload larger files with tus "
+                "(POST /files/)"
+            )
+        yield chunk
 
 
 def _store_reader(store: DataStore, info: UploadInfo) -> Callable[[int, int], Iterator[bytes]]:

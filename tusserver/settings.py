@@ -53,6 +53,8 @@ class Settings:
     fsync: bool = True
     max_size: int = 0
     max_metadata_size: int = 4096
+    json_upload_max: int = 10 * MiB
+    """Largest decoded file `POST /api/files` takes and `/api/uploads/<id>/content` returns."""
     expire_after: int = 86400
     cleanup_interval: int = 300
     gone_ttl: int = 7 * 86400
@@ -163,6 +165,7 @@ class Settings:
             raise SettingsError("TUSSERVER_STORAGE=s3 needs TUSSERVER_S3_ENDPOINT")
         positive = (
             "max_metadata_size",
+            "json_upload_max",
             "expire_after",
             "cleanup_interval",
             "read_chunk_size",

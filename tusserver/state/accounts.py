@@ -7,9 +7,10 @@ that touches a user and its usage stays in one Cluster slot):
 - `users` sorted set of names by creation time (listings).
 - `usage:{<name>}` integer: bytes held in live uploads (reserved before an upload records a
   length, released when it goes).
-- `token:<sha256 of the token>` hash: id, owner, label, created, expires, last_used. The token
-  itself is never stored. `tokenid:<id>` -> the sha256 (revocation by id);
-  `tokens:{<name>}` set of the user's token ids.
+- `token:<sha256 of the token>` hash: id, owner, label, created, expires, last_used, scopes
+  (comma-separated; "" or missing = the owner's full rights). The token itself is never
+  stored. `tokenid:<id>` -> the sha256 (revocation by id); `tokens:{<name>}` set of the
+  user's token ids.
 - `session:<sha256 of the cookie>` hash: user, created, expires (with a Redis TTL);
   `sessions:{<name>}` set of the user's session hashes (to end them all at once).
 - `login:name:<name>` / `login:addr:<address>` failed-login counters (fixed windows, TTL).
@@ -37,6 +38,7 @@ from typing import Any
 import redis
 from redis.exceptions import RedisError
 
+from ..auth.scopes import decode_scopes, encode_scopes
 from .redis import translate_errors
 
 log = logging.getLogger(__name__)
@@ -55,7 +57,7 @@ def _original_poll() -> Any:
 # Credential check in one round trip: the record, its user, expiry, and a throttled last-used.
 # Returns {owner, role, id} or an empty reply for any kind of "no" (unknown, expired, disabled).
 _RESOLVE_TOKEN = """
-local t = redis.call('HMGET', KEYS[1], 'owner', 'expires', 'last_used', 'id')
+local t = redis.call('HMGET', KEYS[1], 'owner', 'expires', 'last_used', 'id', 'scopes')
 if not t[1] then return {} end
 local now = tonumber(ARGV[1])
 if t[2] ~= '' and tonumber(t[2]) <= now then return {} end
@@ -64,7 +66,7 @@ if not u[1] or u[2] == '1' then return {} end
 if t[3] == '' or now - tonumber(t[3]) >= tonumber(ARGV[3]) then
   redis.call('HSET', KEYS[1], 'last_used', ARGV[1])
 end
-return {t[1], u[1], t[4], t[2]}
+return {t[1], u[1], t[4], t[2], t[5] or ''}
 """
 
 _RESOLVE_SESSION = """
@@ -145,6 +147,8 @@ class TokenRecord:
     created: float
     expires: float | None
     last_used: float | None
+    scopes: frozenset[str] | None = None
+    """What the token may do (auth/scopes.py); None: everything its owner may."""
 
 
 class AccountStore:
@@ -359,30 +363,35 @@ class AccountStore:
                     "created": repr(record.created),
                     "expires": "" if record.expires is None else repr(record.expires),
                     "last_used": "",
+                    "scopes": encode_scopes(record.scopes),
                 },
             )
             pipe.set(self._token_id(record.id), digest)
             pipe.sadd(self._user_tokens(record.owner), record.id)
             pipe.execute()
 
-    def resolve_token(self, digest: str, now: float, touch_every: float) -> tuple[str, str, str]:
-        """(owner, role, token id) of a usable token, or ("", "", "") for any refusal."""
+    def resolve_token(
+        self, digest: str, now: float, touch_every: float
+    ) -> tuple[str, str, str, str]:
+        """(owner, role, token id, scopes) of a usable token, or ("", "", "", "") for any
+        refusal."""
         generation = self._fresh()
         cached = self._cache.get("t:" + digest) if generation is not None else None
         if cached is not None:
-            owner, role, token_id, expires, checked = cached
+            owner, role, token_id, scopes, expires, checked = cached
             if (expires is None or expires > now) and now - checked < touch_every:
-                return owner, role, token_id
+                return owner, role, token_id, scopes
         with translate_errors():
             result = self._resolve_token(
                 keys=[self._token(digest)], args=[repr(now), self.prefix, repr(touch_every)]
             )
         if not result:
-            return "", "", ""
+            return "", "", "", ""
         owner, role, token_id = result[0], result[1], result[2]
         expires = float(result[3]) if result[3] else None
-        self._remember(generation, "t:" + digest, (owner, role, token_id, expires, now))
-        return owner, role, token_id
+        scopes = result[4] if len(result) > 4 else ""
+        self._remember(generation, "t:" + digest, (owner, role, token_id, scopes, expires, now))
+        return owner, role, token_id, scopes
 
     def get_token(self, token_id: str) -> TokenRecord | None:
         with translate_errors():
@@ -544,4 +553,5 @@ def _decode_token(fields: dict[str, Any]) -> TokenRecord | None:
         created=float(fields.get("created") or 0),
         expires=float(fields["expires"]) if fields.get("expires") else None,
         last_used=float(fields["last_used"]) if fields.get("last_used") else None,
+        scopes=decode_scopes(fields.get("scopes")),
     )
