@@ -15,6 +15,7 @@ from typing import Any
 from . import __version__
 from .auth import passwords
 from .auth.accounts import LABEL_MAX, NAME_PATTERN
+from .auth.principal import SCOPES
 from .settings import Settings
 
 JSON = "application/json"
@@ -37,6 +38,17 @@ PASSWORD = {
 }
 TOKEN_LIFETIME = {"type": "number", "exclusiveMinimum": 0, "maximum": 10 * 365 * 86400}
 ROLE = {"type": "string", "enum": ["admin", "user"]}
+SCOPE = {"type": "string", "enum": list(SCOPES)}
+TOKEN_SCOPES = {
+    "type": ["array", "null"],
+    "items": SCOPE,
+    "description": "What the token may do; null: its owner's full rights.",
+}
+BASE64 = {
+    "type": "string",
+    "pattern": "^([A-Za-z0-9+/]{4})*([A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$",
+    "contentEncoding": "base64",
+}
 SECONDS = {"type": "integer", "minimum": 1}
 
 
@@ -77,14 +89,15 @@ ERRORS: dict[str, dict[str, Any]] = {
     "400": _error("The request is malformed: the message says what to send instead."),
     "401": _error("No valid credential (the challenge says how to send one).", _CHALLENGE),
     "403": _error(
-        "Not allowed: an action the caller's role may not take, or a cookie-authenticated "
-        "change whose Origin is not this server's."
+        "Not allowed: an action the caller's role may not take, one outside the API token's "
+        "scopes, or a cookie-authenticated change whose Origin is not this server's."
     ),
     "404": _error("No such resource, or one that belongs to someone else."),
     "405": _error("The method is not allowed here."),
     "409": _error("The resource is not in a state that allows this (e.g. still uploading)."),
     "410": _error("The upload expired or was terminated."),
     "413": _error("The request body is too large, or a quota would be exceeded."),
+    "415": _error("The body is not of the media type the operation takes."),
     "423": _error("The upload is being written by another request; retry shortly."),
     "429": _error("Too many attempts; retry after the given number of seconds.", _RETRY_AFTER),
     "503": _error("A backend (Redis or the data store) is unavailable.", _RETRY_AFTER),
@@ -216,6 +229,7 @@ SCHEMAS: dict[str, Any] = {
             "created": TIMESTAMP,
             "expires": NULLABLE_TIMESTAMP,
             "last_used": NULLABLE_TIMESTAMP,
+            "scopes": TOKEN_SCOPES,
         }
     ),
     "NewToken": _obj(
@@ -226,6 +240,7 @@ SCHEMAS: dict[str, Any] = {
             "created": TIMESTAMP,
             "expires": NULLABLE_TIMESTAMP,
             "last_used": NULLABLE_TIMESTAMP,
+            "scopes": TOKEN_SCOPES,
             "token": {"type": "string", "pattern": "^tus_", "description": "Shown only once."},
         }
     ),
@@ -235,9 +250,53 @@ SCHEMAS: dict[str, Any] = {
             "label": {"type": "string", "pattern": f"^[^\\x00-\\x1f\\x7f]{{0,{LABEL_MAX}}}$"},
             "expires_in": TOKEN_LIFETIME,
             "owner": {**OPTIONAL_NAME, "description": "Admins only: whose token."},
+            "scopes": {
+                "type": "array",
+                "items": SCOPE,
+                "minItems": 1,
+                "description": "Limit the token (leave out for the owner's full rights). "
+                "`admin` only on an admin's token; a scoped token creates tokens within its "
+                "own scopes only.",
+            },
         },
         required=["label"],
     ),
+    "NewFile": {
+        "type": "object",
+        "properties": {
+            "filename": FILENAME,
+            "content_base64": {**BASE64, "description": "The file's bytes, base64."},
+            "text": {"type": "string", "description": "The file as text (stored as UTF-8)."},
+            "filetype": {
+                "type": "string",
+                "pattern": "^[A-Za-z0-9][\\x20-\\x7e]{0,254}$",
+                "description": "Media type (default: none; text/plain for `text`).",
+            },
+            "tags": {
+                "type": "array",
+                "items": {"type": "string", "pattern": "^[a-z0-9_.-]{1,64}$"},
+                "maxItems": 20,
+            },
+            "previous": {**UPLOAD_ID, "description": "The upload this one is a new version of."},
+        },
+        "required": ["filename"],
+        "oneOf": [{"required": ["content_base64"]}, {"required": ["text"]}],
+        "additionalProperties": False,
+    },
+    "FileContent": {
+        "type": "object",
+        "properties": {
+            "id": UPLOAD_ID,
+            "filename": {"type": "string"},
+            "filetype": {"type": "string"},
+            "size": {"type": "integer", "minimum": 0},
+            "content_base64": BASE64,
+            "text": {"type": "string"},
+        },
+        "required": ["id", "filename", "filetype", "size"],
+        "oneOf": [{"required": ["content_base64"]}, {"required": ["text"]}],
+        "additionalProperties": False,
+    },
     "User": _obj(
         {
             "name": USER_NAME,
@@ -342,6 +401,50 @@ PATHS: dict[str, Any] = {
             "summary": "Terminate an upload and free its bytes",
             "operationId": "deleteUpload",
             "responses": _responses(_no_content("Terminated."), "403", "404", "410", "423"),
+        },
+    },
+    "/api/files": {
+        "post": {
+            "summary": "Create a complete upload from one JSON document (scope upload)",
+            "description": "Stored and downloadable exactly like a finished tus upload. The "
+            "decoded file may hold at most `TUSSERVER_JSON_UPLOAD_MAX` bytes (413 above it: "
+            "use tus); bad base64 is a 400. Nothing is kept from a refused request.",
+            "operationId": "createFile",
+            "requestBody": _body(_ref("NewFile")),
+            "responses": _responses(
+                {
+                    "201": {
+                        **_json(_ref("Upload"), "The new, complete upload."),
+                        "headers": {"Location": {"schema": {"type": "string"}, "required": True}},
+                    }
+                },
+                "404",
+                "415",
+                body=True,
+            ),
+        }
+    },
+    "/api/uploads/{upload_id}/content": {
+        "parameters": [_UPLOAD_ID_PARAM],
+        "get": {
+            "summary": "A small complete upload's bytes as JSON (scope read)",
+            "operationId": "getUploadContent",
+            "parameters": [
+                _query_param(
+                    "encoding",
+                    {"type": "string", "enum": ["base64", "text"]},
+                    "base64 (default), or text for an upload that is UTF-8 text (400 if not).",
+                )
+            ],
+            "responses": _responses(
+                {"200": _json(_ref("FileContent"), "The file.")},
+                "400",
+                "403",
+                "404",
+                "409",
+                "410",
+                "413",
+            ),
         },
     },
     "/api/uploads/{upload_id}/links": {

@@ -15,7 +15,7 @@ from __future__ import annotations
 import binascii
 import codecs
 import json
-import unicodedata
+import re
 from collections.abc import Iterator
 from typing import Any
 
@@ -36,6 +36,11 @@ from .common import principal, service, upload_url
 bp = Blueprint("files_api", __name__, url_prefix="/api")
 
 FILETYPE_MAX = 255
+FILETYPE_PATTERN = re.compile(r"[A-Za-z0-9][\x20-\x7e]{0,254}")
+TAGS_MAX = 20
+TAG_MAX = 64
+TAG_PATTERN = re.compile(r"[a-z0-9_.-]{1,64}")
+"""Tags are short labels (the search feature's rule): at most 20 per file."""
 ENCODE_BLOCK = 3 * 16 * 1024
 """Bytes base64-encoded at a time (a multiple of 3, so the pieces join without padding)."""
 
@@ -131,23 +136,25 @@ def _metadata(fields: FileFields, settings: Settings) -> dict[str, str]:
 
 
 def _valid_filetype(value: Any) -> str:
-    if not isinstance(value, str) or not value.strip() or len(value) > FILETYPE_MAX:
-        raise BadRequest(f"filetype must be a media type of 1 to {FILETYPE_MAX} characters")
-    if any(unicodedata.category(ch).startswith("C") for ch in value):
-        raise BadRequest("filetype must not contain control characters")
+    if not isinstance(value, str) or not FILETYPE_PATTERN.fullmatch(value):
+        raise BadRequest(
+            f"filetype must be a media type such as text/plain (printable ASCII, at most "
+            f"{FILETYPE_MAX} characters)"
+        )
     return value.strip()
 
 
 def _tags_value(value: Any) -> str:
     """Tags as the `tags` metadata value (comma-separated), as a tus client would send them."""
     if isinstance(value, str):
-        value = [part for part in value.split(",") if part.strip()]
+        value = [part.strip() for part in value.split(",") if part.strip()]
     if not isinstance(value, list) or not all(isinstance(tag, str) for tag in value):
         raise BadRequest('tags must be a list of strings, such as ["invoices", "2026"]')
-    tags = [tag.strip() for tag in value]
-    if any(not tag or "," in tag for tag in tags):
-        raise BadRequest("a tag must be non-empty and contain no comma")
-    return ",".join(dict.fromkeys(tags))
+    if len(value) > TAGS_MAX or not all(TAG_PATTERN.fullmatch(tag) for tag in value):
+        raise BadRequest(
+            f"at most {TAGS_MAX} tags, each of 1 to {TAG_MAX} characters from a-z 0-9 - _ ."
+        )
+    return ",".join(dict.fromkeys(value))
 
 
 def _content_length() -> int | None:
