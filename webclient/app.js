@@ -11,6 +11,7 @@
 import { createAccount } from './account.js';
 import { ApiClient } from './api.js';
 import { copyText } from './clipboard.js';
+import { attachEditAction } from './edit.js';
 import { isCrossOrigin, parseInteger, readConfig, safeHref } from './config.js';
 import {
   DEFAULT_LINK_LIFETIME,
@@ -524,6 +525,7 @@ function createFileRow(upload) {
   row.dataset.complete = String(Boolean(upload.complete));
   fillFileRow(row, upload);
   bindFileRow(row, upload);
+  attachEditAction(row, upload, { api, showError, announce, onSaved: () => loadFiles() });
   return row;
 }
 
