@@ -285,7 +285,7 @@ class _Base64Decoder:
 
     def end(self, kind: str) -> Iterator[bytes]:
         if self.carry:
-            if len(self.carry) == 1:
+            if len(self.carry) == 1 or "=" in self.carry:  # "A", or a padding left unfinished
                 raise BadRequest(f"{kind} is not valid base64 (its length is wrong)")
             yield self._decode(self.carry + "=" * (4 - len(self.carry)), kind)
             self.carry = ""

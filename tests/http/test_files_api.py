@@ -15,7 +15,6 @@ import pytest
 from flask import Flask
 
 from tests.support.tus import TUS, all_stored, create, patch, upload_id
-from tusserver.json_upload import JsonUploadReader
 
 DATA = bytes(range(256)) * 300 + b"tail"  # 76,804 bytes: several read chunks and S3 parts
 
@@ -173,15 +172,3 @@ def test_malformed_bodies_are_400_and_leave_nothing(app: Flask, client: Any, raw
 def test_json_content_type_is_required(client: Any) -> None:
     response = client.post("/api/files", data=b'{"filename": "f", "text": "x"}')
     assert response.status_code == 415
-
-
-def test_escapes_split_across_reads_decode_exactly() -> None:
-    """The reader's pieces are cut between escapes and surrogate pairs, never inside one."""
-    text = "a\\u00e9\\ud83d\\ude00\\n\\\\\\/" * 50
-    document = ('{"filename": "x", "text": "' + text + '"}').encode()
-    expected = json.loads(f'"{text}"').encode()
-    for size in (1, 2, 3, 5, 7, 64):
-        pieces = [document[i : i + size] for i in range(0, len(document), size)]
-        reader = JsonUploadReader(pieces, decoded_limit=10_000)
-        assert b"".join(reader.content()) == expected
-        assert reader.finish().values == {"filename": "x"}
