@@ -274,7 +274,7 @@ SCHEMAS: dict[str, Any] = {
             },
             "tags": {
                 "type": "array",
-                "items": {"type": "string", "pattern": "^[a-z0-9_.-]{1,64}$"},
+                "items": {"type": "string", "pattern": "^[a-z0-9_.-]{1,32}$"},
                 "maxItems": 20,
             },
             "previous": {**UPLOAD_ID, "description": "The upload this one is a new version of."},

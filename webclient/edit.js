@@ -9,7 +9,7 @@ import { h } from './dom.js';
 /** Files larger than this are not offered for editing (a text area is no place for them). */
 export const EDIT_MAX_BYTES = 1024 * 1024;
 
-const TAG = /^[a-z0-9_.-]{1,64}$/;
+const TAG = /^[a-z0-9_.-]{1,32}$/;
 const FILETYPE = /^[A-Za-z0-9][\x20-\x7e]{0,254}$/;
 const TEXT_TYPES = /^(text\/|application\/(json|xml|javascript|x-yaml|yaml|toml|x-sh|sql)\b)/i;
 const TEXT_EXTENSIONS = /\.(txt|md|markdown|csv|tsv|json|ya?ml|toml|ini|cfg|conf|log|xml|html?|css|js|mjs|ts|py|rb|go|rs|java|c|h|cpp|sh|sql|svg|env)$/i;

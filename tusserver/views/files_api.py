@@ -38,8 +38,8 @@ bp = Blueprint("files_api", __name__, url_prefix="/api")
 FILETYPE_MAX = 255
 FILETYPE_PATTERN = re.compile(r"[A-Za-z0-9][\x20-\x7e]{0,254}")
 TAGS_MAX = 20
-TAG_MAX = 64
-TAG_PATTERN = re.compile(r"[a-z0-9_.-]{1,64}")
+TAG_MAX = 32
+TAG_PATTERN = re.compile(r"[a-z0-9_.-]{1,32}")
 """Tags are short labels (the search feature's rule): at most 20 per file."""
 ENCODE_BLOCK = 3 * 16 * 1024
 """Bytes base64-encoded at a time (a multiple of 3, so the pieces join without padding)."""
