@@ -172,3 +172,18 @@ def test_malformed_bodies_are_400_and_leave_nothing(app: Flask, client: Any, raw
 def test_json_content_type_is_required(client: Any) -> None:
     response = client.post("/api/files", data=b'{"filename": "f", "text": "x"}')
     assert response.status_code == 415
+
+
+def test_hooks_fire_as_for_a_finished_tus_upload(make_app: Any) -> None:
+    from tests.support import python_hooks
+
+    app = make_app(hooks_python="tests.support.python_hooks:record")
+    client = app.test_client()
+    python_hooks.EVENTS.clear()
+    made = post_file(client, {"filename": "hooked.txt", "text": "abc"}).get_json()
+    for receiver in app.extensions["tusserver"].service.hooks.hooks:
+        if hasattr(receiver, "flush"):
+            assert receiver.flush()
+    events = [event for event, uid in python_hooks.EVENTS if uid == made["id"]]
+    assert events == ["pre-create", "post-create", "post-finish"]
+    assert made["metadata"]["seen"] == "1"  # what pre-create returned was kept
