@@ -39,7 +39,7 @@ def redis_for(settings: Settings, share: bool = False) -> Iterator[Settings]:
     With `share`, a server already running on this data directory lends its embedded Redis
     (admin commands work the same whether or not the server runs).
     """
-    if settings.redis_url:
+    if settings.redis_url or settings.redis_mode != "single":
         yield settings
         return
     from .embedded_redis import EmbeddedRedis, EmbeddedRedisError
@@ -252,9 +252,9 @@ def _accounts(settings: Settings) -> Any:
     """The account rules on the settings' Redis (no data store needed)."""
     from .auth.accounts import Accounts
     from .state.accounts import AccountStore
-    from .state.redis import connect
+    from .state.connect import connect_settings
 
-    return Accounts(AccountStore(connect(settings.redis_url), settings.redis_prefix), settings)
+    return Accounts(AccountStore(connect_settings(settings), settings.redis_prefix), settings)
 
 
 @contextmanager

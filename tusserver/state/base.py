@@ -81,6 +81,10 @@ class StateStore(Protocol):
 
     def restore(self, info: UploadInfo) -> None: ...
 
+    def reindex(self, upload_id: str) -> bool:
+        """Put an upload back in the indexes from its state; False if it has none."""
+        ...
+
     def commit_write(
         self,
         info: UploadInfo,
