@@ -134,6 +134,20 @@ def test_an_admin_token_without_the_admin_scope_is_a_plain_user(app: Flask) -> N
     assert client.get("/api/users", headers=full).status_code == 200
 
 
+def test_removing_a_user_with_its_uploads_needs_manage_too(app: Flask) -> None:
+    client = app.test_client()
+    create(client, 5, bearer(add_token(app, "bob")))
+    admin_only = bearer(add_token(app, "root", scopes=frozenset({"admin"})))
+    refused = client.delete("/api/users/bob?delete_uploads=true", headers=admin_only)
+    assert refused.status_code == 403
+    assert accounts_of(app).store.get_user("bob") is not None
+    both = bearer(add_token(app, "root", scopes=frozenset({"admin", "manage"})))
+    assert client.delete("/api/users/bob?delete_uploads=true", headers=both).status_code == 204
+    assert client.get("/api/uploads", headers=both).status_code == 403  # no read scope
+    full = bearer(add_token(app, "root"))
+    assert client.get("/api/uploads", headers=full).get_json()["total"] == 0
+
+
 def test_a_grant_may_post_a_json_file_within_its_limits(app: Flask) -> None:
     client = app.test_client()
     alice = bearer(add_token(app, "alice"))

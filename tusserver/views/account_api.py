@@ -15,7 +15,7 @@ from flask import Blueprint, Response, current_app, jsonify, request
 from ..auth.accounts import Accounts, TokenNotFound, check_name
 from ..auth.principal import SCOPES, Principal
 from ..auth.resolve import SESSION_COOKIE
-from ..auth.scopes import ordered, parse_scopes
+from ..auth.scopes import ordered, parse_scopes, require_scope
 from ..errors import BadRequest, Forbidden
 from ..state.accounts import TokenRecord, UserRecord
 from .common import principal, service
@@ -183,6 +183,7 @@ def delete_user(name: str) -> Response:
         raise Forbidden("an admin cannot remove itself")
     accounts().get_user(name)
     if request.args.get("delete_uploads", "").lower() in ("1", "true", "yes"):
+        require_scope(caller, "delete")  # removing the uploads too needs `manage` as well
         service().remove_owned_by(name, caller)
     accounts().remove_user(name)
     return Response(status=204)
