@@ -26,7 +26,7 @@ from tusserver.storage.base import DataStore
 from tusserver.storage.local import LocalStore
 from tusserver.storage.s3 import S3Store
 
-ON_CLUSTER_TOO = {"test_state.py", "test_locks.py"}
+ON_CLUSTER_TOO = {"test_state.py", "test_locks.py", "test_catalog.py"}
 """Contract files whose Redis tests also run on a 3-primary Valkey Cluster (`[cluster]`)."""
 
 

@@ -277,8 +277,7 @@ def test_reindex_mends_an_upload_missing_from_the_indexes(state: RedisState) -> 
     """A crash between the state write and the index writes: rebuild-index puts it back."""
     info = make(created=1000.0, owner="ann")
     state.create(info)
-    state.client.zrem(state.keys.uploads, info.id)
-    state.client.zrem(state.keys.owner("ann"), info.id)
+    state.catalog.remove(info.id, "ann")
     state.client.zrem(state.keys.expiry(info.id), info.id)
     assert state.list(limit=10).total == 0
 

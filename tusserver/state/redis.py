@@ -34,6 +34,7 @@ from ..errors import (
 from ..models import Part, UploadInfo
 from .base import LockAttempt, LockScope, Page
 from .batch import Batch
+from .catalog import Catalog, CatalogQuery
 from .connect import REDIS_ERRORS
 from .keys import Keys
 
@@ -178,6 +179,7 @@ class RedisState:
         self._set_fields = client.register_script(_SET_FIELDS_IF_EXISTS)
         self._complete_final = client.register_script(_COMPLETE_FINAL)
         self._delete = client.register_script(_DELETE)
+        self.catalog = Catalog(client, self.keys)
 
     def _batch(self) -> Batch:
         return Batch(self.client)
@@ -204,20 +206,34 @@ class RedisState:
         with translate_errors():
             return bool(self.client.exists(self.keys.gone(upload_id)))
 
-    def list(self, limit: int, offset: int = 0, owner: str | None = None) -> Page:
-        """Complete and incomplete uploads, newest first (partial uploads are not listed)."""
-        index = self.keys.owner(owner) if owner else self.keys.uploads
+    def list(
+        self,
+        limit: int,
+        offset: int = 0,
+        owner: str | None = None,
+        query: CatalogQuery | None = None,
+    ) -> Page:
+        """A page of complete and incomplete uploads matching `query` (newest first without
+        one; partial uploads are not listed), and how many match in all.
+
+        An id whose state is gone (a removal that failed between state and index) is left out
+        and taken out of the indexes, so the next listing is right again.
+        """
         with translate_errors():
-            batch = self._batch()
-            batch.command(index, "zrevrange", offset, offset + limit - 1)
-            batch.command(index, "zcard")
-            ids, total = batch.execute()
+            ids, total = self.catalog.query(query or CatalogQuery(), limit, offset, owner)
             batch = self._batch()
             for upload_id in ids:
                 batch.command(self.keys.upload(upload_id), "hgetall")
             rows = batch.execute()
-        uploads = [info for uid, row in zip(ids, rows, strict=True) if (info := _decode(uid, row))]
-        return Page(uploads, total)
+            uploads: list[UploadInfo] = []
+            for upload_id, row in zip(ids, rows, strict=True):
+                info = _decode(upload_id, row)
+                if info is None:
+                    self.catalog.remove(upload_id)
+                    total -= 1
+                else:
+                    uploads.append(info)
+        return Page(uploads, max(total, 0))
 
     def expired(self, now: float, limit: int = 100) -> list[str]:
         """Ids of uploads whose expiry time has passed, the longest expired first.
@@ -286,22 +302,12 @@ class RedisState:
             batch = self._batch()
             self._queue_expiry(batch, info)
             batch.command(self.keys.upload(info.id), "hset", mapping=_encode(info))
-            self._queue_listings(batch, info)
             batch.execute()
-
-    def _queue_indexes(self, batch: Batch, info: UploadInfo) -> None:
-        self._queue_expiry(batch, info)
-        self._queue_listings(batch, info)
+            self.catalog.index(info)
 
     def _queue_expiry(self, batch: Batch, info: UploadInfo) -> None:
         if info.expires is not None:
             batch.command(self.keys.expiry(info.id), "zadd", {info.id: info.expires})
-
-    def _queue_listings(self, batch: Batch, info: UploadInfo) -> None:
-        if not info.is_partial:
-            batch.command(self.keys.uploads, "zadd", {info.id: info.created})
-            if info.owner:
-                batch.command(self.keys.owner(info.owner), "zadd", {info.id: info.created})
 
     def create_final(self, info: UploadInfo, now: float) -> None:
         """Record a final upload, then check and reference each partial upload atomically.
@@ -330,8 +336,9 @@ class RedisState:
                     raise InvalidConcat(f"upload {member} is not a partial upload")
                 raise InvalidConcat(f"partial upload {member} does not exist")
             batch = self._batch()
-            self._queue_indexes(batch, info)
+            self._queue_expiry(batch, info)
             batch.execute()
+            self.catalog.index(info)
             self._keep_referenced_partials(info.members)
 
     def _take_back_final(self, info: UploadInfo) -> None:
@@ -372,7 +379,7 @@ class RedisState:
                 pipe.zadd(self.keys.parts(info.id), {_part_member(part): part.start})
             pipe.execute()
             batch = self._batch()
-            self._queue_indexes(batch, info)
+            self._queue_expiry(batch, info)
             if info.expires is None:
                 batch.command(self.keys.expiry(info.id), "zrem", info.id)
             for member in info.members:
@@ -380,10 +387,11 @@ class RedisState:
                 batch.command(self.keys.expiry(member), "zrem", member)
                 batch.script(self._set_fields, [self.keys.upload(member)], ["expires", ""])
             batch.execute()
+            self.catalog.index(info)
 
     def reindex(self, upload_id: str) -> bool:
-        """Put an upload back in the indexes (listings, expiry) from its state; False if it has
-        none (then it leaves them).
+        """Put an upload back in the indexes (the catalog's listings, expiry) from its state;
+        False if it has none (then it leaves them).
 
         The indexes are written apart from the state (other slots on a cluster): a crash in
         between leaves an upload out of them, which `rebuild-index` mends with this.
@@ -392,11 +400,14 @@ class RedisState:
             info = _decode(upload_id, self.client.hgetall(self.keys.upload(upload_id)))
             batch = self._batch()
             if info is None:
-                batch.command(self.keys.uploads, "zrem", upload_id)
                 batch.command(self.keys.expiry(upload_id), "zrem", upload_id)
             else:
-                self._queue_indexes(batch, info)
+                self._queue_expiry(batch, info)
             batch.execute()
+            if info is None:
+                self.catalog.remove(upload_id)
+            else:
+                self.catalog.index(info)
         return info is not None
 
     # -- writes ----------------------------------------------------------------------------
@@ -465,7 +476,7 @@ class RedisState:
             )
         if result[0] == "length":
             raise InvalidHeader("Upload-Length is already set and cannot change")
-        return info.evolve(
+        committed = info.evolve(
             length=info.length if length is None else length,
             offset=new_offset,
             updated=updated,
@@ -473,12 +484,18 @@ class RedisState:
             completed=completed,
             parts=info.parts + parts,
         )
+        if self.catalog.needs_touch(info, committed):
+            with translate_errors():
+                self.catalog.touch(committed)
+        return committed
 
     def set_metadata(self, info: UploadInfo, metadata: dict[str, str], updated: float) -> None:
         """Replace the metadata (rename) if the upload still exists."""
         fields = ["metadata", json.dumps(metadata), "updated", repr(updated)]
         with translate_errors():
             done = self._set_fields(keys=[self.keys.upload(info.id)], args=fields)
+            if done:
+                self.catalog.index(info.evolve(metadata=metadata, updated=updated))
         if not done:
             raise UploadNotFound()
 
@@ -511,7 +528,9 @@ class RedisState:
                 batch.script(self._set_fields, [self.keys.upload(member)], ["expires", ""])
                 batch.command(self.keys.expiry(member), "zrem", member)
             batch.execute()
-        return info.evolve(length=length, offset=length, completed=completed)
+            finished = info.evolve(length=length, offset=length, completed=completed)
+            self.catalog.touch(finished)
+        return finished
 
     def delete(self, info: UploadInfo, gone_ttl: int) -> list[str]:
         """Forget the upload everywhere and leave a tombstone for `gone_ttl` seconds.
@@ -532,11 +551,9 @@ class RedisState:
             if result == "referenced":
                 raise Forbidden("this partial upload is part of a final upload; terminate that one")
             members = list(dict.fromkeys(info.members))
+            self.catalog.remove(info.id, info.owner)
             batch = self._batch()
-            batch.command(self.keys.uploads, "zrem", info.id)
             batch.command(self.keys.expiry(info.id), "zrem", info.id)
-            if info.owner:
-                batch.command(self.keys.owner(info.owner), "zrem", info.id)
             for member in members:
                 batch.script(self._unreference_partial, [self.keys.refs(member)], [info.id])
             answers = batch.execute()

@@ -29,6 +29,7 @@ from ..protocol import is_upload_id, parse_length
 from ..rate import MinimumRate
 from ..service import CompleteFile, Download, valid_filename
 from ..settings import Settings
+from ..tags import parse_tags, valid_tags
 from ..wsgi_input import body_stream
 from .api import upload_json
 from .common import principal, service, upload_url
@@ -37,10 +38,6 @@ bp = Blueprint("files_api", __name__, url_prefix="/api")
 
 FILETYPE_MAX = 255
 FILETYPE_PATTERN = re.compile(r"[A-Za-z0-9][\x20-\x7e]{0,254}")
-TAGS_MAX = 20
-TAG_MAX = 32
-TAG_PATTERN = re.compile(r"[a-z0-9_.-]{1,32}")
-"""Tags are short labels (the search feature's rule): at most 20 per file."""
 ENCODE_BLOCK = 3 * 16 * 1024
 """Bytes base64-encoded at a time (a multiple of 3, so the pieces join without padding)."""
 
@@ -145,16 +142,13 @@ def _valid_filetype(value: Any) -> str:
 
 
 def _tags_value(value: Any) -> str:
-    """Tags as the `tags` metadata value (comma-separated), as a tus client would send them."""
+    """Tags as the `tags` metadata value (comma-separated), as a tus client would send them;
+    checked by the one tag rule (tags.py)."""
     if isinstance(value, str):
-        value = [part.strip() for part in value.split(",") if part.strip()]
-    if not isinstance(value, list) or not all(isinstance(tag, str) for tag in value):
+        return ",".join(parse_tags(value))
+    if not isinstance(value, list):
         raise BadRequest('tags must be a list of strings, such as ["invoices", "2026"]')
-    if len(value) > TAGS_MAX or not all(TAG_PATTERN.fullmatch(tag) for tag in value):
-        raise BadRequest(
-            f"at most {TAGS_MAX} tags, each of 1 to {TAG_MAX} characters from a-z 0-9 - _ ."
-        )
-    return ",".join(dict.fromkeys(value))
+    return ",".join(valid_tags(value))
 
 
 def _content_length() -> int | None:
