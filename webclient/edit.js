@@ -22,7 +22,8 @@ export function isEditable(upload) {
 }
 
 /**
- * Add the Edit button and its panel to a file row (nothing for files that cannot be edited).
+ * Add the Edit button to a file row (nothing for files that cannot be edited). The text opens in
+ * a modal dialog, so the editor has the page's width whatever the file table's layout.
  * @param {HTMLElement} row      the file row (with a `[data-testid=file-actions]` button group)
  * @param {object} upload        the upload as the API lists it
  * @param {object} deps          { api, showError, announce, onSaved(newUpload) }
@@ -31,51 +32,52 @@ export function attachEditAction(row, upload, { api, showError, announce, onSave
   const actions = row.querySelector('[data-testid="file-actions"]');
   if (!actions || !isEditable(upload)) return;
   const name = upload.filename || '(unnamed)';
-  const textarea = h('textarea', {
-    spellcheck: 'false',
-    'aria-label': `Text of ${name}`,
-    dataset: { testid: 'edit-text' },
-  });
-  const save = h('button', { type: 'submit', class: 'button primary', dataset: { testid: 'edit-save' } }, 'Save as new version');
-  const cancel = h('button', { type: 'button', class: 'button', dataset: { testid: 'edit-cancel' } }, 'Cancel');
-  const note = h('p', { class: 'muted' }, 'Saving keeps this version; delete it yourself when you no longer need it.');
-  const form = h('form', { class: 'inline-form edit-form', hidden: true, dataset: { testid: 'edit-form' } },
-    textarea, note, h('div', { class: 'actions' }, save, cancel));
   const button = h('button', {
     type: 'button',
     class: 'button',
     'aria-label': `Edit ${name}`,
     dataset: { testid: 'edit' },
   }, 'Edit');
-  const deleteButton = actions.querySelector('[data-testid="delete"]');
-  actions.insertBefore(button, deleteButton);
-  actions.after(form);
-
-  const close = () => {
-    form.hidden = true;
-    actions.hidden = false;
-    row.dataset.busy = 'false';
-    button.focus();
-  };
+  actions.insertBefore(button, actions.querySelector('[data-testid="delete"]'));
 
   button.addEventListener('click', async () => {
     button.disabled = true;
     try {
       const content = await api.uploadContent(upload.id, 'text');
-      textarea.value = content.text;
-      actions.hidden = true;
-      form.hidden = false;
-      row.dataset.busy = 'true'; // a list refresh keeps this row (and what is being typed)
-      textarea.focus();
+      openEditor(upload, name, content.text, { api, showError, announce, onSaved, returnFocus: button });
     } catch (error) {
       showError(`Could not open “${name}” for editing: ${error.message}`);
     } finally {
       button.disabled = false;
     }
   });
+}
+
+function openEditor(upload, name, text, { api, showError, announce, onSaved, returnFocus }) {
+  const textarea = h('textarea', {
+    spellcheck: 'false',
+    'aria-label': `Text of ${name}`,
+    dataset: { testid: 'edit-text' },
+  });
+  textarea.value = text;
+  const save = h('button', { type: 'submit', class: 'button primary', dataset: { testid: 'edit-save' } }, 'Save as new version');
+  const cancel = h('button', { type: 'button', class: 'button', dataset: { testid: 'edit-cancel' } }, 'Cancel');
+  const headingId = `edit-heading-${upload.id}`;
+  const form = h('form', { method: 'dialog', class: 'edit-form' },
+    h('h2', { id: headingId }, `Edit ${name}`),
+    textarea,
+    h('p', { class: 'muted' }, 'Saving stores a new version; this one is kept until you delete it.'),
+    h('div', { class: 'actions' }, save, cancel));
+  const dialog = h('dialog', { class: 'edit-dialog', 'aria-labelledby': headingId, dataset: { testid: 'edit-dialog' } }, form);
+  const close = () => {
+    dialog.close();
+    dialog.remove();
+    if (returnFocus.isConnected) returnFocus.focus();
+  };
   cancel.addEventListener('click', close);
-  form.addEventListener('keydown', (event) => {
-    if (event.key === 'Escape') close();
+  dialog.addEventListener('cancel', (event) => {
+    event.preventDefault(); // Escape: close the same way as Cancel
+    close();
   });
   form.addEventListener('submit', async (event) => {
     event.preventDefault();
@@ -90,9 +92,7 @@ export function attachEditAction(row, upload, { api, showError, announce, onSave
         tags,
         previous: upload.id,
       });
-      form.hidden = true;
-      actions.hidden = false;
-      row.dataset.busy = 'false';
+      close();
       announce(`Saved a new version of ${name}; the previous one is kept.`);
       onSaved?.(made);
     } catch (error) {
@@ -101,4 +101,7 @@ export function attachEditAction(row, upload, { api, showError, announce, onSave
       save.disabled = false;
     }
   });
+  document.body.append(dialog);
+  dialog.showModal();
+  textarea.focus();
 }

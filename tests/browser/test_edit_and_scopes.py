@@ -59,10 +59,12 @@ def test_edit_saves_a_new_version_and_keeps_the_old_one(server: LiveServer, page
     )
     row = file_row(page, "notes.md")
     row.get_by_role("button", name="Edit notes.md").click()
-    text = row.get_by_label("Text of notes.md")
+    editor = page.get_by_role("dialog", name="Edit notes.md")
+    text = editor.get_by_label("Text of notes.md")
     expect(text).to_have_value("first line\n")
     text.fill("first line\nsecond line\n")
-    row.get_by_role("button", name="Save as new version").click()
+    editor.get_by_role("button", name="Save as new version").click()
+    expect(editor).to_have_count(0)
 
     expect(file_row(page, "notes.md")).to_have_count(2)
     listed = requests.get(f"{server.url}/api/uploads", headers=auth, timeout=10).json()["uploads"]
