@@ -364,8 +364,9 @@ class UploadService:
             self._reserve(info, info.length, principal)
             reserved = info.length
             self.store.save_info(info)
-            # One transaction writes the state with its parts index and listing entries.
-            self.state.restore(info)
+            # Recorded as any creation is (confirmed by replicas when WAIT is on), complete and
+            # with its parts index: no client ever sees it half-made.
+            self.state.create(info)
         except BaseException:
             if reserved is not None:
                 self._release(info, reserved)
