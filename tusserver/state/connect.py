@@ -20,7 +20,7 @@ from urllib.parse import urlsplit
 import redis
 from redis.cluster import ClusterNode, RedisCluster
 from redis.exceptions import RedisClusterException, RedisError
-from redis.sentinel import Sentinel
+from redis.sentinel import Sentinel, SentinelConnectionPool
 
 if TYPE_CHECKING:
     from ..settings import Settings
@@ -157,4 +157,20 @@ def _sentinel_master(
         decode_responses=True,
         **_TIMEOUTS,
     )
-    return sentinel.master_for(master, max_connections=max_connections)
+    return sentinel.master_for(
+        master,
+        connection_pool_class=BlockingSentinelConnectionPool,
+        max_connections=max_connections,
+        timeout=10,
+    )
+
+
+class BlockingSentinelConnectionPool(SentinelConnectionPool, redis.BlockingConnectionPool):
+    """The master's connections, bounded and blocking like the other modes' pools.
+
+    redis-py's own Sentinel pool refuses a connection past `max_connections` at once
+    (`MaxConnectionsError`): under the gevent worker a busy process would answer 503s at
+    ordinary load. Here, as in `single` mode, a request waits up to `timeout` seconds for a
+    connection. Connections still go wherever the sentinels say the master is, and one that
+    pointed at a demoted master is dropped on its way back into the pool.
+    """

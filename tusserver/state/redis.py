@@ -36,6 +36,7 @@ from .base import LockAttempt, LockScope, Page
 from .batch import Batch
 from .connect import REDIS_ERRORS
 from .keys import Keys
+from .replication import ReplicaWait
 
 __all__ = ["Page", "RedisState", "translate_errors"]
 
@@ -164,10 +165,19 @@ class RedisState:
     puts the index right (see `expired`).
     """
 
-    def __init__(self, client: Any, prefix: str = "tusserver:"):
+    def __init__(
+        self,
+        client: Any,
+        prefix: str = "tusserver:",
+        wait_replicas: int = 0,
+        wait_timeout_ms: int = 1000,
+    ):
+        """`wait_replicas` > 0: commits are reported only once that many replicas have them
+        (`TUSSERVER_REDIS_WAIT_REPLICAS`, see state/replication.py)."""
         self.client = client
         self.prefix = prefix
         self.keys = Keys(prefix)
+        self.replicas = ReplicaWait(wait_replicas, wait_timeout_ms)
         self._try_lock = client.register_script(_TRY_LOCK)
         self._refresh_lock = client.register_script(_REFRESH_LOCK)
         self._delete_if_value = client.register_script(_DELETE_IF_VALUE)
@@ -181,6 +191,10 @@ class RedisState:
 
     def _batch(self) -> Batch:
         return Batch(self.client)
+
+    def _confirmed_batch(self, upload_id: str) -> Batch:
+        """A batch that commits to `upload_id`: confirmed by the replicas when WAIT is on."""
+        return Batch(self.client).confirm(self.keys.upload(upload_id), self.replicas)
 
     # -- reads -----------------------------------------------------------------------------
     def ping(self) -> None:
@@ -283,7 +297,7 @@ class RedisState:
         would never expire. The listings follow the state.
         """
         with translate_errors():
-            batch = self._batch()
+            batch = self._confirmed_batch(info.id)
             self._queue_expiry(batch, info)
             batch.command(self.keys.upload(info.id), "hset", mapping=_encode(info))
             self._queue_listings(batch, info)
@@ -312,7 +326,9 @@ class RedisState:
         the final's state are taken back before the 400.
         """
         with translate_errors():
-            self.client.hset(self.keys.upload(info.id), mapping=_encode(info))
+            confirmed = self._confirmed_batch(info.id)
+            confirmed.command(self.keys.upload(info.id), "hset", mapping=_encode(info))
+            confirmed.execute()
             batch = self._batch()
             for member in info.members:
                 keys = [self.keys.upload(member), self.keys.refs(member)]
@@ -442,7 +458,7 @@ class RedisState:
         ]
         shard = self.keys.expiry(info.id)
         with translate_errors():
-            batch = self._batch().script(self._commit_write, keys, args)
+            batch = self._confirmed_batch(info.id).script(self._commit_write, keys, args)
             # The index entry may stay earlier than the upload's expiry (the reaper, meeting
             # it, re-reads the expiry and re-scores it): a sliding expiry costs the hot path
             # nothing. Only an entry that must appear or go is written, and optionally: the
@@ -528,7 +544,8 @@ class RedisState:
             self.keys.gone(info.id),
         ]
         with translate_errors():
-            result = self._delete(keys=keys, args=[str(max(gone_ttl, 0)), "1"])
+            delete = self._confirmed_batch(info.id)
+            (result,) = delete.script(self._delete, keys, [str(max(gone_ttl, 0)), "1"]).execute()
             if result == "referenced":
                 raise Forbidden("this partial upload is part of a final upload; terminate that one")
             members = list(dict.fromkeys(info.members))
