@@ -146,7 +146,9 @@ def _sentinel_master(
     parts = urlsplit(url) if url else None
     data_password = (parts.password if parts else None) or password or None
     db = int((parts.path or "/0").strip("/") or 0) if parts else 0
-    sentinel_kwargs: dict[str, Any] = {**_TIMEOUTS, "decode_responses": True}
+    # redis-py's Sentinel takes no `retry_on_timeout` any more (deprecated): timeouts only.
+    timeouts = {key: value for key, value in _TIMEOUTS.items() if key != "retry_on_timeout"}
+    sentinel_kwargs: dict[str, Any] = {**timeouts, "decode_responses": True}
     if sentinel_password:
         sentinel_kwargs["password"] = sentinel_password
     sentinel = Sentinel(
@@ -155,7 +157,7 @@ def _sentinel_master(
         password=data_password,
         db=db,
         decode_responses=True,
-        **_TIMEOUTS,
+        **timeouts,
     )
     return sentinel.master_for(
         master,
