@@ -63,9 +63,16 @@ return {'ok', redis.call('HGETALL', KEYS[1]), parts}
 
 _REFRESH_LOCK = """
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then return {0, 0} end
-redis.call('PEXPIRE', KEYS[1], ARGV[2])
+if not ARGV[3] or redis.call('PTTL', KEYS[1]) < tonumber(ARGV[3]) then
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+end
 return {1, redis.call('EXISTS', KEYS[2])}
 """
+"""A lock's refresh: (held, release requested). With ARGV[3] (the keeper's bulk refresh) the
+TTL is only extended once less than that many ms are left: the keeper asks every fraction of a
+second (to notice release requests), and a refresh that writes nothing is not appended to
+Valkey's AOF (no fsync with `appendfsync always`), where thousands of slow uploads' refreshes,
+five a second each, would otherwise be its main work."""
 
 _DELETE_IF_VALUE = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
@@ -627,14 +634,20 @@ class RedisState:
         return bool(held), bool(asked)
 
     def refresh_locks(self, locks: list[tuple[str, str]], ttl_ms: int) -> list[tuple[bool, bool]]:
-        """`refresh_lock` for many (upload id, token) pairs: one round trip per node."""
+        """`refresh_lock` for many (upload id, token) pairs: one round trip per node.
+
+        A lock is only extended once less than three quarters of its TTL are left (see
+        `_REFRESH_LOCK`): the keeper calls this several times a second, mainly to learn about
+        release requests.
+        """
         if not locks:
             return []
+        extend_below = ttl_ms * 3 // 4
         with translate_errors():
             batch = self._batch()
             for upload_id, token in locks:
                 keys = [self.keys.lock(upload_id), self.keys.release(upload_id)]
-                batch.script(self._refresh_lock, keys, [token, ttl_ms])
+                batch.script(self._refresh_lock, keys, [token, ttl_ms, extend_below])
             answers = batch.execute()
         return [(bool(held), bool(asked)) for held, asked in answers]
 
