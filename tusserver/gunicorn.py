@@ -46,7 +46,14 @@ class TusApplication(BaseApplication):  # type: ignore[misc]
     def load(self) -> Any:
         from .app import create_app
 
-        app = create_app(self.settings)
+        settings = self.settings
+        threads = self.options.get("threads")
+        if threads is not None:
+            # gthread: an event stream holds one of the worker's threads for as long as it is
+            # open; half of them at most, so streams never leave uploads without a thread.
+            cap = min(settings.events_max_streams, max(1, int(threads) // 2))
+            settings = settings.replace(events_max_streams=cap)
+        app = create_app(settings)
         from .reaper import start_reaper
 
         start_reaper(app)
@@ -62,6 +69,9 @@ def _post_worker_init(worker: Any) -> None:
         flask_app = getattr(app, "extensions", None)
         if flask_app is not None:
             flask_app["tusserver"].keeper.shutdown()
+            if flask_app["tusserver"].events is not None:
+                # Open event streams end now rather than hold the graceful wait to its end.
+                flask_app["tusserver"].events.hub.shutdown()
         if callable(original):
             original(signum, frame)
 

@@ -41,6 +41,7 @@ from .errors import (
     UploadLocked,
     UploadNotFound,
 )
+from .events import FileEvents, NoEvents
 from .hooks import Hooks, NoHooks
 from .locks.base import Locker
 from .locks.keeper import LockKeeper
@@ -143,8 +144,11 @@ class UploadService:
         hooks: Hooks | None = None,
         clock: Callable[[], float] = time.time,
         accounts: Accounts | None = None,
+        events: FileEvents | NoEvents | None = None,
     ):
         self.settings = settings
+        # Live updates: one call per operation, queued and sent off the request path.
+        self.events: FileEvents | NoEvents = events or NoEvents()
         self.accounts = accounts
         self.state = state
         self.store = store
@@ -266,6 +270,7 @@ class UploadService:
         self.hooks.after("post-create", info)
         if info.is_complete and not info.is_partial:
             self.hooks.after("post-finish", info)
+        self.events.publish("created", info)
         return info
 
     def _create_final(self, request: NewUpload, principal: Principal) -> UploadInfo:
@@ -307,6 +312,7 @@ class UploadService:
         # again in the same step that references them, so none can be removed in between.
         self._record(info, lambda: self.state.create_final(info, now))
         self.hooks.after("post-create", info)
+        self.events.publish("created", info)
         if finished:
             self.hooks.after("post-finish", info)
         else:
@@ -336,6 +342,7 @@ class UploadService:
             return self.state.get(info.id) or info
         self.store.save_info(completed)
         self.hooks.after("post-finish", completed)
+        self.events.publish("finished", completed)
         return completed
 
     def _record(self, info: UploadInfo, record: Callable[[], None] | None = None) -> None:
@@ -580,12 +587,14 @@ class UploadService:
             self._last_receive_hook.pop(info.id, None)
             if not info.is_partial:
                 self.hooks.after("post-finish", info)
+                self.events.publish("finished", info)
                 return
             for final_id in self.state.referencing_finals(info.id):
                 final = self.state.get(final_id)
                 if final is not None and not final.is_complete:
                     self._settle_final(final)
             return
+        self.events.progress(info)  # throttled by the publisher
         now = self.clock()
         last = self._last_receive_hook.get(info.id, 0.0)
         if now - last >= self.settings.hooks_receive_interval:
@@ -638,13 +647,19 @@ class UploadService:
             if removed == 0:  # nothing could go (e.g. locked): do not spin
                 return removed
 
-    def _remove(self, info: UploadInfo, holding: frozenset[str] = frozenset()) -> None:
+    def _remove(
+        self,
+        info: UploadInfo,
+        holding: frozenset[str] = frozenset(),
+        reason: Literal["terminated", "expired"] = "terminated",
+    ) -> None:
         """Forget state first (clients then see 410), then free the bytes; unused partials go.
 
         The state store refuses, atomically, to remove a partial upload a final references.
         Bytes whose removal fails stay behind without state: the orphan sweep removes them.
         """
         unused = self.state.delete(info, self.settings.gone_ttl)
+        self.events.publish("deleted", info, reason=reason)
         self._release(info, info.length)
         self._last_receive_hook.pop(info.id, None)
         self._delete_bytes(info)
@@ -704,7 +719,7 @@ class UploadService:
                 return False
             if info.is_partial and self.state.referencing_finals(upload_id):
                 return self._expire_unfinished_finals(info)
-            self._remove(info)
+            self._remove(info, reason="expired")
             log.info("expired upload %s (%s of %s bytes)", info.id, info.offset, info.length)
             return True
         finally:
@@ -723,9 +738,9 @@ class UploadService:
             return False
         for final in finals:
             if final is not None:
-                self._remove(final, holding=frozenset({partial.id}))
+                self._remove(final, holding=frozenset({partial.id}), reason="expired")
         with contextlib.suppress(Forbidden):  # unless another final took it meanwhile
-            self._remove(partial)
+            self._remove(partial, reason="expired")
         log.info("expired partial upload %s and %d unfinished final(s)", partial.id, len(finals))
         return True
 
@@ -767,6 +782,7 @@ class UploadService:
             self.state.set_metadata(info, metadata, now)
             if binary != old_binary:
                 self.state.set_metadata_binary(info, binary)
+        self.events.publish("renamed", info)
         return info
 
     # -- downloads -------------------------------------------------------------------------
