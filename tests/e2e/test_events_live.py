@@ -1,0 +1,81 @@
+"""Live updates on real servers (gunicorn, the gevent worker) sharing one Redis, read with a real
+streaming HTTP client (`httpx`): an upload that finishes on server B appears on server A's
+stream, a stream resumes on another server with `Last-Event-ID`, and event streams do not use
+up a client's connections under `TUSSERVER_MAX_CONNECTIONS_PER_CLIENT`."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from pathlib import Path
+
+import httpx
+import pytest
+import requests
+
+from tests.support.live import LiveServer, live_server
+from tests.support.sse import SseReader, of_upload
+from tests.support.tus_http import create_upload, patch
+
+FAST = {"TUSSERVER_EVENTS_HEARTBEAT": "0.5"}
+
+
+@contextmanager
+def stream(
+    client: httpx.Client, server: LiveServer, last_event_id: str | None = None
+) -> Iterator[SseReader]:
+    headers = {"Last-Event-ID": last_event_id} if last_event_id else {}
+    with client.stream("GET", f"{server.url}/api/events", headers=headers) as response:
+        assert response.status_code == 200
+        assert response.headers["content-type"].startswith("text/event-stream")
+        assert response.headers["x-accel-buffering"] == "no"
+        reader = SseReader(response.iter_bytes())
+        reader.wait_open()
+        yield reader
+
+
+@pytest.fixture
+def fleet(tmp_path: Path, redis_url: str) -> Iterator[tuple[LiveServer, LiveServer]]:
+    """Two servers, each with its own data directory, on one Redis under one key prefix."""
+    env = {**FAST, "TUSSERVER_REDIS_PREFIX": f"tuse2e:{uuid.uuid4().hex[:10]}:"}
+    with (
+        live_server(tmp_path / "a", redis_url, env=dict(env), workers=2) as a,
+        live_server(tmp_path / "b", redis_url, env=dict(env), workers=1) as b,
+    ):
+        yield a, b
+
+
+def test_an_upload_finished_on_one_server_appears_on_the_others_stream_and_resumes_there(
+    fleet: tuple[LiveServer, LiveServer],
+) -> None:
+    a, b = fleet
+    with httpx.Client(timeout=30) as client:
+        with stream(client, a) as on_a:
+            url = create_upload(b, 10)
+            upload_id = url.rsplit("/", 1)[-1]
+            assert patch(url, 0, b"01234").status_code == 204
+            assert patch(url, 5, b"56789").status_code == 204
+            seen = on_a.until(of_upload(upload_id, "finished"))
+        kinds = [e.event for e in seen if e.data["id"] == upload_id]
+        assert kinds[0] == "created" and kinds[-1] == "finished"
+        assert seen[-1].data["offset"] == 10 and seen[-1].data["complete"] is True
+
+        # A's ids are the fleet's ids: resuming on B after the creation replays what followed.
+        created = next(e for e in seen if e.event == "created")
+        with stream(client, b, last_event_id=created.id) as on_b:
+            replayed = on_b.until(of_upload(upload_id, "finished"))
+        assert [e.id for e in replayed] == [e.id for e in seen[seen.index(created) + 1 :]]
+
+
+def test_event_streams_do_not_use_up_a_clients_connections(tmp_path: Path, redis_url: str) -> None:
+    env = {**FAST, "TUSSERVER_MAX_CONNECTIONS_PER_CLIENT": "2"}
+    with live_server(tmp_path / "data", redis_url, env=env, workers=1) as server:
+        with httpx.Client(timeout=30) as client, ExitStack() as streams:
+            readers = [streams.enter_context(stream(client, server)) for _ in range(3)]
+            # Three streams open from this address, over the cap of two: uploads still go.
+            url = create_upload(server, 3)
+            assert patch(url, 0, b"abc").status_code == 204
+            for reader in readers:
+                reader.until(of_upload(url.rsplit("/", 1)[-1], "finished"))
+        assert requests.get(f"{server.url}/api/health", timeout=10).status_code == 200
