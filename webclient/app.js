@@ -12,6 +12,7 @@ import { createAccount } from './account.js';
 import { ApiClient } from './api.js';
 import { copyText } from './clipboard.js';
 import { isCrossOrigin, parseInteger, readConfig, safeHref } from './config.js';
+import { followFileEvents, mergeFileEvent } from './events.js';
 import {
   DEFAULT_LINK_LIFETIME,
   LINK_LIFETIMES,
@@ -497,6 +498,41 @@ function scheduleListRefresh() {
   refreshTimer = setTimeout(() => loadFiles(), 300);
 }
 
+// ---- live updates (events.js) -----------------------------------------------------------------
+
+let liveUpdates = null;
+
+/** Follow the signed-in user's file events (an admin's: everyone's) while signed in. */
+function startLiveUpdates() {
+  liveUpdates?.close();
+  const url = new URL('events', config.apiBase).href;
+  liveUpdates = followFileEvents({
+    url,
+    withCredentials: isCrossOrigin(url, config.pageOrigin),
+    onEvent: applyFileEvent,
+    onReset: scheduleListRefresh,
+  });
+}
+
+function stopLiveUpdates() {
+  liveUpdates?.close();
+  liveUpdates = null;
+}
+
+/**
+ * The one place a file event meets the file table: progress moves a row in place; anything
+ * else (a new, finished, renamed, retagged or deleted file) reloads the list, in one burst.
+ */
+function applyFileEvent(event) {
+  const uploads = mergeFileEvent(fileList.uploads, event);
+  if (uploads === null) {
+    scheduleListRefresh();
+  } else if (uploads !== fileList.uploads) {
+    fileList.uploads = uploads;
+    renderFileList();
+  }
+}
+
 function renderFileList() {
   const existing = new Map([...els.fileList.children].map((row) => [row.dataset.id, row]));
   const rows = fileList.uploads.map((upload) => {
@@ -754,8 +790,10 @@ function init() {
     onSignedIn: () => {
       clearFileList();
       loadFiles();
+      startLiveUpdates();
     },
     onSignedOut: () => {
+      stopLiveUpdates();
       abandonQueue();
       clearFileList();
     },
