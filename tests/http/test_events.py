@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 from collections.abc import Iterator
+from urllib.parse import urlsplit
 from contextlib import contextmanager
 from typing import Any
 
@@ -17,6 +18,9 @@ from flask import Flask
 
 from tests.support.accounts import add_token, add_user, bearer
 from tests.support.sse import SseReader, of_upload
+from tests.support.tcp_proxy import TcpProxy
+from tusserver import create_app
+from tusserver.state.redis import connect
 
 pytestmark = pytest.mark.parametrize("store_kind", ["local"])  # events do not touch the store
 
@@ -200,3 +204,26 @@ def test_events_turned_off(make_app: Any) -> None:
     assert client.get("/api/events").status_code == 404
     upload_id = create(client, {}, 1)  # uploads work as before
     assert upload_id
+
+
+def test_an_event_published_while_the_subscription_was_down_still_arrives(
+    make_app: Any, make_settings: Any, redis_url: str
+) -> None:
+    """The server's one subscription breaks (Redis unreachable); an event published meanwhile
+    (by another server) never reaches it through pub/sub, yet the open stream gets it: on
+    re-subscribing, every stream catches up from the Redis stream."""
+    parts = urlsplit(redis_url)
+    with TcpProxy(parts.hostname or "127.0.0.1", parts.port or 6379) as proxy:
+        proxied = redis_url.replace(f"{parts.hostname}:{parts.port}", proxy.address)
+        watched = create_app(make_settings(**FAST), redis_client=connect(proxied))
+        other = make_app(**FAST)  # another server: same Redis and prefix, its own connections
+        try:
+            with stream(watched.test_client()) as events:
+                proxy.cut()
+                upload_id = create(other.test_client(), {}, 3)
+                assert other.extensions["tusserver"].events.publisher.flush()
+                proxy.restore()
+                assert events.until(of_upload(upload_id, "created"))[-1].id
+        finally:
+            watched.extensions["tusserver"].events.stop()
+            watched.extensions["tusserver"].keeper.stop()
