@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import base64
 from collections.abc import Iterator
-from urllib.parse import urlsplit
 from contextlib import contextmanager
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 from flask import Flask
