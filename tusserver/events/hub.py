@@ -27,6 +27,7 @@ from typing import Any
 import redis
 from redis.exceptions import RedisError
 
+from .. import metrics
 from ..errors import TusError
 from ..state.keys import Keys
 
@@ -124,6 +125,7 @@ class EventHub:
             self._by_scope.setdefault(scope, set()).add(listener)
             self._count += 1
             self._ensure_thread()
+        metrics.EVENT_STREAMS_OPEN.inc()
         return listener
 
     def wait_subscribed(self, timeout: float) -> bool:
@@ -140,6 +142,7 @@ class EventHub:
             self._count -= 1
             if not listeners:
                 del self._by_scope[listener.scope]
+        metrics.EVENT_STREAMS_OPEN.dec()
 
     def shutdown(self) -> None:
         """End every stream (SIGTERM): clients reconnect, to this server's successor or another."""

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
 
 from flask import Blueprint, Response, current_app, request
@@ -94,14 +95,13 @@ def _stream(
     The listener is registered before the backlog is read, so nothing published meanwhile is
     lost; ids at or before the last one sent are skipped, so nothing is sent twice.
     """
-    last = resume.after
+    cursor = _Cursor(resume.after)
     try:
         yield opening()
         if resume.reset:
             yield reset_frame("the last event id is unknown or too old; starting over")
         if resume.replay:
-            frames, last = _backlog(client, key, last)
-            yield from frames
+            yield from _backlog(client, key, cursor)
         while True:
             message = listener.next(timeout=heartbeat)
             if message is None:
@@ -109,13 +109,12 @@ def _stream(
             elif message is CLOSED:
                 return
             elif message is RESYNC:
-                frames, last = _backlog(client, key, last)
-                yield from frames
+                yield from _backlog(client, key, cursor)
             else:
                 entry = parse_id(message.entry_id)
-                if entry is None or entry <= last:
+                if entry is None or entry <= cursor.last:
                     continue
-                last = entry
+                cursor.last = entry
                 yield event_frame(message.entry_id, message.body)
     except RedisError as exc:
         # Mid-stream the status is long sent: end it; the client resumes with Last-Event-ID.
@@ -124,13 +123,19 @@ def _stream(
         hub.close(listener)
 
 
-def _backlog(client: Any, key: str, after: StreamId) -> tuple[list[bytes], StreamId]:
-    """Frames of the retained entries after `after`, and the id of the last one."""
-    frames = []
-    for entry_id, body in read_after(client, key, after):
+@dataclass
+class _Cursor:
+    """The id of the last event a stream sent (or of where it started)."""
+
+    last: StreamId
+
+
+def _backlog(client: Any, key: str, cursor: _Cursor) -> Iterator[bytes]:
+    """Frames of the retained entries after the cursor, read a page at a time (memory stays
+    flat however many are retained); the cursor follows."""
+    for entry_id, body in read_after(client, key, cursor.last):
         parsed = parse_id(entry_id)
         if parsed is None:
             continue
-        after = parsed
-        frames.append(event_frame(entry_id, body))
-    return frames, after
+        cursor.last = parsed
+        yield event_frame(entry_id, body)
