@@ -15,7 +15,9 @@ import pytest
 import requests
 
 from tests.support.live import LiveServer, live_server
+from tests.support.nginx import nginx_binary, running_nginx
 from tests.support.sse import SseReader, of_upload
+from tests.support.tools import missing
 from tests.support.tus_http import create_upload, patch
 
 FAST = {"TUSSERVER_EVENTS_HEARTBEAT": "0.5"}
@@ -23,13 +25,15 @@ FAST = {"TUSSERVER_EVENTS_HEARTBEAT": "0.5"}
 
 @contextmanager
 def stream(
-    client: httpx.Client, server: LiveServer, last_event_id: str | None = None
+    client: httpx.Client, server: LiveServer | str, last_event_id: str | None = None
 ) -> Iterator[SseReader]:
     headers = {"Last-Event-ID": last_event_id} if last_event_id else {}
-    with client.stream("GET", f"{server.url}/api/events", headers=headers) as response:
+    base = server if isinstance(server, str) else server.url
+    with client.stream("GET", f"{base}/api/events", headers=headers) as response:
         assert response.status_code == 200
         assert response.headers["content-type"].startswith("text/event-stream")
-        assert response.headers["x-accel-buffering"] == "no"
+        if not isinstance(server, str):  # nginx acts on this header and does not pass it on
+            assert response.headers["x-accel-buffering"] == "no"
         reader = SseReader(response.iter_bytes())
         reader.wait_open()
         yield reader
@@ -79,3 +83,36 @@ def test_event_streams_do_not_use_up_a_clients_connections(tmp_path: Path, redis
             for reader in readers:
                 reader.until(of_upload(url.rsplit("/", 1)[-1], "finished"))
         assert requests.get(f"{server.url}/api/health", timeout=10).status_code == 200
+
+
+def test_events_pass_through_nginx_at_once_and_streams_are_not_counted_per_client(
+    tmp_path: Path, redis_url: str
+) -> None:
+    """Through nginx (the compose template), each event arrives while the stream is open (not
+    when a buffer fills or the stream ends), and behind a proxy the per-client cap
+    (requests in flight per forwarded address) leaves streams out, so uploads still go."""
+    binary = nginx_binary()
+    if binary is None:
+        missing("nginx is not installed (Debian package `nginx`)")
+        raise AssertionError("unreachable")
+    env = {
+        **FAST,
+        "TUSSERVER_BEHIND_PROXY": "true",
+        "TUSSERVER_MAX_CONNECTIONS_PER_CLIENT": "1",
+    }
+    with (
+        live_server(tmp_path / "data", redis_url, env=env, workers=1) as server,
+        running_nginx(binary, int(server.url.rsplit(":", 1)[1]), tmp_path / "nginx") as nginx,
+        httpx.Client(timeout=30) as client,
+        stream(client, nginx.url) as first,
+        stream(client, nginx.url) as second,
+    ):
+        response = requests.post(
+            f"{nginx.url}/files/",
+            headers={"Tus-Resumable": "1.0.0", "Upload-Length": "2"},
+            timeout=30,
+        )
+        assert response.status_code == 201, response.text
+        upload_id = response.headers["Location"].rsplit("/", 1)[-1]
+        for reader in (first, second):
+            reader.until(of_upload(upload_id, "created"))
