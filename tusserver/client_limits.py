@@ -138,8 +138,9 @@ class ForwardedClientLimit:
     the app handles it, which for an upload is while its body is read.
 
     An event stream (`GET /api/events`) is not counted: it stays open for as long as a page is,
-    and a user with a few tabs open must still be able to upload. Streams are bounded by the
-    per-process stream cap instead (`TUSSERVER_EVENTS_MAX_STREAMS`).
+    and a user with a few tabs open must still be able to upload. (A streamed body is sent
+    after the app returned, so it would only count for the moment it starts; skipping it says
+    so.) Streams are bounded by the per-process stream cap (`TUSSERVER_EVENTS_MAX_STREAMS`).
     """
 
     def __init__(self, app: Any, limit: int, table: ConnectionTable | None = None):

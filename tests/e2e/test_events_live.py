@@ -89,8 +89,8 @@ def test_events_pass_through_nginx_at_once_and_streams_are_not_counted_per_clien
     tmp_path: Path, redis_url: str
 ) -> None:
     """Through nginx (the compose template), each event arrives while the stream is open (not
-    when a buffer fills or the stream ends), and behind a proxy the per-client cap
-    (requests in flight per forwarded address) leaves streams out, so uploads still go."""
+    when a buffer fills or the stream ends), and open streams do not use up the cap of
+    requests in flight per forwarded address: uploads still go."""
     binary = nginx_binary()
     if binary is None:
         missing("nginx is not installed (Debian package `nginx`)")
