@@ -8,6 +8,7 @@ read short, so a wait for an event that never comes ends at its deadline.
 from __future__ import annotations
 
 import base64
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -227,3 +228,23 @@ def test_an_event_published_while_the_subscription_was_down_still_arrives(
         finally:
             watched.extensions["tusserver"].events.stop()
             watched.extensions["tusserver"].keeper.stop()
+
+
+class _Clock:
+    def __init__(self) -> None:
+        self.now = time.time()
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_an_expired_upload_is_announced_as_deleted_by_expiry(make_app: Any) -> None:
+    clock = _Clock()
+    app = make_app(clock=clock, expire_after=60, **FAST)
+    client = app.test_client()
+    with stream(client) as events:
+        upload_id = create(client, {}, 10)
+        clock.now += 61
+        assert upload_id in app.extensions["tusserver"].service.cleanup()
+        deleted = events.until(of_upload(upload_id, "deleted"))[-1]
+    assert deleted.data["reason"] == "expired"

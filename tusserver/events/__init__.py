@@ -12,6 +12,8 @@ docs/architecture.md, "Live updates", tells the whole story.
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -43,7 +45,9 @@ class FileEvents:
     hub: EventHub
 
     @classmethod
-    def from_settings(cls, settings: Settings, client: redis.Redis) -> FileEvents:
+    def from_settings(
+        cls, settings: Settings, client: redis.Redis, clock: Callable[[], float] = time.time
+    ) -> FileEvents:
         keys = Keys(settings.redis_prefix)
         publisher = EventPublisher(
             client,
@@ -51,6 +55,7 @@ class FileEvents:
             retain=settings.events_retain,
             retain_all=settings.events_retain_all,
             progress_interval=settings.events_progress_interval,
+            clock=clock,
         )
         return cls(publisher, EventHub(client, keys, settings.events_max_streams))
 
