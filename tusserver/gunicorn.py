@@ -19,6 +19,7 @@ from __future__ import annotations
 import logging
 import math
 import signal
+import threading
 from typing import Any
 
 from gunicorn.app.base import BaseApplication
@@ -69,13 +70,28 @@ def _post_worker_init(worker: Any) -> None:
         flask_app = getattr(app, "extensions", None)
         if flask_app is not None:
             flask_app["tusserver"].keeper.shutdown()
-            if flask_app["tusserver"].events is not None:
+            events = flask_app["tusserver"].events
+            if events is not None:
                 # Open event streams end now rather than hold the graceful wait to its end.
-                flask_app["tusserver"].events.hub.shutdown()
+                _outside_the_handler(events.hub.shutdown)
         if callable(original):
             original(signum, frame)
 
     signal.signal(signal.SIGTERM, on_term)
+
+
+def _outside_the_handler(function: Any) -> None:
+    """Run `function` soon, not inside the signal handler (which may have interrupted a stream
+    holding a lock): a greenlet under gevent (whose handlers run in the event loop, where
+    nothing may block, not even starting a thread), else a thread."""
+    from gevent import monkey
+
+    if monkey.is_module_patched("threading"):
+        import gevent
+
+        gevent.spawn(function)
+    else:
+        threading.Thread(target=function, daemon=True).start()
 
 
 def _pre_fork(server: Any, worker: Any) -> None:

@@ -116,3 +116,21 @@ def test_events_pass_through_nginx_at_once_and_streams_are_not_counted_per_clien
         upload_id = response.headers["Location"].rsplit("/", 1)[-1]
         for reader in (first, second):
             reader.until(of_upload(upload_id, "created"))
+
+
+@pytest.mark.parametrize("worker_class", ["gevent", "gthread"])
+def test_sigterm_ends_open_streams_instead_of_holding_the_shutdown(
+    tmp_path: Path, redis_url: str, worker_class: str
+) -> None:
+    """Streams never end by themselves: a worker that waited for them would wait out its whole
+    graceful timeout (here 120 s, longer than the stop below allows)."""
+    env = {
+        **FAST,
+        "TUSSERVER_SHUTDOWN_TIMEOUT": "120",
+        "TUSSERVER_WORKER_CLASS": worker_class,
+    }
+    with live_server(tmp_path / "data", redis_url, env=env, workers=1) as server:
+        with httpx.Client(timeout=30) as client, stream(client, server) as reader:
+            status = server.stop(timeout=20)  # SIGKILL (status -9) after 20 s
+            assert reader.next_event(timeout=20) is None  # the stream ended
+        assert status == 0, server.log()
