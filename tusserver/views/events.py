@@ -21,7 +21,7 @@ its line when the stream ends. It is not counted against the per-client connecti
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -60,11 +60,34 @@ def event_stream() -> Response:
         resume = plan_resume(components.redis, key, last_event_id)
     listener = events.hub.open(scope)  # 503 when this process holds all it may
     events.hub.wait_subscribed(SUBSCRIBE_WAIT)
-    body = _stream(events.hub, listener, components.redis, key, resume, events_heartbeat())
-    response = Response(body, mimetype="text/event-stream")
+    frames = _stream(events.hub, listener, components.redis, key, resume, events_heartbeat())
+    response = Response(
+        _Body(frames, lambda: events.hub.close(listener)), mimetype="text/event-stream"
+    )
     response.headers["Cache-Control"] = "no-cache, no-store"
     response.headers["X-Accel-Buffering"] = "no"
     return response
+
+
+class _Body:
+    """The response body: the frames, and a `close` that always lets go of the listener, even
+    when the server closes the body before it ever started (a generator's `finally` would not
+    run then)."""
+
+    def __init__(self, frames: Iterator[bytes], release: Callable[[], None]):
+        self.frames = frames
+        self.release = release
+
+    def __iter__(self) -> Iterator[bytes]:
+        return self.frames
+
+    def close(self) -> None:
+        try:
+            close = getattr(self.frames, "close", None)
+            if close is not None:
+                close()
+        finally:
+            self.release()
 
 
 def events_heartbeat() -> float:
