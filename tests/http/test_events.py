@@ -248,12 +248,3 @@ def test_an_expired_upload_is_announced_as_deleted_by_expiry(make_app: Any) -> N
         assert upload_id in app.extensions["tusserver"].service.cleanup()
         deleted = events.until(of_upload(upload_id, "deleted"))[-1]
     assert deleted.data["reason"] == "expired"
-
-
-def test_a_stream_closed_before_its_first_byte_frees_its_place(make_app: Any) -> None:
-    app = make_app(events_max_streams=1, **FAST)
-    client = app.test_client()
-    for _ in range(3):  # each one is closed unread; the cap of one would refuse the next
-        response = client.get("/api/events", buffered=False)
-        assert response.status_code == 200
-        response.close()
