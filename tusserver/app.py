@@ -39,9 +39,9 @@ from .state.links import LinkState
 from .state.redis import RedisState, connect
 from .storage.base import DataStore
 from .views import account_api, api, download, ietf, links, openapi, tus, web
-from .views import events as events_view
 from .views import metrics as metrics_view
 from .views.common import render_error, render_http_exception, render_unexpected
+from .views.events import bp as events_bp
 
 MAX_PARSED_BODY = 64 * 1024
 """The largest request body Flask itself may read (JSON API requests); larger ones get 413."""
@@ -171,10 +171,10 @@ def create_app(
     app.register_blueprint(download.bp)
     app.register_blueprint(api.bp)
     app.register_blueprint(account_api.bp)
-    app.register_blueprint(events_view.bp)
     app.register_blueprint(links.bp)
     app.register_blueprint(openapi.bp)
     app.register_blueprint(metrics_view.bp)
+    app.register_blueprint(events_bp)
     app.register_blueprint(web.bp)
     app.register_error_handler(TusError, render_error)
     app.register_error_handler(HTTPException, render_http_exception)
