@@ -53,7 +53,6 @@ QUEUE_MAX = 10_000
 THROTTLE_MEMORY = 10_000
 """Uploads whose last progress time is remembered (oldest forgotten first)."""
 RETRY_SECONDS = 5.0
-IDLE_WAKE = 1.0
 
 
 @dataclass(frozen=True)
@@ -171,14 +170,15 @@ class EventPublisher:
                 if not self._queue:
                     self._idle.set()
 
-    def _next_wake(self) -> float:
+    def _next_wake(self) -> float | None:
+        """Seconds until a held-back progress event is due (None: nothing to wait for)."""
         with self._mutex:
             if self._queue:
                 return 0.0
             if not self._trailing:
-                return IDLE_WAKE
+                return None
             due = min(due for due, _ in self._trailing.values())
-        return max(0.0, min(IDLE_WAKE, due - time.monotonic()))
+        return max(0.0, due - time.monotonic())
 
     def _take(self) -> list[_Outgoing]:
         now = time.monotonic()
