@@ -136,7 +136,7 @@ def create_app(
     if hooks is not None:
         receivers.append(hooks)
     accounts = Accounts(AccountStore(client, settings.redis_prefix), settings, clock)
-    events = FileEvents.from_settings(settings, client, clock) if settings.events_enabled else None
+    events = FileEvents.from_settings(settings, client) if settings.events_enabled else None
     service = UploadService(
         settings,
         state,

@@ -29,6 +29,7 @@ FILENAME = {
     # Not all blank, no '/', no control or line-breaking characters.
     "pattern": f"^{_NAME_CHAR}*[^\\s/\\x00-\\x1f\\x7f-\\x9f]{_NAME_CHAR}*$",
 }
+TAG = {"type": "string", "pattern": "^[a-z0-9._-]{1,32}$"}
 OPTIONAL_NAME = {"type": "string", "pattern": f"^({NAME_PATTERN.pattern})?$"}
 PASSWORD = {
     "type": "string",
@@ -146,6 +147,11 @@ SCHEMAS: dict[str, Any] = {
             "updated": TIMESTAMP,
             "expires": NULLABLE_TIMESTAMP,
             "metadata": {"type": "object", "additionalProperties": {"type": "string"}},
+            "tags": {"type": "array", "items": TAG},
+            "thumbnail": {
+                "type": ["string", "null"],
+                "description": "A small image data URL from the `thumbnail` metadata value.",
+            },
             "owner": {"type": ["string", "null"]},
             "url": {"type": "string", "format": "uri"},
             "download_url": {"type": "string", "format": "uri"},
@@ -196,7 +202,17 @@ SCHEMAS: dict[str, Any] = {
             "max_size": {"type": "integer", "minimum": 1},
         }
     ),
-    "Rename": _request({"filename": FILENAME}),
+    "Change": {
+        **_request(
+            {
+                "filename": FILENAME,
+                "tags": {"type": "array", "items": TAG, "maxItems": 20, "uniqueItems": True},
+            },
+            required=[],
+        ),
+        "anyOf": [{"required": ["filename"]}, {"required": ["tags"]}],
+        "description": "A new file name, new tags (replacing the old ones), or both.",
+    },
     "Login": _request({"name": {"type": "string"}, "password": {"type": "string"}}),
     "Identity": _obj({"name": USER_NAME, "role": ROLE}),
     "Me": _obj(
@@ -273,6 +289,35 @@ SCHEMAS: dict[str, Any] = {
 
 _UPLOAD_ID_PARAM = _path_param("upload_id", UPLOAD_ID)
 _NAME_PARAM = _path_param("name", USER_NAME)
+SIZE = {"type": "integer", "minimum": 0, "maximum": 2**63 - 1}
+MOMENT = {"type": "number", "minimum": 0, "maximum": 1e11}
+"""Unix seconds; ISO 8601 (`2026-12-01`, `2026-12-01T12:00:00Z`) is accepted too."""
+_MIME_PART = "[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]*"
+LIST_FILTERS = [
+    _query_param("q", {"type": "string", "maxLength": 200}, "Case-insensitive name substring."),
+    {
+        **_query_param("tag", {"type": "array", "items": TAG, "maxItems": 20}, "Has every tag."),
+        "style": "form",
+        "explode": True,
+    },
+    _query_param(
+        "type",
+        {"type": "string", "pattern": f"^{_MIME_PART}(/({_MIME_PART})?)?$"},
+        "MIME type (`image/png`) or major type (`image`, `image/`).",
+    ),
+    _query_param("complete", {"type": "string", "enum": ["true", "false"]}, "Complete or not."),
+    _query_param("min_size", SIZE, "At least this many bytes."),
+    _query_param("max_size", SIZE, "At most this many bytes."),
+    _query_param("since", MOMENT, "Created at or after this (Unix seconds, or ISO 8601)."),
+    _query_param("until", MOMENT, "Created before this (Unix seconds, or ISO 8601)."),
+    _query_param(
+        "sort",
+        {"type": "string", "enum": ["name", "-name", "size", "-size", "created", "-created",
+                                    "updated", "-updated"]},
+        "Sort order; `-` for descending (default `-created`).",
+    ),
+]  # fmt: skip
+
 _OWNER_FILTER = _query_param("owner", OPTIONAL_NAME, "Admins only: this user's (empty: mine).")
 
 PATHS: dict[str, Any] = {
@@ -342,9 +387,16 @@ PATHS: dict[str, Any] = {
     },
     "/api/uploads": {
         "get": {
-            "summary": "The caller's uploads, newest first (admins: everyone's)",
+            "summary": "The caller's uploads, filtered and sorted (admins: everyone's)",
+            "description": (
+                "Filters combine (all must match). `since`/`until` take ISO 8601 (no zone: "
+                "UTC) or Unix seconds; `since` is inclusive, `until` exclusive. Size filters "
+                "leave out uploads whose length is not known yet. `sort` is ascending; a "
+                "leading `-` sorts descending (default `-created`); ties go by id."
+            ),
             "operationId": "listUploads",
             "parameters": [
+                *LIST_FILTERS,
                 _query_param(
                     "limit",
                     {"type": "integer", "minimum": 1, "maximum": 200},
@@ -368,11 +420,12 @@ PATHS: dict[str, Any] = {
             "responses": _responses({"200": _json(_ref("Upload"), "The upload.")}, "404", "410"),
         },
         "patch": {
-            "summary": "Rename an upload",
-            "operationId": "renameUpload",
-            "requestBody": _body(_ref("Rename")),
+            "summary": "Rename an upload and/or replace its tags (token scope `manage`)",
+            "operationId": "changeUpload",
+            "requestBody": _body(_ref("Change")),
             "responses": _responses(
-                {"200": _json(_ref("Upload"), "The renamed upload.")},
+                {"200": _json(_ref("Upload"), "The changed upload.")},
+                "403",
                 "404",
                 "410",
                 body=True,

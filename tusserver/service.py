@@ -55,7 +55,9 @@ from .protocol_ietf import (
 )
 from .settings import Settings
 from .state.base import LockScope, Page, StateStore
+from .state.catalog import CatalogQuery
 from .storage.base import DataStore
+from .tags import TAGS_KEY, checked_metadata, tags_of, valid_tags, with_tags
 from .write import WriteAttempt
 
 if TYPE_CHECKING:
@@ -217,15 +219,20 @@ class UploadService:
         return Limits(max_size=max_size, min_size=0, max_append_size=max_size, max_age=max_age)
 
     def list(
-        self, principal: Principal, limit: int, offset: int = 0, owner: str | None = None
+        self,
+        principal: Principal,
+        limit: int,
+        offset: int = 0,
+        owner: str | None = None,
+        query: CatalogQuery | None = None,
     ) -> Page:
-        """A page of the caller's uploads (an admin's: everyone's, or `owner`'s), newest first;
-        expired ones (410 already) are left out."""
+        """A page of the caller's uploads (an admin's: everyone's, or `owner`'s) matching
+        `query` (newest first without one); expired ones (410 already) are left out."""
         if not principal.is_admin:
             if principal.name is None or principal.grant is not None:
                 return Page([], 0)
             owner = principal.name
-        page = self.state.list(limit, offset, owner)
+        page = self.state.list(limit, offset, owner, query)
         now = self.clock()
         return Page([info for info in page.uploads if not info.is_expired(now)], page.total)
 
@@ -234,6 +241,7 @@ class UploadService:
         """Create an upload (or a final upload from partial ones) owned by the principal."""
         if principal.name is None or principal.link_upload is not None:
             raise UploadNotFound()
+        request = replace(request, metadata=checked_metadata(request.metadata or {}))
         request = self._within_grant(request, principal)
         if request.concat == "final":
             return self._create_final(request, principal)
@@ -767,23 +775,54 @@ class UploadService:
     # -- JSON API helpers ------------------------------------------------------------------
     def rename(self, upload_id: str, principal: Principal, filename: str) -> UploadInfo:
         """Change the file name a download will carry (under the lock: info.json stays whole)."""
-        filename = _valid_filename(filename)
+        return self.change(upload_id, principal, filename=filename)
+
+    def set_tags(self, upload_id: str, principal: Principal, tags: Sequence[object]) -> UploadInfo:
+        """Replace an upload's tags (the one way tags change after creation)."""
+        return self.change(upload_id, principal, tags=tags)
+
+    def change(
+        self,
+        upload_id: str,
+        principal: Principal,
+        filename: str | None = None,
+        tags: Sequence[object] | None = None,
+    ) -> UploadInfo:
+        """Rename and/or retag in one step under the upload's lock; both are checked first, so
+        a bad value changes nothing. The catalog's indexes follow the state right after."""
+        checked_name = None if filename is None else _valid_filename(filename)
+        checked_tags = None if tags is None else valid_tags(tags)
         info = self._load(upload_id, principal=principal, action="write")
         with self.locks.hold(upload_id, read=True) as lock:
             info = self._live(upload_id, lock.info)
+            before = tags_of(info.metadata)
             metadata = dict(info.metadata)
-            metadata.pop("name", None)
-            metadata["filename"] = filename
+            dropped: set[str] = set()
+            if checked_name is not None:
+                metadata.pop("name", None)
+                metadata["filename"] = checked_name
+                dropped |= {"name", "filename"}
+            if checked_tags is not None:
+                metadata = with_tags(metadata, checked_tags)
+                dropped.add(TAGS_KEY)
             now = self.clock()
             old_binary = info.metadata_binary
-            binary = {k: v for k, v in old_binary.items() if k not in ("name", "filename")}
+            binary = {k: v for k, v in old_binary.items() if k not in dropped}
             info = info.evolve(metadata=metadata, metadata_binary=binary, updated=now)
             self.store.save_info(info)
             self.state.set_metadata(info, metadata, now)
             if binary != old_binary:
                 self.state.set_metadata_binary(info, binary)
-        self.events.publish("renamed", info)
+        if checked_name is not None:
+            self.events.publish("renamed", info)
+        if checked_tags is not None and checked_tags != before:
+            self.tagged(info, before)
         return info
+
+    def tagged(self, info: UploadInfo, before: tuple[str, ...]) -> None:
+        """Called once an upload's tags changed (`before` -> `tags_of(info.metadata)`): the
+        live `tagged` event, with the new tags."""
+        self.events.publish("tagged", info, tags=list(tags_of(info.metadata)))
 
     # -- downloads -------------------------------------------------------------------------
     def download(self, upload_id: str, principal: Principal) -> Download:

@@ -137,6 +137,24 @@ def test_progress_finish_rename_and_delete_reach_the_stream(make_app: Any) -> No
     assert deleted.data["reason"] == "terminated"
 
 
+def test_a_tag_change_is_announced_with_the_new_tags(make_app: Any) -> None:
+    app = make_app(**FAST)
+    client = app.test_client()
+    with stream(client) as events:
+        upload_id = create(client, {}, 5)
+        assert (
+            client.patch(f"/api/uploads/{upload_id}", json={"tags": ["b", "a"]}).status_code == 200
+        )
+        tagged = events.until(of_upload(upload_id, "tagged"))[-1]
+        # The same tags again change nothing: no event; a rename is a rename, not a retag.
+        client.patch(f"/api/uploads/{upload_id}", json={"tags": ["b", "a"]})
+        client.patch(f"/api/uploads/{upload_id}", json={"filename": "x.txt"})
+        after = events.until(of_upload(upload_id, "renamed"))
+    assert sorted(tagged.data["tags"]) == ["a", "b"]
+    assert [e.event for e in after] == ["renamed"]
+    assert sorted(after[0].data["tags"]) == ["a", "b"]
+
+
 def test_a_held_back_progress_event_is_sent_when_its_interval_has_passed(make_app: Any) -> None:
     app = make_app(events_progress_interval=0.3, **FAST)
     client = app.test_client()

@@ -8,7 +8,10 @@ from typing import Any
 
 import pytest
 
-POLICY = "default-src 'self'; frame-ancestors 'none'; object-src 'none'; base-uri 'none'"
+POLICY = (
+    "default-src 'self'; img-src 'self' data:; frame-ancestors 'none'; object-src 'none'; "
+    "base-uri 'none'"
+)
 
 
 class _InlineFinder(HTMLParser):

@@ -48,6 +48,8 @@ class FileEvents:
     def from_settings(
         cls, settings: Settings, client: redis.Redis, clock: Callable[[], float] = time.time
     ) -> FileEvents:
+        """The app's events. `clock` dates the events: wall-clock time by default, not the
+        app's clock, whose readings some tests count."""
         keys = Keys(settings.redis_prefix)
         publisher = EventPublisher(
             client,

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from ..models import Part, UploadInfo
+from .catalog import CatalogQuery
 
 
 @dataclass(frozen=True)
@@ -60,7 +61,19 @@ class StateStore(Protocol):
 
     def is_gone(self, upload_id: str) -> bool: ...
 
-    def list(self, limit: int, offset: int = 0, owner: str | None = None) -> Page: ...
+    def list(
+        self,
+        limit: int,
+        offset: int = 0,
+        owner: str | None = None,
+        query: CatalogQuery | None = None,
+    ) -> Page:
+        """A page of listed uploads matching `query` (newest first without one), with the total."""
+        ...
+
+    def reindex(self, upload_id: str) -> bool:
+        """Put an upload back in the listing indexes from its state; False if it has none."""
+        ...
 
     def expired(self, now: float, limit: int = 100) -> list[str]: ...
 

@@ -38,11 +38,13 @@ class Keys:
         return f"{self.prefix}lock:{{{upload_id}}}:release"
 
     def owner(self, owner: str) -> str:
-        return f"{self.prefix}owner:{owner}"
+        """The base of one owner's catalog keys (`...:uploads`, `...:tag:<tag>`, ...): one slot."""
+        return f"{self.prefix}owner:{{o:{owner}}}"
 
     @property
-    def uploads(self) -> str:
-        return f"{self.prefix}uploads"
+    def all_uploads(self) -> str:
+        """The base of the fleet-wide catalog keys admins search: one (hot) Cluster slot."""
+        return f"{self.prefix}{{all}}"
 
     @property
     def expiry(self) -> str:

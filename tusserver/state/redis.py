@@ -32,6 +32,7 @@ from ..errors import (
 )
 from ..models import Part, UploadInfo
 from .base import LockAttempt, LockScope, Page
+from .catalog import Catalog, CatalogQuery
 from .keys import Keys
 
 __all__ = ["Page", "RedisState", "connect", "translate_errors"]
@@ -99,21 +100,19 @@ local now = tonumber(ARGV[2])
 local first = 6 + tonumber(ARGV[5]) * 2
 for i = first, #ARGV do
   local j = i - first
-  local f = redis.call('HMGET', KEYS[5 + 2 * j], 'concat', 'length', 'offset', 'expires')
+  local f = redis.call('HMGET', KEYS[3 + 2 * j], 'concat', 'length', 'offset', 'expires')
   if not f[3] then return {'missing', ARGV[i]} end
   if f[4] and f[4] ~= '' and tonumber(f[4]) <= now then return {'missing', ARGV[i]} end
   if f[1] ~= 'partial' then return {'not-partial', ARGV[i]} end
 end
 redis.call('HSET', KEYS[1], unpack(ARGV, 6, first - 1))
-redis.call('ZADD', KEYS[2], ARGV[3], ARGV[1])
-if ARGV[4] == '1' then redis.call('ZADD', KEYS[4], ARGV[3], ARGV[1]) end
 for i = first, #ARGV do
   local j = i - first
-  redis.call('SADD', KEYS[6 + 2 * j], ARGV[1])
-  local f = redis.call('HMGET', KEYS[5 + 2 * j], 'length', 'offset')
+  redis.call('SADD', KEYS[4 + 2 * j], ARGV[1])
+  local f = redis.call('HMGET', KEYS[3 + 2 * j], 'length', 'offset')
   if f[1] and f[1] ~= '' and tonumber(f[1]) == tonumber(f[2]) then
-    redis.call('HSET', KEYS[5 + 2 * j], 'expires', '')
-    redis.call('ZREM', KEYS[3], ARGV[i])
+    redis.call('HSET', KEYS[3 + 2 * j], 'expires', '')
+    redis.call('ZREM', KEYS[2], ARGV[i])
   end
 end
 return {'ok'}
@@ -141,12 +140,10 @@ _DELETE = """
 if ARGV[3] == '1' and redis.call('SCARD', KEYS[3]) > 0 then return {'referenced'} end
 redis.call('DEL', KEYS[1], KEYS[2], KEYS[3])
 redis.call('ZREM', KEYS[5], ARGV[1])
-redis.call('ZREM', KEYS[6], ARGV[1])
-if ARGV[4] == '1' then redis.call('ZREM', KEYS[7], ARGV[1]) end
 if tonumber(ARGV[2]) > 0 then redis.call('SET', KEYS[4], '1', 'EX', ARGV[2]) end
 local unused = {'ok'}
 for i = 5, #ARGV do
-  local refs = KEYS[8 + (i - 5)]
+  local refs = KEYS[6 + (i - 5)]
   redis.call('SREM', refs, ARGV[1])
   if redis.call('SCARD', refs) == 0 then table.insert(unused, ARGV[i]) end
 end
@@ -202,6 +199,7 @@ class RedisState:
         self._set_fields = client.register_script(_SET_FIELDS_IF_EXISTS)
         self._complete_final = client.register_script(_COMPLETE_FINAL)
         self._delete = client.register_script(_DELETE)
+        self.catalog = Catalog(client, self.keys)
 
     # -- reads -----------------------------------------------------------------------------
     def ping(self) -> None:
@@ -225,20 +223,44 @@ class RedisState:
         with translate_errors():
             return bool(self.client.exists(self.keys.gone(upload_id)))
 
-    def list(self, limit: int, offset: int = 0, owner: str | None = None) -> Page:
-        """Complete and incomplete uploads, newest first (partial uploads are not listed)."""
-        index = self.keys.owner(owner) if owner else self.keys.uploads
+    def list(
+        self,
+        limit: int,
+        offset: int = 0,
+        owner: str | None = None,
+        query: CatalogQuery | None = None,
+    ) -> Page:
+        """A page of complete and incomplete uploads matching `query` (newest first without
+        one; partial uploads are not listed), and how many match in all.
+
+        An id whose state is gone (a removal that failed between state and index) is left out
+        and taken out of the indexes, so the next listing is right again.
+        """
         with translate_errors():
-            pipe = self.client.pipeline(transaction=False)
-            pipe.zrevrange(index, offset, offset + limit - 1)
-            pipe.zcard(index)
-            ids, total = pipe.execute()
+            ids, total = self.catalog.query(query or CatalogQuery(), limit, offset, owner)
             pipe = self.client.pipeline(transaction=False)
             for upload_id in ids:
                 pipe.hgetall(self.keys.upload(upload_id))
             rows = pipe.execute()
-        uploads = [info for uid, row in zip(ids, rows, strict=True) if (info := _decode(uid, row))]
-        return Page(uploads, total)
+            uploads: list[UploadInfo] = []
+            for upload_id, row in zip(ids, rows, strict=True):
+                info = _decode(upload_id, row)
+                if info is None:
+                    self.catalog.remove(upload_id)
+                    total -= 1
+                else:
+                    uploads.append(info)
+        return Page(uploads, max(total, 0))
+
+    def reindex(self, upload_id: str) -> bool:
+        """Put an upload back in the listing indexes from its state; False if it has none."""
+        with translate_errors():
+            info = _decode(upload_id, self.client.hgetall(self.keys.upload(upload_id)))
+            if info is None:
+                self.catalog.remove(upload_id)
+                return False
+            self.catalog.index(info)
+        return True
 
     def expired(self, now: float, limit: int = 100) -> list[str]:
         """Ids of uploads whose expiry time has passed."""
@@ -267,24 +289,18 @@ class RedisState:
             pipe = self.client.pipeline(transaction=True)
             self._queue_create(pipe, info)
             pipe.execute()
+            self.catalog.index(info)
 
     def _queue_create(self, pipe: Any, info: UploadInfo) -> None:
+        """The upload's own keys and its expiry; the catalog indexes it right after."""
         pipe.hset(self.keys.upload(info.id), mapping=_encode(info))
-        self._queue_indexes(pipe, info)
-
-    def _queue_indexes(self, pipe: Any, info: UploadInfo) -> None:
-        if not info.is_partial:
-            pipe.zadd(self.keys.uploads, {info.id: info.created})
-            if info.owner:
-                pipe.zadd(self.keys.owner(info.owner), {info.id: info.created})
         if info.expires is not None:
             pipe.zadd(self.keys.expiry, {info.id: info.expires})
 
     def create_final(self, info: UploadInfo, now: float) -> None:
         """Record a final upload, checking and referencing its partials in one script."""
         fields = _encode(info)
-        keys = [self.keys.upload(info.id), self.keys.uploads, self.keys.expiry]
-        keys.append(self.keys.owner(info.owner) if info.owner else self.keys.uploads)
+        keys = [self.keys.upload(info.id), self.keys.expiry]
         args: list[Any] = [info.id, repr(now), repr(info.created), "1" if info.owner else ""]
         args.append(str(len(fields)))
         for name, value in fields.items():
@@ -294,6 +310,8 @@ class RedisState:
             args.append(member)
         with translate_errors():
             result = self._create_final(keys=keys, args=args)
+            if result[0] == "ok":
+                self.catalog.index(info)
         if result[0] == "missing":
             raise InvalidConcat(f"partial upload {result[1]} does not exist")
         if result[0] == "not-partial":
@@ -324,6 +342,7 @@ class RedisState:
             pipe.execute()
             for member in info.members:
                 self._set_fields(keys=[self.keys.upload(member)], args=["expires", ""])
+            self.catalog.index(info)
 
     # -- writes ----------------------------------------------------------------------------
     def commit_write(
@@ -377,7 +396,7 @@ class RedisState:
             )
         if result[0] == "length":
             raise InvalidHeader("Upload-Length is already set and cannot change")
-        return info.evolve(
+        committed = info.evolve(
             length=info.length if length is None else length,
             offset=new_offset,
             updated=updated,
@@ -385,12 +404,17 @@ class RedisState:
             completed=completed,
             parts=info.parts + parts,
         )
+        with translate_errors():
+            self.catalog.touch(committed)
+        return committed
 
     def set_metadata(self, info: UploadInfo, metadata: dict[str, str], updated: float) -> None:
         """Replace the metadata (rename) if the upload still exists."""
         fields = ["metadata", json.dumps(metadata), "updated", repr(updated)]
         with translate_errors():
             done = self._set_fields(keys=[self.keys.upload(info.id)], args=fields)
+            if done:
+                self.catalog.index(info.evolve(metadata=metadata, updated=updated))
         if not done:
             raise UploadNotFound()
 
@@ -417,9 +441,12 @@ class RedisState:
         keys += [self.keys.upload(member) for member in info.members]
         with translate_errors():
             done = self._complete_final(keys=keys, args=args)
+            if done:
+                finished = info.evolve(length=length, offset=length, completed=completed)
+                self.catalog.touch(finished)
         if not done:
             return None
-        return info.evolve(length=length, offset=length, completed=completed)
+        return finished
 
     def delete(self, info: UploadInfo, gone_ttl: int) -> list[str]:
         """Forget the upload everywhere and leave a tombstone for `gone_ttl` seconds.
@@ -433,9 +460,7 @@ class RedisState:
             self.keys.parts(info.id),
             self.keys.refs(info.id),
             self.keys.gone(info.id),
-            self.keys.uploads,
             self.keys.expiry,
-            self.keys.owner(info.owner) if info.owner else self.keys.uploads,
         ]
         args: list[Any] = [info.id, str(max(gone_ttl, 0)), "1", "1" if info.owner else "0"]
         for member in info.members:
@@ -443,6 +468,8 @@ class RedisState:
             args.append(member)
         with translate_errors():
             result = self._delete(keys=keys, args=args)
+            if result[0] != "referenced":
+                self.catalog.remove(info.id, info.owner)
         if result[0] == "referenced":
             raise Forbidden("this partial upload is part of a final upload; terminate that one")
         return list(result[1:])

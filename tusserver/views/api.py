@@ -8,10 +8,12 @@ from typing import Any
 from flask import Blueprint, Response, jsonify, request, url_for
 
 from ..auth.accounts import NAME_PATTERN
-from ..errors import BackendUnavailable, BadRequest
+from ..errors import BackendUnavailable, BadRequest, Forbidden
 from ..models import UploadInfo
+from ..tags import THUMBNAIL_KEY, tags_of
 from .common import download_url, principal, service, upload_url
 from .json_body import read_json_object
+from .list_query import FILTERS, parse_query
 
 bp = Blueprint("api", __name__, url_prefix="/api")
 
@@ -31,6 +33,8 @@ def upload_json(info: UploadInfo) -> dict[str, Any]:
         "updated": _iso(info.updated),
         "expires": _iso(info.expires) if info.expires and not info.is_complete else None,
         "metadata": info.metadata,
+        "tags": list(tags_of(info.metadata)),
+        "thumbnail": info.metadata.get(THUMBNAIL_KEY) or None,
         "owner": info.owner,
         "url": upload_url(info.id),
         "download_url": download_url(info.id),
@@ -39,16 +43,21 @@ def upload_json(info: UploadInfo) -> dict[str, Any]:
 
 @bp.get("/uploads")
 def list_uploads() -> Response:
-    """The caller's uploads, newest first: `?limit=` (1-200, default 50), `?offset=`, and for
-    admins `?owner=` (everyone's without it)."""
+    """The caller's uploads: `?limit=` (1-200, default 50), `?offset=`, the filters and `sort=`
+    of views/list_query.py (newest first by default), and for admins `?owner=` (everyone's
+    without it)."""
     limit = _int_arg("limit", 50, 1, MAX_PAGE)
     offset = _int_arg("offset", 0, 0, 10**9)
     owner = request.args.get("owner") or None
     if owner is not None and not NAME_PATTERN.fullmatch(owner):
         raise BadRequest("owner must be a user name")
-    page = service().list(principal(), limit, offset, owner)
+    query = parse_query(request.args)
+    page = service().list(principal(), limit, offset, owner, query)
     following = offset + limit
-    extra = {"owner": owner} if owner else {}
+    extra: dict[str, Any] = {"owner": owner} if owner else {}
+    for name in FILTERS:
+        if values := [v for v in request.args.getlist(name) if v != ""]:
+            extra[name] = values
     next_url = (
         url_for("api.list_uploads", limit=limit, offset=following, _external=True, **extra)
         if following < page.total
@@ -69,12 +78,21 @@ def get_upload(upload_id: str) -> Response:
 
 
 @bp.patch("/uploads/<upload_id>")
-def rename_upload(upload_id: str) -> Response:
-    """Rename: `{"filename": "new name"}`."""
-    body = read_json_object('{"filename": "new name"}')
-    if not isinstance(body.get("filename"), str):
-        raise BadRequest('expected a JSON object like {"filename": "new name"}')
-    return jsonify(upload_json(service().rename(upload_id, principal(), body["filename"])))
+def change_upload(upload_id: str) -> Response:
+    """Rename and/or retag: `{"filename": "new name", "tags": ["a", "b"]}` (either key)."""
+    example = '{"filename": "new name", "tags": ["a", "b"]}'
+    body = read_json_object(example)
+    filename, tags = body.get("filename"), body.get("tags")
+    if filename is None and tags is None:
+        raise BadRequest(f"expected a JSON object like {example}")
+    if filename is not None and not isinstance(filename, str):
+        raise BadRequest("filename must be a string")
+    if tags is not None and not isinstance(tags, list):
+        raise BadRequest("tags must be a list of strings")
+    who = principal()
+    if not who.allows("manage"):
+        raise Forbidden("this token may not rename or tag uploads (it lacks the manage scope)")
+    return jsonify(upload_json(service().change(upload_id, who, filename=filename, tags=tags)))
 
 
 @bp.delete("/uploads/<upload_id>")

@@ -11,7 +11,11 @@ from .common import service
 
 bp = Blueprint("web", __name__)
 
-PAGE_POLICY = "default-src 'self'; frame-ancestors 'none'; object-src 'none'; base-uri 'none'"
+PAGE_POLICY = (
+    "default-src 'self'; img-src 'self' data:; frame-ancestors 'none'; object-src 'none'; "
+    "base-uri 'none'"
+)
+"""`img-src data:` lets the file table show thumbnails, which are data URLs in metadata."""
 """The page's Content-Security-Policy: its own scripts, styles and API only, never framed.
 
 Even if something did slip a `javascript:` URL or markup into the page, no inline script runs and

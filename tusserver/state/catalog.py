@@ -1,0 +1,608 @@
+"""The file catalog: every listing and search index over uploads, kept in Redis.
+
+Each upload is indexed twice, in its owner's scope (`<prefix>owner:{o:<owner>}:...`, one Cluster
+slot per owner) and in the fleet-wide scope (`<prefix>{all}:...`, one hot slot that admins
+search). A scope holds:
+
+- `:uploads`, `:updated`, `:size` sorted sets (creation time, last change, length; -1 while the
+  length is deferred);
+- `:name` a lexicographic sorted set of `<lower-case name>\\0<id>` (name order, `q=` scans);
+- `:done` / `:open` sets (complete / incomplete uploads);
+- `:tag:<tag>` and `:major:<type>` sets (tags; MIME major type such as `image`);
+- `:entry` a hash id -> `type\\0tags\\0owner\\0name`: what the upload was indexed under, so a
+  change or removal can take it out of exactly the sets it is in.
+
+State comes first, indexes right after (docs/architecture.md, "Redis schema"): per-upload scripts
+touch one slot, the catalog's scripts touch one scope's slot. A change is compare-and-set on the
+entry (read it, then write only if it is still what was read), so two changes of one upload never
+leave it in a stale set. `query` answers a filtered, sorted page and its total in one script.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+import unicodedata
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import redis
+
+from ..models import UploadInfo
+from ..tags import tags_of
+from .keys import Keys
+
+SortField = Literal["name", "size", "created", "updated"]
+SORT_FIELDS: tuple[SortField, ...] = ("name", "size", "created", "updated")
+
+_MIME_TYPE = re.compile(r"[a-z0-9][a-z0-9!#$&^_.+-]*/[a-z0-9][a-z0-9!#$&^_.+-]*")
+_CAS_RETRIES = 8
+GRAM = 3
+
+
+@dataclass(frozen=True)
+class CatalogQuery:
+    """What a listing asks for: filters that all must match, one sort order, one page.
+
+    `type` is a lower-case MIME type (`image/png`) or major type (`image` or `image/`); `since` is
+    inclusive and `until` exclusive (creation time); sizes are inclusive and match only uploads
+    whose length is known. Ties in the sort order are broken by upload id.
+    """
+
+    q: str = ""
+    tags: tuple[str, ...] = ()
+    type: str = ""
+    complete: bool | None = None
+    min_size: int | None = None
+    max_size: int | None = None
+    since: float | None = None
+    until: float | None = None
+    sort: SortField = "created"
+    descending: bool = True
+
+    @property
+    def is_plain(self) -> bool:
+        """No filter at all: a straight page of one sort index."""
+        return self == CatalogQuery(sort=self.sort, descending=self.descending)
+
+
+@dataclass(frozen=True)
+class Entry:
+    """What one upload is indexed under, in the form the catalog compares and stores."""
+
+    type: str
+    tags: tuple[str, ...]
+    owner: str
+    name: str
+    created: float
+    updated: float
+    size: int
+    complete: bool
+
+    def packed(self) -> str:
+        return "\0".join((self.type, ",".join(self.tags), self.owner, self.name))
+
+
+def entry_of(info: UploadInfo) -> Entry:
+    """The catalog's view of an upload (lower-case name and type, valid tags only)."""
+    return Entry(
+        type=index_type(info.filetype),
+        tags=tags_of(info.metadata),
+        owner=info.owner or "",
+        name=index_name(info.filename),
+        created=info.created,
+        updated=info.updated,
+        size=-1 if info.length is None else info.length,
+        complete=info.is_complete,
+    )
+
+
+def index_name(filename: str) -> str:
+    """The searchable form of a name: case-folded the simple way, control characters as spaces."""
+    return "".join(" " if unicodedata.category(ch) == "Cc" else ch for ch in filename.lower())
+
+
+def index_type(filetype: str) -> str:
+    """`type/subtype` in lower case without parameters, or '' when the claim is not a MIME type."""
+    base = filetype.split(";", 1)[0].strip().lower()
+    return base if _MIME_TYPE.fullmatch(base) else ""
+
+
+def _unpack(packed: str) -> tuple[str, tuple[str, ...], str, str]:
+    kind, tags, owner, name = packed.split("\0", 3)
+    return kind, tuple(t for t in tags.split(",") if t), owner, name
+
+
+# KEYS: 1 uploads 2 updated 3 size 4 name 5 entry 6 done 7 open, then the sets to leave
+# (ARGV[9] of them), then the sets to join. ARGV: id, expected entry ('\1' = none), created,
+# updated, size, complete, new entry, new name member, count of sets to leave, old name member.
+_INDEX = """
+local id = ARGV[1]
+local old = redis.call('HGET', KEYS[5], id) or '\\1'
+if old ~= ARGV[2] then return 0 end
+local leave = tonumber(ARGV[9])
+if ARGV[10] ~= '' then redis.call('ZREM', KEYS[4], ARGV[10]) end
+for i = 8, 7 + leave do redis.call('SREM', KEYS[i], id) end
+for i = 8 + leave, #KEYS do redis.call('SADD', KEYS[i], id) end
+redis.call('ZADD', KEYS[1], ARGV[3], id)
+redis.call('ZADD', KEYS[2], ARGV[4], id)
+redis.call('ZADD', KEYS[3], ARGV[5], id)
+redis.call('ZADD', KEYS[4], 0, ARGV[8])
+if ARGV[6] == '1' then
+  redis.call('SADD', KEYS[6], id); redis.call('SREM', KEYS[7], id)
+else
+  redis.call('SADD', KEYS[7], id); redis.call('SREM', KEYS[6], id)
+end
+redis.call('HSET', KEYS[5], id, ARGV[7])
+return 1
+"""
+
+# Same KEYS as _INDEX up to 7, then the sets to leave. ARGV: id, expected entry, name member.
+_REMOVE = """
+local id = ARGV[1]
+local old = redis.call('HGET', KEYS[5], id)
+if not old then return 1 end
+if old ~= ARGV[2] then return 0 end
+redis.call('ZREM', KEYS[1], id); redis.call('ZREM', KEYS[2], id); redis.call('ZREM', KEYS[3], id)
+redis.call('ZREM', KEYS[4], ARGV[3])
+redis.call('SREM', KEYS[6], id); redis.call('SREM', KEYS[7], id)
+for i = 8, #KEYS do redis.call('SREM', KEYS[i], id) end
+redis.call('HDEL', KEYS[5], id)
+return 1
+"""
+
+# Progress: KEYS 1 updated 2 size 3 entry 4 done 5 open; ARGV id, updated, size, complete.
+_TOUCH = """
+if redis.call('HEXISTS', KEYS[3], ARGV[1]) == 0 then return 0 end
+redis.call('ZADD', KEYS[1], ARGV[2], ARGV[1])
+redis.call('ZADD', KEYS[2], ARGV[3], ARGV[1])
+if ARGV[4] == '1' then
+  redis.call('SADD', KEYS[4], ARGV[1]); redis.call('SREM', KEYS[5], ARGV[1])
+else
+  redis.call('SADD', KEYS[5], ARGV[1]); redis.call('SREM', KEYS[4], ARGV[1])
+end
+return 1
+"""
+
+# One filtered, sorted page and the total, over one scope, in one script.
+# KEYS: 1 sort index (a score index, or the name index) 2 entry 3 name 4 uploads (created)
+#       5 size, 6-9 scratch keys (deleted before returning), then sets that must all contain
+#       the id (tags, name grams, MIME major type, full type, done/open).
+# ARGV: 1 'score'|'name' 2 desc '1'|'0' 3 offset 4 limit 5 q to check on names ('' = none)
+#       6 ZSCAN pattern for q when no gram set stands for it ('' = none) 7-8 size range
+#       9-10 creation range (ZRANGEBYSCORE syntax; '' = unbounded side, both '' = none)
+#       11 SPARSE 12 DENSITY (the strategy's thresholds, see Catalog).
+# Strategy: the smallest filter decides. A small one (<= SPARSE ids) is read and the others
+# checked in batches; large ones are counted in C (ZINTERCARD) and the page found by walking
+# the sort index, or intersected in C (ZINTERSTORE) when the result is too sparse to walk.
+_QUERY = """
+local by_name = ARGV[1] == 'name'
+local desc = ARGV[2] == '1'
+local offset, limit = tonumber(ARGV[3]), tonumber(ARGV[4])
+local q, pattern = ARGV[5], ARGV[6]
+local SPARSE, DENSITY, CHUNK = tonumber(ARGV[11]), tonumber(ARGV[12]), 500
+local SORT, ENTRY, NAMES, CREATED, SIZES = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
+local TMP_Q, TMP_SIZE, TMP_CREATED, TMP_RESULT = KEYS[6], KEYS[7], KEYS[8], KEYS[9]
+local all = redis.call('ZCARD', CREATED)
+local NUL = string.char(0)
+
+local function after_nul(text, count)
+  local at = 0
+  for _ = 1, count do at = string.find(text, NUL, at + 1, true) end
+  return string.sub(text, at + 1)
+end
+local function sort_ids(members)
+  if by_name then for i = 1, #members do members[i] = after_nul(members[i], 1) end end
+  return members
+end
+local function cleanup() redis.call('DEL', TMP_Q, TMP_SIZE, TMP_CREATED, TMP_RESULT) end
+-- names of ids, from the entries, in batches
+local function names_of(ids)
+  local names = {}
+  for s = 1, #ids, CHUNK do
+    local e = math.min(s + CHUNK - 1, #ids)
+    local got = redis.call('HMGET', ENTRY, unpack(ids, s, e))
+    for i = 1, #got do
+      local entry = got[i]
+      names[s + i - 1] = entry and after_nul(entry, 3) or false
+    end
+  end
+  return names
+end
+
+-- producers: sets (tags, name grams, type, done/open) and score ranges (size, created)
+local producers = {}
+for i = 10, #KEYS do
+  producers[#producers + 1] = {set = true, key = KEYS[i], n = redis.call('SCARD', KEYS[i])}
+end
+local function bound(text, default)
+  if text == '' then return default, false end
+  if string.sub(text, 1, 1) == '(' then return tonumber(string.sub(text, 2)), true end
+  return tonumber(text), false
+end
+local function add_range(key, tmp, lo, hi)
+  if lo == '' and hi == '' then return end
+  local rlo, rhi = lo == '' and '-inf' or lo, hi == '' and '+inf' or hi
+  local p = {set = false, key = key, tmp = tmp, lo = rlo, hi = rhi,
+             n = redis.call('ZCOUNT', key, rlo, rhi)}
+  p.min, p.min_open = bound(lo, -math.huge)
+  p.max, p.max_open = bound(hi, math.huge)
+  producers[#producers + 1] = p
+end
+add_range(SIZES, TMP_SIZE, ARGV[7], ARGV[8])
+add_range(CREATED, TMP_CREATED, ARGV[9], ARGV[10])
+
+if #producers == 0 and q == '' then
+  local page = redis.call(desc and 'ZREVRANGE' or 'ZRANGE', SORT, offset, offset + limit - 1)
+  return {all, sort_ids(page)}
+end
+
+-- which of `ids` pass producer p (batched: one call per chunk)
+local function passing(p, ids, s, e)
+  if p.set then return redis.call('SMISMEMBER', p.key, unpack(ids, s, e)) end
+  local scores = redis.call('ZMSCORE', p.key, unpack(ids, s, e))
+  local ok = {}
+  if p.zmember then
+    for i = 1, #scores do ok[i] = scores[i] and 1 or 0 end
+    return ok
+  end
+  for i = 1, #scores do
+    local v = scores[i] and tonumber(scores[i])
+    ok[i] = (v and v >= p.min and v <= p.max and not (p.min_open and v == p.min)
+             and not (p.max_open and v == p.max)) and 1 or 0
+  end
+  return ok
+end
+-- ids (in order) that pass every producer in `checks` and, if `verify`, contain q
+local function filter(ids, checks, verify)
+  local keep = {}
+  for s = 1, #ids, CHUNK do
+    local e = math.min(s + CHUNK - 1, #ids)
+    local alive = {}
+    for i = s, e do alive[i - s + 1] = true end
+    for _, p in ipairs(checks) do
+      local ok = passing(p, ids, s, e)
+      for i = 1, #ok do if ok[i] == 0 then alive[i] = false end end
+    end
+    local names = verify and names_of({unpack(ids, s, e)}) or nil
+    for i = s, e do
+      local j = i - s + 1
+      if alive[j] and (not verify or (names[j] and string.find(names[j], q, 1, true))) then
+        keep[#keep + 1] = ids[i]
+      end
+    end
+  end
+  return keep
+end
+-- the page of `matched` (a complete list of the matches, any order) in sort order
+local function page_of(matched)
+  local total = #matched
+  local page = {}
+  if offset >= total then return {total, page} end
+  if total * DENSITY >= all then
+    local is_match = {}
+    for _, id in ipairs(matched) do is_match[id] = true end
+    local seen, start = 0, 0
+    while #page < limit do
+      local chunk = sort_ids(redis.call(desc and 'ZREVRANGE' or 'ZRANGE', SORT, start,
+                                        start + CHUNK - 1))
+      if #chunk == 0 then break end
+      for _, id in ipairs(chunk) do
+        if is_match[id] then
+          seen = seen + 1
+          if seen > offset and #page < limit then page[#page + 1] = id end
+        end
+      end
+      start = start + CHUNK
+    end
+    return {total, page}
+  end
+  local key = {}
+  if by_name then
+    local names = names_of(matched)
+    for i, id in ipairs(matched) do key[id] = names[i] or '' end
+  else
+    for s = 1, #matched, CHUNK do
+      local e = math.min(s + CHUNK - 1, #matched)
+      local scores = redis.call('ZMSCORE', SORT, unpack(matched, s, e))
+      for i = 1, #scores do key[matched[s + i - 1]] = tonumber(scores[i] or '-inf') end
+    end
+  end
+  table.sort(matched, function(a, b)
+    if desc then a, b = b, a end
+    local ka, kb = key[a], key[b]
+    if ka == kb then return a < b end
+    return ka < kb
+  end)
+  for i = offset + 1, math.min(offset + limit, total) do page[#page + 1] = matched[i] end
+  return {total, page}
+end
+
+table.sort(producers, function(a, b) return a.n < b.n end)
+-- q without a gram index (an owner's scope, or fewer than three characters): scan the names
+if pattern ~= '' and (#producers == 0 or producers[1].n > SPARSE) then
+  local found, cursor = {}, '0'
+  repeat
+    local r = redis.call('ZSCAN', NAMES, cursor, 'MATCH', pattern, 'COUNT', 5000)
+    cursor = r[1]
+    for i = 1, #r[2], 2 do found[#found + 1] = after_nul(r[2][i], 1) end
+  until cursor == '0'
+  if #producers == 0 or #found <= SPARSE then
+    return page_of(filter(found, producers, false))
+  end
+  for s = 1, #found, CHUNK do
+    redis.call('SADD', TMP_Q, unpack(found, s, math.min(s + CHUNK - 1, #found)))
+  end
+  table.insert(producers, 1, {set = true, key = TMP_Q, n = #found})
+  q = ''
+end
+local verify = q ~= ''
+
+-- sparse: the smallest producer's members, checked one batch at a time
+local first = producers[1]
+if first.n <= SPARSE then
+  local base
+  if first.set then base = redis.call('SMEMBERS', first.key)
+  else base = redis.call('ZRANGEBYSCORE', first.key, first.lo, first.hi) end
+  local rest = {unpack(producers, 2)}
+  local result = page_of(filter(base, rest, verify))
+  cleanup()
+  return result
+end
+
+-- dense: every filter is large
+local function walk(total, checks)
+  local page, seen, start = {}, 0, 0
+  while #page < limit and seen < total do
+    local chunk = sort_ids(redis.call(desc and 'ZREVRANGE' or 'ZRANGE', SORT, start,
+                                      start + CHUNK - 1))
+    if #chunk == 0 then break end
+    for _, id in ipairs(filter(chunk, checks, false)) do
+      seen = seen + 1
+      if seen > offset and #page < limit then page[#page + 1] = id end
+    end
+    start = start + CHUNK
+  end
+  return {total, page}
+end
+if #producers == 1 and not verify then
+  -- one filter: its size is the total, and the page is found by walking the sort index
+  return walk(first.n, producers)
+end
+local sets, ranges = {}, {}
+for _, p in ipairs(producers) do
+  if p.set then sets[#sets + 1] = p.key else ranges[#ranges + 1] = p end
+end
+if #sets == 0 then
+  -- only score ranges: intersect copies of them in C for the count
+  local inputs = {}
+  for _, p in ipairs(ranges) do
+    redis.call('ZRANGESTORE', p.tmp, p.key, p.lo, p.hi, 'BYSCORE')
+    inputs[#inputs + 1] = p.tmp
+  end
+  local result = walk(redis.call('ZINTERCARD', #inputs, unpack(inputs)), producers)
+  cleanup()
+  return result
+end
+-- sets only: counted in C; a dense result is paged by walking, a thin one intersected in C
+if #ranges == 0 and not verify then
+  local count = redis.call('SINTERCARD', #sets, unpack(sets))
+  local result
+  if count * DENSITY >= all or offset >= count then
+    result = walk(count, producers)
+    cleanup()
+    return result
+  end
+  if by_name then
+    result = page_of(redis.call('SINTER', unpack(sets)))
+  else
+    local args = {TMP_RESULT, #sets + 1, SORT}
+    for _, key in ipairs(sets) do args[#args + 1] = key end
+    args[#args + 1] = 'WEIGHTS'
+    args[#args + 1] = 1
+    for _ = 1, #sets do args[#args + 1] = 0 end
+    redis.call('ZINTERSTORE', unpack(args))
+    result = {count, redis.call(desc and 'ZREVRANGE' or 'ZRANGE', TMP_RESULT, offset,
+                                offset + limit - 1)}
+  end
+  cleanup()
+  return result
+end
+-- the sets intersected in C; score ranges and q checked on what is left
+local result = page_of(filter(redis.call('SINTER', unpack(sets)), ranges, verify))
+cleanup()
+return result
+"""
+
+
+def grams(text: str) -> list[str]:
+    """The distinct trigrams of a (lower-case) name, in order of first appearance."""
+    return list(dict.fromkeys(text[i : i + GRAM] for i in range(len(text) - GRAM + 1)))
+
+
+def _glob_escape(text: str) -> str:
+    return re.sub(r"([*?\[\]\\])", r"\\\1", text)
+
+
+class Catalog:
+    """Maintains and queries the listing indexes; every call is one round trip per scope.
+
+    `sparse`: a filter matching at most this many uploads is read and the others checked id by
+    id; larger ones are counted in C. `density`: a result of at least 1/density of the scope is
+    paged by walking the sort index, a thinner one is sorted after intersecting. Tuned with
+    bench/search.py; tests lower them to reach every strategy with fewer uploads.
+    """
+
+    sparse = 1500
+    density = 40
+
+    def __init__(self, client: redis.Redis, keys: Keys):
+        self.client = client
+        self.keys = keys
+        self._index = client.register_script(_INDEX)
+        self._remove = client.register_script(_REMOVE)
+        self._touch = client.register_script(_TOUCH)
+        self._query = client.register_script(_QUERY)
+
+    # -- key names ---------------------------------------------------------------------------
+    def scopes(self, owner: str | None) -> list[str]:
+        """The scopes an upload of `owner` is indexed in: its owner's, then the fleet's."""
+        scopes = [self.keys.owner(owner)] if owner else []
+        return [*scopes, self.keys.all_uploads]
+
+    @staticmethod
+    def _fixed(scope: str) -> list[str]:
+        return [f"{scope}:{name}" for name in ("uploads", "updated", "size", "name", "entry")] + [
+            f"{scope}:done",
+            f"{scope}:open",
+        ]
+
+    def _sets(self, scope: str, packed: str) -> list[str]:
+        """The per-value sets an entry belongs to: its tags, MIME major and full type, and in
+        the fleet scope the trigrams of its name (what `q=` over 100,000 names intersects)."""
+        kind, tags, _, name = _unpack(packed)
+        sets = [f"{scope}:tag:{tag}" for tag in tags]
+        if kind:
+            sets += [f"{scope}:major:{kind.split('/', 1)[0]}", f"{scope}:type:{kind}"]
+        if scope == self.keys.all_uploads:
+            sets += [f"{scope}:gram:{gram}" for gram in grams(name)]
+        return sets
+
+    # -- maintenance -------------------------------------------------------------------------
+    def index(self, info: UploadInfo) -> None:
+        """Put (or move) an upload in every index; partial uploads are not listed."""
+        if info.is_partial:
+            self.remove(info.id, info.owner)
+            return
+        entry = entry_of(info)
+        packed = entry.packed()
+        member = f"{entry.name}\0{info.id}"
+        for scope in self.scopes(info.owner):
+            for _ in range(_CAS_RETRIES):
+                old = self.client.hget(f"{scope}:entry", info.id)
+                leave = self._sets(scope, old) if old is not None else []
+                join = self._sets(scope, packed)
+                old_member = f"{_unpack(old)[3]}\0{info.id}" if old is not None else ""
+                args = [
+                    info.id,
+                    "\1" if old is None else old,
+                    repr(entry.created),
+                    repr(entry.updated),
+                    str(entry.size),
+                    "1" if entry.complete else "0",
+                    packed,
+                    member,
+                    str(len(leave)),
+                    old_member,
+                ]
+                if self._index(keys=[*self._fixed(scope), *leave, *join], args=args):
+                    break
+
+    def index_new(self, infos: Iterable[UploadInfo]) -> None:
+        """Index many uploads not indexed yet, pipelined (bulk loads: benchmarks, tests)."""
+        pipe = self.client.pipeline(transaction=False)
+        queued: list[UploadInfo] = []
+        for info in infos:
+            if info.is_partial:
+                continue
+            queued.append(info)
+            entry = entry_of(info)
+            packed = entry.packed()
+            for scope in self.scopes(info.owner):
+                args = [
+                    info.id,
+                    "\1",
+                    repr(entry.created),
+                    repr(entry.updated),
+                    str(entry.size),
+                    "1" if entry.complete else "0",
+                    packed,
+                    f"{entry.name}\0{info.id}",
+                    "0",
+                    "",
+                ]
+                keys = [*self._fixed(scope), *self._sets(scope, packed)]
+                self._index(keys=keys, args=args, client=pipe)
+        answers = iter(pipe.execute())
+        for info in queued:
+            if not all([next(answers) for _ in self.scopes(info.owner)]):
+                self.index(info)  # it was indexed already: move it the careful way
+
+    def touch(self, info: UploadInfo) -> None:
+        """Record progress (last change, length, completion) of an upload already indexed."""
+        if info.is_partial:
+            return
+        size = -1 if info.length is None else info.length
+        complete = "1" if info.is_complete else "0"
+        pipe = self.client.pipeline(transaction=False)
+        for scope in self.scopes(info.owner):
+            keys = [f"{scope}:{n}" for n in ("updated", "size", "entry", "done", "open")]
+            self._touch(keys=keys, args=[info.id, repr(info.updated), size, complete], client=pipe)
+        pipe.execute()
+
+    def remove(self, upload_id: str, owner: str | None = None) -> None:
+        """Take an upload out of every index (its owner is read from the fleet entry if unknown)."""
+        if owner is None:
+            packed = self.client.hget(f"{self.keys.all_uploads}:entry", upload_id)
+            owner = _unpack(packed)[2] or None if packed is not None else None
+        for scope in self.scopes(owner):
+            for _ in range(_CAS_RETRIES):
+                old = self.client.hget(f"{scope}:entry", upload_id)
+                if old is None:
+                    break
+                keys = [*self._fixed(scope), *self._sets(scope, old)]
+                member = f"{_unpack(old)[3]}\0{upload_id}"
+                if self._remove(keys=keys, args=[upload_id, old, member]):
+                    break
+
+    # -- queries -----------------------------------------------------------------------------
+    def query(
+        self, query: CatalogQuery, limit: int, offset: int = 0, owner: str | None = None
+    ) -> tuple[list[str], int]:
+        """A page of ids matching `query` in `owner`'s scope (the fleet's without); the total."""
+        scope = self.keys.owner(owner) if owner else self.keys.all_uploads
+        sort_key = {"created": "uploads"}.get(query.sort, query.sort)
+        keys = [f"{scope}:{sort_key}", f"{scope}:entry", f"{scope}:name"]
+        keys += [f"{scope}:uploads", f"{scope}:size"]
+        scratch = secrets.token_hex(8)
+        keys += [f"{scope}:tmp:{scratch}:{n}" for n in ("q", "size", "created", "result")]
+        keys += [f"{scope}:tag:{tag}" for tag in dict.fromkeys(query.tags)]
+        if query.type:
+            major, _, sub = query.type.partition("/")
+            keys.append(f"{scope}:type:{query.type}" if sub else f"{scope}:major:{major}")
+        if query.complete is not None:
+            keys.append(f"{scope}:{'done' if query.complete else 'open'}")
+        q, pattern = query.q, ""
+        if q and scope == self.keys.all_uploads and len(q) >= GRAM:
+            keys += [f"{scope}:gram:{gram}" for gram in grams(q)]
+            q = "" if len(q) == GRAM else q  # one gram is the answer itself
+        elif q:
+            pattern = f"*{_glob_escape(q)}*\0*"
+        args: list[Any] = [
+            "name" if query.sort == "name" else "score",
+            "1" if query.descending else "0",
+            offset,
+            limit,
+            q,
+            pattern,
+            *_size_range(query.min_size, query.max_size),
+            "" if query.since is None else repr(float(query.since)),
+            "" if query.until is None else f"({float(query.until)!r}",
+            self.sparse,
+            self.density,
+        ]
+        total, ids = self._query(keys=keys, args=args)
+        return list(ids), int(total)
+
+    def entries(self, owner: str | None = None) -> Iterable[str]:
+        """Every id indexed in a scope (for checks and rebuilds)."""
+        scope = self.keys.owner(owner) if owner else self.keys.all_uploads
+        return self.client.zrange(f"{scope}:uploads", 0, -1)
+
+
+def _size_range(low: int | None, high: int | None) -> tuple[str, str]:
+    """Size bounds; any bound leaves out uploads of unknown length (indexed as -1)."""
+    if low is None and high is None:
+        return "", ""
+    return str(max(low or 0, 0)), "" if high is None else str(high)
