@@ -51,7 +51,11 @@ export class ApiClient {
   url(path, query = {}) {
     const url = new URL(path, this.base);
     for (const [name, value] of Object.entries(query)) {
-      if (value !== undefined && value !== null && value !== '') url.searchParams.set(name, String(value));
+      if (Array.isArray(value)) {
+        for (const each of value) url.searchParams.append(name, String(each)); // e.g. tag=a&tag=b
+      } else if (value !== undefined && value !== null && value !== '') {
+        url.searchParams.set(name, String(value));
+      }
     }
     return url.href;
   }
@@ -98,6 +102,10 @@ export class ApiClient {
 
   renameUpload(id, filename) {
     return this.request('PATCH', `uploads/${encodeURIComponent(id)}`, { body: { filename } });
+  }
+
+  setTags(id, tags) {
+    return this.request('PATCH', `uploads/${encodeURIComponent(id)}`, { body: { tags } });
   }
 
   deleteUpload(id) {

@@ -11,6 +11,8 @@
 import { createAccount } from './account.js';
 import { ApiClient } from './api.js';
 import { copyText } from './clipboard.js';
+import { createFileTable, parseTags } from './file-table.js';
+import { thumbnailSoon } from './thumbnail.js';
 import { isCrossOrigin, parseInteger, readConfig, safeHref } from './config.js';
 import { followFileEvents, mergeFileEvent } from './events.js';
 import {
@@ -73,6 +75,13 @@ const els = {
   uploadRowTemplate: $('upload-row-template'),
   fileRowTemplate: $('file-row-template'),
 };
+const fileTable = createFileTable({
+  form: $('file-search'),
+  input: $('file-search-input'),
+  chips: $('tag-filters'),
+  table: document.querySelector('.file-table'),
+  onChange: () => loadFiles(),
+});
 
 // ---- messages ---------------------------------------------------------------------------------
 
@@ -110,11 +119,15 @@ function concurrencyLimit() {
 }
 
 function addFiles(fileList) {
-  for (const file of fileList) addFile(file);
-  pump();
+  // Images get a thumbnail made from the local file first (a moment at most; others at once).
+  const files = [...fileList];
+  Promise.all(files.map((file) => thumbnailSoon(file))).then((thumbnails) => {
+    files.forEach((file, index) => addFile(file, thumbnails[index]));
+    pump();
+  });
 }
 
-function addFile(file) {
+function addFile(file, thumbnail = null) {
   const fp = fingerprint(file, config.endpoint);
   const duplicate = queue.find((item) => item.fp === fp && item.state !== 'done');
   if (duplicate) {
@@ -136,6 +149,7 @@ function addFile(file) {
     error: null,
     lastText: 0,
     retryText: '',
+    thumbnail,
   };
   queue.push(item);
   els.queue.append(item.row);
@@ -169,6 +183,7 @@ function createUpload(item) {
     chunkSize: config.chunkSize,
     retryDelays: config.retryDelays,
     parallelUploads: item.parallel,
+    metadata: item.thumbnail ? { thumbnail: item.thumbnail } : {},
     transport,
     urlStore,
     onProgress: (sent, total) => onItemProgress(item, sent, total),
@@ -460,6 +475,7 @@ async function loadFiles({ append = false } = {}) {
     limit: PAGE_SIZE,
     offset: append ? fileList.uploads.length : 0,
     owner: account.isAdmin ? fileList.owner : '',
+    ...fileTable.query(),
   };
   try {
     const page = await api.request('GET', config.api, { query });
@@ -549,7 +565,7 @@ function renderFileListStatus() {
   const shown = els.fileList.children.length;
   const whose = account?.isAdmin && owner ? ` of ${owner}` : '';
   els.fileListStatus.textContent = total === 0
-    ? (whose ? `No files${whose}.` : 'No files uploaded yet.')
+    ? (fileTable.isFiltered() ? `No files${whose} match.` : whose ? `No files${whose}.` : 'No files uploaded yet.')
     : `${total} ${total === 1 ? 'file' : 'files'}${whose}${shown < total ? `, showing ${shown}` : ''}.`;
   els.fileListMore.hidden = shown >= total;
 }
@@ -597,6 +613,7 @@ function fillFileRow(row, upload) {
     progress.setAttribute('aria-label', `Received part of ${upload.filename}`);
   }
   const showOwner = Boolean(account?.isAdmin && account?.accountsOn);
+  fileTable.fillRow(row, upload, { showOwner });
   filePart(row, 'owner-meta').hidden = !showOwner;
   filePart(row, 'owner').textContent = upload.owner ?? '—';
   filePart(row, 'share').hidden = !upload.complete;
@@ -608,6 +625,8 @@ function fillFileRow(row, upload) {
   );
   filePart(row, 'share-url').setAttribute('aria-label', `Link to ${upload.filename}`);
   filePart(row, 'rename').setAttribute('aria-label', `Rename ${upload.filename}`);
+  filePart(row, 'edit-tags').setAttribute('aria-label', `Edit the tags of ${upload.filename}`);
+  filePart(row, 'tags-input').setAttribute('aria-label', `Tags of ${upload.filename}`);
   filePart(row, 'delete').setAttribute('aria-label', `Delete ${upload.filename}`);
   filePart(row, 'delete-confirm').setAttribute('aria-label', `Confirm deletion of ${upload.filename}`);
   row.querySelector('.confirm-text').textContent = `Delete “${upload.filename}”? This cannot be undone.`;
@@ -619,9 +638,12 @@ function bindFileRow(row, upload) {
   const renameInput = filePart(row, 'rename-input');
   const confirm = filePart(row, 'delete-confirm');
   const shareForm = filePart(row, 'share-form');
+  const tagsForm = filePart(row, 'tags-form');
+  const tagsInput = filePart(row, 'tags-input');
 
   const showPanel = (panel) => {
     actions.hidden = panel !== null;
+    tagsForm.hidden = panel !== tagsForm;
     renameForm.hidden = panel !== renameForm;
     confirm.hidden = panel !== confirm;
     shareForm.hidden = panel !== shareForm;
@@ -668,6 +690,28 @@ function bindFileRow(row, upload) {
       showPanel(null);
       filePart(row, wasSharing ? 'share' : 'rename').focus();
     }
+  });
+
+  filePart(row, 'edit-tags').addEventListener('click', () => {
+    tagsInput.value = (upload.tags ?? []).join(', ');
+    showPanel(tagsForm);
+    tagsInput.focus();
+  });
+  filePart(row, 'tags-cancel').addEventListener('click', () => {
+    showPanel(null);
+    filePart(row, 'edit-tags').focus();
+  });
+  tagsForm.addEventListener('submit', async (event) => {
+    event.preventDefault();
+    let tags;
+    try {
+      tags = parseTags(tagsInput.value);
+    } catch (error) {
+      showError(error.message);
+      tagsInput.focus();
+      return;
+    }
+    await retagFile(row, upload, tags);
   });
 
   filePart(row, 'delete').addEventListener('click', () => {
@@ -718,6 +762,23 @@ async function renameFile(row, upload, filename) {
     announce(`Renamed to ${fresh.filename}.`);
   } catch (error) {
     showError(`Could not rename “${upload.filename}”: ${error.message}`);
+    save.disabled = false;
+  }
+}
+
+async function retagFile(row, upload, tags) {
+  const save = filePart(row, 'tags-save');
+  save.disabled = true;
+  try {
+    const updated = await api.setTags(upload.id, tags);
+    const fresh = { ...upload, ...(updated ?? { tags }) };
+    fileList.uploads = fileList.uploads.map((u) => (u.id === upload.id ? fresh : u));
+    const replacement = createFileRow(fresh);
+    row.replaceWith(replacement);
+    filePart(replacement, 'edit-tags').focus();
+    announce(`Tags of ${fresh.filename}: ${tags.length ? tags.join(', ') : 'none'}.`);
+  } catch (error) {
+    showError(`Could not change the tags of “${upload.filename}”: ${error.message}`);
     save.disabled = false;
   }
 }

@@ -9,7 +9,7 @@ search). A scope holds:
 - `:name` a lexicographic sorted set of `<lower-case name>\\0<id>` (name order, `q=` scans);
 - `:done` / `:open` sets (complete / incomplete uploads);
 - `:tag:<tag>` and `:major:<type>` sets (tags; MIME major type such as `image`);
-- `:entry` a hash id -> `type\\0tags\\0owner\\0name`: what the upload was indexed under, so a
+- `:entry` a hash id -> `name\\0type\\0tags\\0owner`: what the upload was indexed under, so a
   change or removal can take it out of exactly the sets it is in.
 
 State comes first, indexes right after (docs/architecture.md, "Redis schema"): per-upload scripts
@@ -81,7 +81,8 @@ class Entry:
     complete: bool
 
     def packed(self) -> str:
-        return "\0".join((self.type, ",".join(self.tags), self.owner, self.name))
+        """`name\0type\0tags\0owner`: the name first, so a query reads it with one search."""
+        return "\0".join((self.name, self.type, ",".join(self.tags), self.owner))
 
 
 def entry_of(info: UploadInfo) -> Entry:
@@ -110,7 +111,7 @@ def index_type(filetype: str) -> str:
 
 
 def _unpack(packed: str) -> tuple[str, tuple[str, ...], str, str]:
-    kind, tags, owner, name = packed.split("\0", 3)
+    name, kind, tags, owner = packed.split("\0", 3)
     return kind, tuple(t for t in tags.split(",") if t), owner, name
 
 
@@ -205,7 +206,8 @@ local function names_of(ids)
     local got = redis.call('HMGET', ENTRY, unpack(ids, s, e))
     for i = 1, #got do
       local entry = got[i]
-      names[s + i - 1] = entry and after_nul(entry, 3) or false
+      names[s + i - 1] = entry and string.sub(entry, 1, string.find(entry, NUL, 1, true) - 1)
+                       or false
     end
   end
   return names
