@@ -44,7 +44,7 @@ def make_token(redis_url: str, prefix: str) -> str:
     from tusserver.auth.accounts import Accounts
     from tusserver.settings import Settings
     from tusserver.state.accounts import AccountStore
-    from tusserver.state.redis import connect
+    from tusserver.state.connect import connect
 
     accounts = Accounts(AccountStore(connect(redis_url), prefix), Settings())
     accounts.create_user("bench", "bench password", "user")

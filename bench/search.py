@@ -28,7 +28,8 @@ from bench.results_file import write_section  # noqa: E402
 from tusserver.embedded_redis import EmbeddedRedis  # noqa: E402
 from tusserver.models import UploadInfo, new_upload_id  # noqa: E402
 from tusserver.state.catalog import CatalogQuery  # noqa: E402
-from tusserver.state.redis import RedisState, _encode, connect  # noqa: E402
+from tusserver.state.connect import connect  # noqa: E402
+from tusserver.state.redis import RedisState, _encode  # noqa: E402
 
 TAGS = [f"tag-{n}" for n in range(40)] + ["invoice", "photo", "draft", "2026", "shared"]
 TYPES = ["image/png", "image/jpeg", "image/webp", "text/plain", "text/csv", "application/pdf",

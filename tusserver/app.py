@@ -35,8 +35,9 @@ from .request_log import FACTS_KEY, RequestFacts, RequestLog
 from .service import UploadService
 from .settings import Settings
 from .state.accounts import AccountStore
+from .state.connect import connect_settings
 from .state.links import LinkState
-from .state.redis import RedisState, connect
+from .state.redis import RedisState
 from .storage.base import DataStore
 from .views import account_api, api, download, ietf, links, openapi, tus, web
 from .views import metrics as metrics_view
@@ -124,7 +125,7 @@ def create_app(
 ) -> Flask:
     """Build the app. Components not given are made from the settings."""
     settings = settings or Settings.from_env()
-    client = redis_client or connect(settings.redis_url or "redis://127.0.0.1:6379/0")
+    client = redis_client or connect_settings(settings)
     state = RedisState(client, settings.redis_prefix)
     store = metrics.TimedStore(store or make_store(settings))
     locks = LockManager(state, settings.lock_ttl, settings.lock_wait)

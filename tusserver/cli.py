@@ -37,7 +37,7 @@ def redis_for(settings: Settings, share: bool = False) -> Iterator[Settings]:
     With `share`, a server already running on this data directory lends its embedded Redis
     (admin commands work the same whether or not the server runs).
     """
-    if settings.redis_url:
+    if settings.redis_url or settings.redis_mode != "single":
         yield settings
         return
     from .embedded_redis import EmbeddedRedis, EmbeddedRedisError
@@ -230,6 +230,22 @@ def rebuild_index_command() -> None:
     click.echo(f"restored {counts['restored']} upload(s), kept {counts['kept']} already indexed")
 
 
+@main.command("reindex")
+def reindex_command() -> None:
+    """Rebuild the listing and search indexes from the upload state in Redis (after an upgrade
+    from a version without them, or to repair them)."""
+    settings = _settings()
+    _configure_logging(settings)
+    from .errors import TusError
+
+    with redis_for(settings) as running:
+        try:
+            count = _components(running).state.reindex_all()
+        except TusError as exc:
+            raise click.ClickException(exc.message) from None
+    click.echo(f"indexed {count} upload(s)")
+
+
 def _components(settings: Settings) -> Any:
     """The app's components; a backend that cannot be used is one line, not a traceback."""
     from .app import create_app
@@ -250,9 +266,9 @@ def _accounts(settings: Settings) -> Any:
     """The account rules on the settings' Redis (no data store needed)."""
     from .auth.accounts import Accounts
     from .state.accounts import AccountStore
-    from .state.redis import connect
+    from .state.connect import connect_settings
 
-    return Accounts(AccountStore(connect(settings.redis_url), settings.redis_prefix), settings)
+    return Accounts(AccountStore(connect_settings(settings), settings.redis_prefix), settings)
 
 
 @contextmanager

@@ -47,7 +47,7 @@ def rebuild_index(
         raise ValueError(f"the {store.name} store keeps no index to rebuild from")
     now = clock()
     for info, found in scan():
-        if state.get(info.id) is not None:
+        if state.reindex(info.id):  # state and indexes are separate writes: mend an entry
             yield Rebuilt(info, "kept", len(found))
             continue
         if state.is_gone(info.id):

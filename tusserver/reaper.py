@@ -7,10 +7,9 @@ import os
 import threading
 from typing import Any
 
-from redis.exceptions import RedisError
-
 from . import backend_status, metrics
 from .errors import BackendUnavailable
+from .state.connect import REDIS_ERRORS
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +32,7 @@ def start_reaper(app: Any) -> threading.Thread:
                     components.service.sweep_orphans()
             except BackendUnavailable:
                 pass  # counted and logged once per outage where it happened (backend_status)
-            except RedisError as exc:
+            except REDIS_ERRORS as exc:
                 backend_status.failed(backend_status.REDIS, exc)
             except Exception:  # the reaper must outlive anything
                 log.exception("expiry reaper run failed")

@@ -790,9 +790,11 @@ class UploadService:
     ) -> UploadInfo:
         """Rename and/or retag in one step under the upload's lock; both are checked first, so
         a bad value changes nothing. The catalog's indexes follow the state right after."""
+        info = self._load(upload_id, principal=principal, action="write")
+        if not principal.allows("manage"):  # after ownership: a stranger's upload stays a 404
+            raise Forbidden("this token's scopes do not allow this: it needs the manage scope")
         checked_name = None if filename is None else _valid_filename(filename)
         checked_tags = None if tags is None else valid_tags(tags)
-        info = self._load(upload_id, principal=principal, action="write")
         with self.locks.hold(upload_id, read=True) as lock:
             info = self._live(upload_id, lock.info)
             before = tags_of(info.metadata)

@@ -17,6 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from .origins import origin_problem
+from .state.connect import MODES as REDIS_MODES
+from .state.connect import parse_sentinels
 
 PREFIX = "TUSSERVER_"
 MiB = 1024 * 1024
@@ -49,6 +51,12 @@ class Settings:
     data_dir: Path = Path("data")
     redis_url: str = ""
     redis_prefix: str = "tusserver:"
+    # Redis topology (tusserver/state/connect.py): single | cluster | sentinel
+    redis_mode: str = "single"
+    redis_password: str = field(default="", repr=False)
+    redis_sentinels: tuple[str, ...] = ()
+    redis_sentinel_master: str = ""
+    redis_sentinel_password: str = field(default="", repr=False)
     storage: str = "local"
     fsync: bool = True
     max_size: int = 0
@@ -164,6 +172,7 @@ class Settings:
         return self.data_dir / "redis"
 
     def _validate(self) -> None:
+        self._validate_redis()
         if self.storage not in ("local", "s3"):
             raise SettingsError(f"TUSSERVER_STORAGE must be 'local' or 's3', not {self.storage!r}")
         if self.storage == "s3" and not self.s3_endpoint:
@@ -235,6 +244,25 @@ class Settings:
         self._validate_signing()
         if self.log_level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
             raise SettingsError(f"TUSSERVER_LOG_LEVEL {self.log_level!r} is not a log level")
+
+    def _validate_redis(self) -> None:
+        if self.redis_mode not in REDIS_MODES:
+            raise SettingsError(
+                f"TUSSERVER_REDIS_MODE must be one of {', '.join(REDIS_MODES)}, "
+                f"not {self.redis_mode!r}"
+            )
+        if self.redis_mode == "cluster" and not self.redis_url:
+            raise SettingsError("TUSSERVER_REDIS_MODE=cluster needs TUSSERVER_REDIS_URL (any node)")
+        if self.redis_mode == "sentinel":
+            if not self.redis_sentinels or not self.redis_sentinel_master:
+                raise SettingsError(
+                    "TUSSERVER_REDIS_MODE=sentinel needs TUSSERVER_REDIS_SENTINELS and "
+                    "TUSSERVER_REDIS_SENTINEL_MASTER"
+                )
+            try:
+                parse_sentinels(self.redis_sentinels)
+            except ValueError as exc:
+                raise SettingsError(f"TUSSERVER_REDIS_SENTINELS: {exc}") from None
 
     def _validate_signing(self) -> None:
         if self.secret_key and len(self.secret_key) < MIN_SECRET_KEY:

@@ -3,7 +3,7 @@
 `store` is parametrized over the local store (a tmp_path, fsync on) and the S3 store (the
 session's moto server from tests/conftest.py, a fresh bucket per test, removed afterwards).
 `stored_keys` and `stored_bytes` look behind a store's back, so tests can prove what is (not)
-left in it.
+left in it. The state and lock contracts run on a single Redis and on a Redis Cluster.
 """
 
 from __future__ import annotations
@@ -25,6 +25,17 @@ from tusserver.models import UploadInfo
 from tusserver.storage.base import DataStore
 from tusserver.storage.local import LocalStore
 from tusserver.storage.s3 import S3Store
+
+ON_CLUSTER_TOO = {"test_state.py", "test_locks.py", "test_catalog.py"}
+"""Contract files whose Redis tests also run on a 3-primary Valkey Cluster (`[cluster]`)."""
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Run the state and lock contracts on a single Redis and on a Redis Cluster."""
+    in_scope = Path(str(metafunc.definition.path)).name in ON_CLUSTER_TOO
+    if in_scope and "redis_mode" in metafunc.fixturenames:
+        metafunc.parametrize("redis_mode", ["single", "cluster"], indirect=True)
+
 
 S3_PART_SIZE = 64 * 1024
 """Small parts keep the S3 tests fast while still crossing many part boundaries."""

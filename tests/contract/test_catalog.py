@@ -19,8 +19,9 @@ from hypothesis import strategies as st
 
 from tusserver.models import UploadInfo, new_upload_id
 from tusserver.state.catalog import SORT_FIELDS, Catalog, CatalogQuery, entry_of
+from tusserver.state.connect import connect
 from tusserver.state.keys import Keys
-from tusserver.state.redis import connect
+from tusserver.state.redis import RedisState
 
 UPLOADS = 10_000
 OWNERS = ("ann", "bob", "cy", "dee", "eve")
@@ -235,3 +236,47 @@ def test_each_strategy_gives_the_reference_page(
         del catalog.sparse
     assert (ids, total) == (expected[offset : offset + 50], len(expected))
     assert not catalog.client.keys(f"{catalog.keys.prefix}*:tmp:*")  # no scratch key is left
+
+
+def test_every_strategy_on_this_topology(redis_client: redis.Redis, redis_prefix: str) -> None:
+    """A single server and a Cluster answer alike: every script keeps to one scope's slot."""
+    catalog = Catalog(redis_client, Keys(redis_prefix))
+    catalog.sparse = 20  # reach the dense strategies with few uploads
+    uploads = [random_upload(random.Random(seed)) for seed in range(400)]
+    catalog.index_new(uploads)
+    entries = [reference_entry(info) for info in uploads]
+    queries = [
+        CatalogQuery(),
+        CatalogQuery(q="photo", sort="name", descending=False),
+        CatalogQuery(q="ph", complete=True),
+        CatalogQuery(tags=("red",), type="image", sort="size"),
+        CatalogQuery(complete=False, min_size=1000, sort="updated"),
+        CatalogQuery(since=1_700_001_000.0, until=1_700_004_000.0, max_size=4_000_000),
+    ]
+    for owner in (None, "ann"):
+        for query in queries:
+            expected = reference(entries, query, owner)
+            assert catalog.query(query, 30, 5, owner) == (expected[5:35], len(expected))
+    assert not list(redis_client.scan_iter(match=f"{redis_prefix}*:tmp:*"))
+
+
+def test_reindex_all_rebuilds_lost_indexes(redis_client: redis.Redis, redis_prefix: str) -> None:
+    """After an upgrade (state without a catalog) `tusserver reindex` lists everything again."""
+    state = RedisState(redis_client, redis_prefix)
+    uploads = [random_upload(random.Random(seed)).evolve(owner="ann") for seed in range(30)]
+    for info in uploads:
+        state.create(info)
+    catalog_keys = [
+        key
+        for key in redis_client.scan_iter(match=f"{redis_prefix}*", count=1000)
+        if "owner:{" in key or "{all}" in key
+    ]
+    for key in catalog_keys:
+        redis_client.delete(key)
+    assert state.list(10).total == 0
+    assert state.reindex_all() == 30
+    newest = sorted(uploads, key=lambda u: (u.created, u.id), reverse=True)
+    assert [u.id for u in state.list(50, owner="ann").uploads] == [u.id for u in newest]
+    assert state.list(1, query=CatalogQuery(tags=("red",))).total == sum(
+        "red" in entry_of(u).tags for u in uploads
+    )

@@ -209,3 +209,108 @@ def test_a_complete_or_empty_partial_enters_the_expiry_index(state: RedisState) 
     empty = make(length=0, offset=0, concat="partial", completed=1000.0)
     state.create(empty)
     assert empty.id in state.expired(now=10**9)
+
+
+# -- indexes that span uploads: separate writes, healed by their readers ------------------------
+
+
+def test_a_refused_final_takes_back_the_references_it_made(state: RedisState) -> None:
+    """One member does not qualify: the partials referenced before it are free again."""
+    first = complete_partial(state)
+    not_partial = make(length=10, offset=10, completed=1000.0)
+    state.create(not_partial)
+    final = make(length=20, offset=20, concat="final", members=(first.id, not_partial.id))
+
+    with pytest.raises(InvalidConcat, match="not a partial upload"):
+        state.create_final(final, now=1001.0)
+
+    assert state.get(final.id) is None
+    assert state.referencing_finals(first.id) == set()
+    state.delete(first, gone_ttl=60)  # not referenced: deleting it is allowed
+
+
+def test_the_expiry_index_spans_every_shard(state: RedisState) -> None:
+    """Expiry entries spread over the shards (nodes, on a cluster); the reaper reads them all."""
+    uploads = [make(created=1000.0 + n) for n in range(48)]
+    for info in uploads:
+        state.create(info)
+    shards = {state.keys.expiry(info.id) for info in uploads}
+    assert len(shards) > 8
+
+    due = state.expired(now=10**9, limit=100)
+
+    assert due == [info.id for info in uploads], "all of them, longest expired first"
+    assert state.expired(now=10**9, limit=5) == [info.id for info in uploads[:5]]
+
+
+def test_a_stale_expiry_entry_is_corrected_not_returned(state: RedisState) -> None:
+    """An index entry older than the upload's expiry (a lost index update) does not reap it."""
+    info = make(created=1000.0)
+    state.create(info)
+    state.client.zadd(state.keys.expiry(info.id), {info.id: 10.0})  # stale: says long expired
+
+    assert state.expired(now=1030) == []
+    assert state.client.zscore(state.keys.expiry(info.id), info.id) == info.expires
+    assert state.expired(now=1061) == [info.id]
+
+
+def test_an_expiry_entry_without_state_is_dropped(state: RedisState) -> None:
+    ghost = make()
+    state.client.zadd(state.keys.expiry(ghost.id), {ghost.id: 10.0})
+    assert state.expired(now=1000) == []
+    assert state.client.zscore(state.keys.expiry(ghost.id), ghost.id) is None
+
+
+def test_the_unsharded_expiry_index_of_earlier_versions_is_drained(state: RedisState) -> None:
+    """After an upgrade, uploads indexed by the old single key still expire."""
+    old = make(created=1000.0)
+    state.create(old)
+    state.client.zrem(state.keys.expiry(old.id), old.id)
+    state.client.zadd(state.keys.legacy_expiry, {old.id: old.expires})
+
+    assert state.expired(now=1061) == [old.id]
+    assert state.client.zcard(state.keys.legacy_expiry) == 0
+    assert state.client.zscore(state.keys.expiry(old.id), old.id) == old.expires
+
+
+def test_reindex_mends_an_upload_missing_from_the_indexes(state: RedisState) -> None:
+    """A crash between the state write and the index writes: rebuild-index puts it back."""
+    info = make(created=1000.0, owner="ann")
+    state.create(info)
+    state.catalog.remove(info.id, "ann")
+    state.client.zrem(state.keys.expiry(info.id), info.id)
+    assert state.list(limit=10).total == 0
+
+    assert state.reindex(info.id)
+    assert not state.reindex(make().id), "no state: nothing to index"
+
+    assert [u.id for u in state.list(limit=10).uploads] == [info.id]
+    assert [u.id for u in state.list(limit=10, owner="ann").uploads] == [info.id]
+    assert state.expired(now=1061) == [info.id]
+
+
+def test_many_locks_refresh_in_one_call_wherever_they_live(state: RedisState) -> None:
+    """The keeper's bulk refresh: held locks are extended, lost ones reported, on every node."""
+    uploads = [make() for _ in range(24)]
+    for info in uploads:
+        locked(state, info)
+    lost = uploads[::3]
+    for info in lost:
+        assert state.unlock(info.id, TOKEN)
+    state.request_release(uploads[1].id, "host/9|9|9|newcomer", 60_000)
+
+    answers = state.refresh_locks([(info.id, TOKEN) for info in uploads], 90_000)
+
+    expected = [(info not in lost, info is uploads[1]) for info in uploads]
+    assert answers == expected
+    assert 60_000 < state.client.pttl(state.keys.lock(uploads[2].id)) <= 90_000
+
+
+def test_a_write_moves_the_expiry_later_without_touching_the_index(state: RedisState) -> None:
+    """Sliding expiry: the reaper finds the entry at its old time and waits for the new one."""
+    info = locked(state, make(created=1000.0))  # expires at 1060
+    state.commit_write(info, 10, [], TOKEN, updated=1500, expires=2000, completed=None)
+
+    assert state.expired(now=1500) == []
+    assert state.expired(now=1999) == []
+    assert state.expired(now=2001) == [info.id]

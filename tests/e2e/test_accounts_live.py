@@ -21,7 +21,7 @@ from tests.support.npm import tus_js_upload
 from tusserver.auth.accounts import Accounts
 from tusserver.settings import Settings
 from tusserver.state.accounts import AccountStore
-from tusserver.state.redis import connect
+from tusserver.state.connect import connect
 
 MiB = 1024 * 1024
 TUS = {"Tus-Resumable": "1.0.0"}

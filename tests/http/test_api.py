@@ -10,7 +10,7 @@ import redis
 
 from tests.support.tus import TUS, create, patch, stored_objects, upload_id
 from tusserver import create_app
-from tusserver.state.redis import connect
+from tusserver.state.connect import connect
 
 T0 = 1_750_000_000.0
 

@@ -22,7 +22,7 @@ from tests.support.tus import (
     upload_id,
 )
 from tusserver import create_app
-from tusserver.state.redis import connect
+from tusserver.state.connect import connect
 
 ABSENT = "0123456789abcdef0123456789abcdef"
 

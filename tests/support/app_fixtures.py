@@ -30,7 +30,8 @@ def make_settings(
     request: pytest.FixtureRequest,
     store_kind: str,
     data_dir: Path,
-    redis_url: str,
+    active_redis_url: str,
+    redis_mode: str,
     redis_prefix: str,
 ) -> Any:
     """Settings for this test's store; keyword arguments override fields."""
@@ -38,7 +39,8 @@ def make_settings(
     def make(**overrides: Any) -> Settings:
         base: dict[str, Any] = {
             "data_dir": data_dir,
-            "redis_url": redis_url,
+            "redis_url": active_redis_url,
+            "redis_mode": redis_mode,
             "redis_prefix": redis_prefix,
             # The protocol tests test the protocol: one implicit admin, as before accounts.
             # Tests of access control ask for auth="required" explicitly.

@@ -106,14 +106,14 @@ def live_server(data_dir: Path, redis_url: str, **kwargs: object) -> Iterator[Li
         yield server
     finally:
         server.stop()
-        drop_prefix(env["TUSSERVER_REDIS_URL"], prefix)
+        drop_prefix(env["TUSSERVER_REDIS_URL"], prefix, env.get("TUSSERVER_REDIS_MODE", "single"))
 
 
-def drop_prefix(redis_url: str, prefix: str) -> None:
-    """Delete every Redis key a test server wrote under its prefix."""
-    import redis
+def drop_prefix(redis_url: str, prefix: str, mode: str = "single") -> None:
+    """Delete every Redis key a test server wrote under its prefix (on every node of a cluster)."""
+    from tusserver.state.connect import connect
 
-    client = redis.Redis.from_url(redis_url)
+    client = connect(redis_url, mode=mode)
     keys = list(client.scan_iter(match=f"{prefix}*", count=1000))
     if keys:
         client.delete(*keys)

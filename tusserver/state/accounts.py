@@ -15,9 +15,13 @@ that touches a user and its usage stays in one Cluster slot):
 - `login:name:<name>` / `login:addr:<address>` failed-login counters (fixed windows, TTL).
 - `grant:<id>:uses` how many uploads a grant has created (TTL until the grant expires).
 
+Every script touches one key (or one user's keys, which share the user's tag), so all of this
+works on a Redis Cluster too; what spans keys of several slots is a `Batch` of single-key
+commands, and a credential check reads the token or session, then its user.
+
 Credential checks are cached in the process, but only while Redis says nothing changed: every
 change that can refuse a credential (revoke, disable, role, password, logout, removal) publishes
-on the `accounts` channel in the same transaction, and each process drains that channel (a
+on the `accounts` channel right after it is made, and each process drains that channel (a
 non-blocking read of an open socket) before it trusts its cache. So a revocation holds on every
 server sharing Redis from the next request on, and a known token costs no round trip. A cached
 entry is also dropped when its token's last-used time is due (once a minute), when the channel's
@@ -35,8 +39,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import redis
-from redis.exceptions import RedisError
 
+from .batch import Batch
+from .connect import REDIS_ERRORS
 from .redis import translate_errors
 
 log = logging.getLogger(__name__)
@@ -52,28 +57,14 @@ def _original_poll() -> Any:
     return get_original("select", "poll")
 
 
-# Credential check in one round trip: the record, its user, expiry, and a throttled last-used.
-# Returns {owner, role, id} or an empty reply for any kind of "no" (unknown, expired, disabled).
-_RESOLVE_TOKEN = """
-local t = redis.call('HMGET', KEYS[1], 'owner', 'expires', 'last_used', 'id')
-if not t[1] then return {} end
-local now = tonumber(ARGV[1])
-if t[2] ~= '' and tonumber(t[2]) <= now then return {} end
-local u = redis.call('HMGET', ARGV[2] .. 'user:{' .. t[1] .. '}', 'role', 'disabled')
-if not u[1] or u[2] == '1' then return {} end
-if t[3] == '' or now - tonumber(t[3]) >= tonumber(ARGV[3]) then
-  redis.call('HSET', KEYS[1], 'last_used', ARGV[1])
-end
-return {t[1], u[1], t[4], t[2]}
-"""
-
-_RESOLVE_SESSION = """
-local s = redis.call('HMGET', KEYS[1], 'user', 'expires')
-if not s[1] then return {} end
-if tonumber(s[2]) <= tonumber(ARGV[1]) then return {} end
-local u = redis.call('HMGET', ARGV[2] .. 'user:{' .. s[1] .. '}', 'role', 'disabled')
-if not u[1] or u[2] == '1' then return {} end
-return {s[1], u[1], s[2]}
+# A token's last-used time, at most once per `touch_every` and only on a token that still exists
+# (a plain HSET would bring a revoked one back as a stub).
+_TOUCH_TOKEN = """
+local last = redis.call('HGET', KEYS[1], 'last_used')
+if not last then return 0 end
+if last ~= '' and tonumber(ARGV[1]) - tonumber(last) < tonumber(ARGV[2]) then return 0 end
+redis.call('HSET', KEYS[1], 'last_used', ARGV[1])
+return 1
 """
 
 # Reserve bytes against the owner's quota: {1, left after} or {0, left now}. left = -1: no limit.
@@ -160,8 +151,7 @@ class AccountStore:
         self._poller: Any = None
         self._sock: Any = None
         self._lock = threading.Lock()
-        self._resolve_token = client.register_script(_RESOLVE_TOKEN)
-        self._resolve_session = client.register_script(_RESOLVE_SESSION)
+        self._touch_token = client.register_script(_TOUCH_TOKEN)
         self._reserve = client.register_script(_RESERVE)
         self._release = client.register_script(_RELEASE)
         self._count = client.register_script(_COUNT)
@@ -224,7 +214,7 @@ class AccountStore:
                 if connection is None or connection._sock is not self._sock:
                     # redis-py reconnected under us: what was published meanwhile is lost.
                     raise ValueError("the accounts channel reconnected")
-            except (RedisError, OSError, ValueError) as exc:
+            except (*REDIS_ERRORS, OSError, ValueError) as exc:
                 log.warning("accounts cache off until Redis answers again: %s", exc)
                 self._drop_subscription()
                 return None
@@ -249,7 +239,7 @@ class AccountStore:
         self._cache.clear()
         self._generation += 1
         if self._pubsub is not None:
-            with contextlib.suppress(RedisError, OSError):
+            with contextlib.suppress(*REDIS_ERRORS, OSError):
                 self._pubsub.close()
             self._pubsub = None
 
@@ -261,9 +251,14 @@ class AccountStore:
             if self._generation == generation and len(self._cache) < CACHE_ENTRIES:
                 self._cache[key] = value
 
-    def _invalidate(self, pipe: Any) -> None:
-        """Queue the message that tells every process to forget its cached credentials."""
-        pipe.publish(self._channel, "*")
+    def _invalidate(self) -> None:
+        """Tell every process to forget its cached credentials.
+
+        Sent after the change has been made (never in the same pipeline: on a cluster its parts
+        go to different nodes in no fixed order), so a process that re-reads on the message
+        finds the change.
+        """
+        self.client.publish(self._channel, "*")
 
     # -- users -----------------------------------------------------------------------------
     def add_user(self, name: str, role: str, password_hash: str, created: float) -> bool:
@@ -272,18 +267,11 @@ class AccountStore:
             created_now = self.client.hsetnx(self._user(name), "role", role)
             if not created_now:
                 return False
-            pipe = self.client.pipeline(transaction=True)
-            pipe.hset(
-                self._user(name),
-                mapping={
-                    "hash": password_hash,
-                    "created": repr(created),
-                    "disabled": "",
-                    "quota": "",
-                },
-            )
-            pipe.zadd(self._users, {name: created})
-            pipe.execute()
+            batch = Batch(self.client)
+            fields = {"hash": password_hash, "created": repr(created), "disabled": "", "quota": ""}
+            batch.command(self._user(name), "hset", mapping=fields)
+            batch.command(self._users, "zadd", {name: created})
+            batch.execute()
         return True
 
     def get_user(self, name: str) -> UserRecord | None:
@@ -299,11 +287,11 @@ class AccountStore:
         """Every user with the bytes it holds, oldest first."""
         with translate_errors():
             names = self.client.zrange(self._users, 0, -1)
-            pipe = self.client.pipeline(transaction=False)
+            batch = Batch(self.client)
             for name in names:
-                pipe.hgetall(self._user(name))
-                pipe.get(self._usage(name))
-            rows = pipe.execute()
+                batch.command(self._user(name), "hgetall")
+                batch.command(self._usage(name), "get")
+            rows = batch.execute()
         users = []
         for index, name in enumerate(names):
             record = _decode_user(name, rows[2 * index])
@@ -316,10 +304,8 @@ class AccountStore:
         with translate_errors():
             if not self.client.exists(self._user(name)):
                 return False
-            pipe = self.client.pipeline(transaction=True)
-            pipe.hset(self._user(name), mapping=fields)
-            self._invalidate(pipe)
-            pipe.execute()
+            self.client.hset(self._user(name), mapping=fields)
+            self._invalidate()
         return True
 
     def remove_user(self, name: str) -> bool:
@@ -327,31 +313,42 @@ class AccountStore:
         with translate_errors():
             token_ids = list(self.client.smembers(self._user_tokens(name)))
             sessions = list(self.client.smembers(self._user_sessions(name)))
-            digests = self.client.mget([self._token_id(t) for t in token_ids]) if token_ids else []
-            pipe = self.client.pipeline(transaction=True)
-            pipe.delete(self._user(name))
-            pipe.zrem(self._users, name)
-            pipe.delete(self._usage(name), self._user_tokens(name), self._user_sessions(name))
+            digests = self._token_digests(token_ids)
+            batch = Batch(self.client)
+            batch.command(self._user(name), "delete")
+            batch.command(self._users, "zrem", name)
+            # One slot: the user's own keys share its hash tag.
+            batch.command(
+                self._usage(name), "delete", self._user_tokens(name), self._user_sessions(name)
+            )
             for token_id, digest in zip(token_ids, digests, strict=True):
-                pipe.delete(self._token_id(token_id))
+                batch.command(self._token_id(token_id), "delete")
                 if digest:
-                    pipe.delete(self._token(digest))
+                    batch.command(self._token(digest), "delete")
             for digest in sessions:
-                pipe.delete(self._session(digest))
-            self._invalidate(pipe)
-            removed = pipe.execute()[0]
+                batch.command(self._session(digest), "delete")
+            removed = batch.execute()[0]
+            self._invalidate()
         return bool(removed)
 
     def usage(self, name: str) -> int:
         with translate_errors():
             return int(self.client.get(self._usage(name)) or 0)
 
+    def _token_digests(self, token_ids: list[str]) -> list[str | None]:
+        """The digests `tokenid:` keys point to (one key per slot: no cross-slot MGET)."""
+        batch = Batch(self.client)
+        for token_id in token_ids:
+            batch.command(self._token_id(token_id), "get")
+        return batch.execute()
+
     # -- tokens ----------------------------------------------------------------------------
     def add_token(self, digest: str, record: TokenRecord) -> None:
         with translate_errors():
-            pipe = self.client.pipeline(transaction=True)
-            pipe.hset(
+            batch = Batch(self.client)
+            batch.command(
                 self._token(digest),
+                "hset",
                 mapping={
                     "id": record.id,
                     "owner": record.owner,
@@ -361,28 +358,42 @@ class AccountStore:
                     "last_used": "",
                 },
             )
-            pipe.set(self._token_id(record.id), digest)
-            pipe.sadd(self._user_tokens(record.owner), record.id)
-            pipe.execute()
+            batch.command(self._token_id(record.id), "set", digest)
+            batch.command(self._user_tokens(record.owner), "sadd", record.id)
+            batch.execute()
 
     def resolve_token(self, digest: str, now: float, touch_every: float) -> tuple[str, str, str]:
-        """(owner, role, token id) of a usable token, or ("", "", "") for any refusal."""
+        """(owner, role, token id) of a usable token, or ("", "", "") for any refusal.
+
+        Reads the token, then its owner (two keys in two slots: two round trips on a cache
+        miss), and records the last use at most once per `touch_every`.
+        """
         generation = self._fresh()
         cached = self._cache.get("t:" + digest) if generation is not None else None
         if cached is not None:
             owner, role, token_id, expires, checked = cached
             if (expires is None or expires > now) and now - checked < touch_every:
                 return owner, role, token_id
+        key = self._token(digest)
         with translate_errors():
-            result = self._resolve_token(
-                keys=[self._token(digest)], args=[repr(now), self.prefix, repr(touch_every)]
+            owner, raw_expires, last_used, token_id = self.client.hmget(
+                key, "owner", "expires", "last_used", "id"
             )
-        if not result:
-            return "", "", ""
-        owner, role, token_id = result[0], result[1], result[2]
-        expires = float(result[3]) if result[3] else None
+            if not owner or (raw_expires and float(raw_expires) <= now):
+                return "", "", ""
+            role = self._enabled_role(owner)
+            if not role:
+                return "", "", ""
+            if not last_used or now - float(last_used) >= touch_every:
+                self._touch_token(keys=[key], args=[repr(now), repr(touch_every)])
+        expires = float(raw_expires) if raw_expires else None
         self._remember(generation, "t:" + digest, (owner, role, token_id, expires, now))
         return owner, role, token_id
+
+    def _enabled_role(self, name: str) -> str:
+        """The user's role, or "" if there is no such user or it is disabled."""
+        role, disabled = self.client.hmget(self._user(name), "role", "disabled")
+        return "" if not role or disabled == "1" else str(role)
 
     def get_token(self, token_id: str) -> TokenRecord | None:
         with translate_errors():
@@ -395,11 +406,11 @@ class AccountStore:
     def list_tokens(self, owner: str) -> list[TokenRecord]:
         with translate_errors():
             ids = sorted(self.client.smembers(self._user_tokens(owner)))
-            digests = self.client.mget([self._token_id(i) for i in ids]) if ids else []
-            pipe = self.client.pipeline(transaction=False)
+            digests = self._token_digests(ids)
+            batch = Batch(self.client)
             for digest in digests:
-                pipe.hgetall(self._token(digest or "-"))
-            rows = pipe.execute()
+                batch.command(self._token(digest or "-"), "hgetall")
+            rows = batch.execute()
         tokens = [token for row in rows if (token := _decode_token(row))]
         return sorted(tokens, key=lambda token: token.created)
 
@@ -410,26 +421,25 @@ class AccountStore:
             return None
         with translate_errors():
             digest = self.client.get(self._token_id(token_id))
-            pipe = self.client.pipeline(transaction=True)
-            pipe.delete(self._token_id(token_id))
+            batch = Batch(self.client)
+            batch.command(self._token_id(token_id), "delete")
             if digest:
-                pipe.delete(self._token(digest))
-            pipe.srem(self._user_tokens(record.owner), token_id)
-            self._invalidate(pipe)
-            pipe.execute()
+                batch.command(self._token(digest), "delete")
+            batch.command(self._user_tokens(record.owner), "srem", token_id)
+            batch.execute()
+            self._invalidate()
         return record
 
     # -- sessions --------------------------------------------------------------------------
     def add_session(self, digest: str, user: str, created: float, expires: float) -> None:
         key = self._session(digest)
         with translate_errors():
-            pipe = self.client.pipeline(transaction=True)
-            pipe.hset(
-                key, mapping={"user": user, "created": repr(created), "expires": repr(expires)}
-            )
-            pipe.expireat(key, math.ceil(expires))
-            pipe.sadd(self._user_sessions(user), digest)
-            pipe.execute()
+            batch = Batch(self.client)
+            fields = {"user": user, "created": repr(created), "expires": repr(expires)}
+            batch.command(key, "hset", mapping=fields)
+            batch.command(key, "expireat", math.ceil(expires))
+            batch.command(self._user_sessions(user), "sadd", digest)
+            batch.execute()
 
     def resolve_session(self, digest: str, now: float) -> tuple[str, str]:
         """(user, role) of a live session of an enabled user, or ("", "")."""
@@ -440,44 +450,45 @@ class AccountStore:
             if expires > now and now - checked < SESSION_RECHECK:
                 return user, role
         with translate_errors():
-            result = self._resolve_session(
-                keys=[self._session(digest)], args=[repr(now), self.prefix]
-            )
-        if not result:
+            user, raw_expires = self.client.hmget(self._session(digest), "user", "expires")
+            if not user or not raw_expires or float(raw_expires) <= now:
+                return "", ""
+            role = self._enabled_role(user)
+        if not role:
             return "", ""
-        self._remember(generation, "s:" + digest, (result[0], result[1], float(result[2]), now))
-        return result[0], result[1]
+        self._remember(generation, "s:" + digest, (user, role, float(raw_expires), now))
+        return user, role
 
     def remove_session(self, digest: str) -> None:
         with translate_errors():
             user = self.client.hget(self._session(digest), "user")
-            pipe = self.client.pipeline(transaction=True)
-            pipe.delete(self._session(digest))
+            batch = Batch(self.client)
+            batch.command(self._session(digest), "delete")
             if user:
-                pipe.srem(self._user_sessions(user), digest)
-            self._invalidate(pipe)
-            pipe.execute()
+                batch.command(self._user_sessions(user), "srem", digest)
+            batch.execute()
+            self._invalidate()
 
     def end_sessions(self, user: str) -> int:
         """End every session of the user (logout everywhere); how many there were."""
         with translate_errors():
             digests = list(self.client.smembers(self._user_sessions(user)))
-            pipe = self.client.pipeline(transaction=True)
+            batch = Batch(self.client)
             for digest in digests:
-                pipe.delete(self._session(digest))
-            pipe.delete(self._user_sessions(user))
-            self._invalidate(pipe)
-            pipe.execute()
+                batch.command(self._session(digest), "delete")
+            batch.command(self._user_sessions(user), "delete")
+            batch.execute()
+            self._invalidate()
         return len(digests)
 
     # -- failed logins ---------------------------------------------------------------------
     def login_failures(self, kind: str, key: str) -> tuple[int, int]:
         """(failures in the current window, seconds until it ends)."""
         with translate_errors():
-            pipe = self.client.pipeline(transaction=False)
-            pipe.get(self._login(kind, key))
-            pipe.ttl(self._login(kind, key))
-            count, ttl = pipe.execute()
+            batch = Batch(self.client)
+            batch.command(self._login(kind, key), "get")
+            batch.command(self._login(kind, key), "ttl")
+            count, ttl = batch.execute()
         return int(count or 0), max(int(ttl), 0)
 
     def count_login_failure(self, kind: str, key: str, window: int) -> int:

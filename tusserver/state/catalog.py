@@ -27,10 +27,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, Literal
 
-import redis
-
 from ..models import UploadInfo
 from ..tags import tags_of
+from .batch import Batch
 from .keys import Keys
 
 SortField = Literal["name", "size", "created", "updated"]
@@ -38,6 +37,9 @@ SORT_FIELDS: tuple[SortField, ...] = ("name", "size", "created", "updated")
 
 _MIME_TYPE = re.compile(r"[a-z0-9][a-z0-9!#$&^_.+-]*/[a-z0-9][a-z0-9!#$&^_.+-]*")
 _CAS_RETRIES = 8
+TOUCH_EVERY = 30.0
+"""Seconds a running upload's place in the `updated` order may lag: a PATCH moves it only
+this long after the last move (or when it completes), so the hot path rarely pays for it."""
 GRAM = 3
 
 
@@ -439,7 +441,7 @@ class Catalog:
     sparse = 1500
     density = 40
 
-    def __init__(self, client: redis.Redis, keys: Keys):
+    def __init__(self, client: Any, keys: Keys):
         self.client = client
         self.keys = keys
         self._index = client.register_script(_INDEX)
@@ -472,20 +474,29 @@ class Catalog:
         return sets
 
     # -- maintenance -------------------------------------------------------------------------
-    def index(self, info: UploadInfo) -> None:
-        """Put (or move) an upload in every index; partial uploads are not listed."""
+    def index(self, info: UploadInfo, fresh: bool = False) -> None:
+        """Put (or move) an upload in every index; partial uploads are not listed.
+
+        Both scopes are read, then written, in one round trip each (per node). `fresh` (a new
+        upload: no entry can exist) skips the read; were one there after all, the
+        compare-and-set fails and the entry is read and moved the careful way.
+        """
         if info.is_partial:
             self.remove(info.id, info.owner)
             return
         entry = entry_of(info)
         packed = entry.packed()
-        member = f"{entry.name}\0{info.id}"
-        for scope in self.scopes(info.owner):
-            for _ in range(_CAS_RETRIES):
-                old = self.client.hget(f"{scope}:entry", info.id)
+        pending = self.scopes(info.owner)
+        olds: list[str | None] = [None] * len(pending)
+        for attempt in range(_CAS_RETRIES):
+            if attempt or not fresh:
+                reads = Batch(self.client)
+                for scope in pending:
+                    reads.command(f"{scope}:entry", "hget", info.id)
+                olds = reads.execute()
+            writes = Batch(self.client)
+            for scope, old in zip(pending, olds, strict=True):
                 leave = self._sets(scope, old) if old is not None else []
-                join = self._sets(scope, packed)
-                old_member = f"{_unpack(old)[3]}\0{info.id}" if old is not None else ""
                 args = [
                     info.id,
                     "\1" if old is None else old,
@@ -494,16 +505,20 @@ class Catalog:
                     str(entry.size),
                     "1" if entry.complete else "0",
                     packed,
-                    member,
+                    f"{entry.name}\0{info.id}",
                     str(len(leave)),
-                    old_member,
+                    f"{_unpack(old)[3]}\0{info.id}" if old is not None else "",
                 ]
-                if self._index(keys=[*self._fixed(scope), *leave, *join], args=args):
-                    break
+                keys = [*self._fixed(scope), *leave, *self._sets(scope, packed)]
+                writes.script(self._index, keys, args)
+            done = writes.execute()
+            pending = [scope for scope, ok in zip(pending, done, strict=True) if not ok]
+            if not pending:
+                return
 
     def index_new(self, infos: Iterable[UploadInfo]) -> None:
-        """Index many uploads not indexed yet, pipelined (bulk loads: benchmarks, tests)."""
-        pipe = self.client.pipeline(transaction=False)
+        """Index many uploads not indexed yet, one round trip per node (bulk loads)."""
+        batch = Batch(self.client)
         queued: list[UploadInfo] = []
         for info in infos:
             if info.is_partial:
@@ -525,11 +540,21 @@ class Catalog:
                     "",
                 ]
                 keys = [*self._fixed(scope), *self._sets(scope, packed)]
-                self._index(keys=keys, args=args, client=pipe)
-        answers = iter(pipe.execute())
+                batch.script(self._index, keys, args)
+        answers = iter(batch.execute())
         for info in queued:
             if not all([next(answers) for _ in self.scopes(info.owner)]):
                 self.index(info)  # it was indexed already: move it the careful way
+
+    @staticmethod
+    def needs_touch(before: UploadInfo, after: UploadInfo) -> bool:
+        """Whether a write changed what the catalog shows: completion or length at once, the
+        last-change time at most `TOUCH_EVERY` seconds late (PATCHes in between skip it)."""
+        if after.is_partial:
+            return False
+        if after.is_complete != before.is_complete or after.length != before.length:
+            return True
+        return after.updated - before.updated >= TOUCH_EVERY
 
     def touch(self, info: UploadInfo) -> None:
         """Record progress (last change, length, completion) of an upload already indexed."""
@@ -537,11 +562,11 @@ class Catalog:
             return
         size = -1 if info.length is None else info.length
         complete = "1" if info.is_complete else "0"
-        pipe = self.client.pipeline(transaction=False)
+        batch = Batch(self.client)
         for scope in self.scopes(info.owner):
             keys = [f"{scope}:{n}" for n in ("updated", "size", "entry", "done", "open")]
-            self._touch(keys=keys, args=[info.id, repr(info.updated), size, complete], client=pipe)
-        pipe.execute()
+            batch.script(self._touch, keys, [info.id, repr(info.updated), size, complete])
+        batch.execute()
 
     def remove(self, upload_id: str, owner: str | None = None) -> None:
         """Take an upload out of every index (its owner is read from the fleet entry if unknown)."""

@@ -2,12 +2,17 @@
 
 Every key of one upload carries the upload id as a hash tag (`{<id>}`), so all of them live in
 one Redis Cluster slot and each per-upload script touches one slot. Indexes that span uploads
-(listings, expiry) are separate keys.
+(listings, expiry) are separate keys, updated by separate commands; the expiry index is split
+into `EXPIRY_SHARDS` keys with tags of their own, so that on a cluster it spreads over the nodes
+instead of making one slot hot with every PATCH.
 """
 
 from __future__ import annotations
 
+import zlib
 from dataclasses import dataclass
+
+EXPIRY_SHARDS = 16
 
 
 @dataclass(frozen=True)
@@ -46,8 +51,21 @@ class Keys:
         """The base of the fleet-wide catalog keys admins search: one (hot) Cluster slot."""
         return f"{self.prefix}{{all}}"
 
+    def expiry(self, upload_id: str) -> str:
+        """The upload's shard of the expiry index: crc32 of the id, the same on every server."""
+        return self.expiry_shard(zlib.crc32(upload_id.encode()) % EXPIRY_SHARDS)
+
+    def expiry_shard(self, number: int) -> str:
+        return f"{self.prefix}expiry:{{x{number}}}"
+
     @property
-    def expiry(self) -> str:
+    def expiry_shards(self) -> list[str]:
+        """Every shard of the expiry index (the reaper reads them all)."""
+        return [self.expiry_shard(number) for number in range(EXPIRY_SHARDS)]
+
+    @property
+    def legacy_expiry(self) -> str:
+        """The unsharded expiry index of earlier versions (the reaper drains it)."""
         return f"{self.prefix}expiry"
 
     @property

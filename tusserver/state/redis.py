@@ -1,12 +1,16 @@
 """Upload state in Redis: the only module that talks to Redis about uploads.
 
 Key names come from `Keys` (state/keys.py); the layout is described in docs/architecture.md.
-Everything that must be atomic is one Lua script:
+Everything that must be atomic is one Lua script on the keys of one upload (one Cluster slot):
 - `try_lock` takes the upload's lock and reads its state in one round trip;
 - `commit_write` checks the writer's lock token (a fencing token) and the expected offset, then
   advances offset, parts and expiry, and may release the lock in the same step;
-- `create_final` checks the partial uploads and references them in the same step, and `delete`
-  refuses a partial upload that a final still references, so a final never loses a member.
+- `create_final` checks and references each partial upload in one script in the partial's slot,
+  and `delete` refuses, in the same slot, a partial upload that a final still references, so a
+  final never loses a member.
+Indexes that span uploads (listings, the sharded expiry index) are updated by separate commands
+in the same round trip (`Batch`: one per node), state first; their readers heal what a crash
+between the two leaves behind.
 """
 
 from __future__ import annotations
@@ -16,9 +20,6 @@ import json
 import logging
 from collections.abc import Iterable, Iterator
 from typing import Any
-
-import redis
-from redis.exceptions import RedisError
 
 from .. import backend_status
 from ..errors import (
@@ -32,10 +33,12 @@ from ..errors import (
 )
 from ..models import Part, UploadInfo
 from .base import LockAttempt, LockScope, Page
+from .batch import Batch
 from .catalog import Catalog, CatalogQuery
+from .connect import REDIS_ERRORS
 from .keys import Keys
 
-__all__ = ["Page", "RedisState", "connect", "translate_errors"]
+__all__ = ["Page", "RedisState", "translate_errors"]
 
 log = logging.getLogger(__name__)
 
@@ -69,7 +72,7 @@ return 0
 """
 
 _COMMIT_WRITE = """
-if redis.call('GET', KEYS[4]) ~= ARGV[1] then return {'fenced'} end
+if redis.call('GET', KEYS[3]) ~= ARGV[1] then return {'fenced'} end
 local cur = redis.call('HGET', KEYS[1], 'offset')
 if not cur then return {'missing'} end
 if cur ~= ARGV[2] then return {'mismatch', cur} end
@@ -79,43 +82,42 @@ if ARGV[8] ~= '' then
   redis.call('HSET', KEYS[1], 'length', ARGV[8])
 end
 local expires = ARGV[5]
-if ARGV[6] ~= '' and redis.call('SCARD', KEYS[5]) > 0 then expires = '' end
+if ARGV[6] ~= '' and redis.call('SCARD', KEYS[4]) > 0 then expires = '' end
 redis.call('HSET', KEYS[1], 'offset', ARGV[3], 'updated', ARGV[4], 'expires', expires,
            'completed', ARGV[6])
-if expires == '' then
-  redis.call('ZREM', KEYS[3], ARGV[7])
-else
-  redis.call('ZADD', KEYS[3], expires, ARGV[7])
-end
 for i = 10, #ARGV, 2 do
   redis.call('ZADD', KEYS[2], ARGV[i], ARGV[i + 1])
 end
-if ARGV[9] == '1' then redis.call('DEL', KEYS[4]) end
+if ARGV[9] == '1' then redis.call('DEL', KEYS[3]) end
 if expires == '' and ARGV[5] ~= '' then return {'ok', 'kept'} end
 return {'ok'}
 """
 
-_CREATE_FINAL_SCRIPT = """
-local now = tonumber(ARGV[2])
-local first = 6 + tonumber(ARGV[5]) * 2
-for i = first, #ARGV do
-  local j = i - first
-  local f = redis.call('HMGET', KEYS[3 + 2 * j], 'concat', 'length', 'offset', 'expires')
-  if not f[3] then return {'missing', ARGV[i]} end
-  if f[4] and f[4] ~= '' and tonumber(f[4]) <= now then return {'missing', ARGV[i]} end
-  if f[1] ~= 'partial' then return {'not-partial', ARGV[i]} end
-end
-redis.call('HSET', KEYS[1], unpack(ARGV, 6, first - 1))
-for i = first, #ARGV do
-  local j = i - first
-  redis.call('SADD', KEYS[4 + 2 * j], ARGV[1])
-  local f = redis.call('HMGET', KEYS[3 + 2 * j], 'length', 'offset')
-  if f[1] and f[1] ~= '' and tonumber(f[1]) == tonumber(f[2]) then
-    redis.call('HSET', KEYS[3 + 2 * j], 'expires', '')
-    redis.call('ZREM', KEYS[2], ARGV[i])
-  end
-end
-return {'ok'}
+# A final upload takes a partial upload as a member: checked and referenced in one step, so that
+# the partial's `_DELETE` (which refuses a referenced partial) and this never interleave.
+_REFERENCE_PARTIAL = """
+local f = redis.call('HMGET', KEYS[1], 'concat', 'offset', 'expires')
+if not f[2] then return 'missing' end
+if f[3] and f[3] ~= '' and tonumber(f[3]) <= tonumber(ARGV[2]) then return 'missing' end
+if f[1] ~= 'partial' then return 'not-partial' end
+redis.call('SADD', KEYS[2], ARGV[1])
+return 'ok'
+"""
+
+# A referenced partial upload that is complete stops expiring: it is part of a file now.
+_KEEP_REFERENCED_PARTIAL = """
+if redis.call('SCARD', KEYS[2]) == 0 then return 0 end
+local f = redis.call('HMGET', KEYS[1], 'length', 'offset')
+if not f[1] or f[1] == '' or tonumber(f[1]) ~= tonumber(f[2]) then return 0 end
+redis.call('HSET', KEYS[1], 'expires', '')
+return 1
+"""
+
+# A final upload lets go of a member: 1 if no final references the member any more.
+_UNREFERENCE_PARTIAL = """
+redis.call('SREM', KEYS[1], ARGV[1])
+if redis.call('SCARD', KEYS[1]) == 0 then return 1 end
+return 0
 """
 
 _COMPLETE_FINAL = """
@@ -123,10 +125,6 @@ if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
 local completed = redis.call('HGET', KEYS[1], 'completed')
 if completed and completed ~= '' then return 0 end
 redis.call('HSET', KEYS[1], 'length', ARGV[1], 'offset', ARGV[1], 'completed', ARGV[2])
-for i = 3, #ARGV do
-  redis.call('ZREM', KEYS[2], ARGV[i])
-  if redis.call('EXISTS', KEYS[i]) == 1 then redis.call('HSET', KEYS[i], 'expires', '') end
-end
 return 1
 """
 
@@ -136,18 +134,12 @@ redis.call('HSET', KEYS[1], unpack(ARGV))
 return 1
 """
 
+# Forget one upload's own keys and leave its tombstone; a partial a final uses is refused.
 _DELETE = """
-if ARGV[3] == '1' and redis.call('SCARD', KEYS[3]) > 0 then return {'referenced'} end
+if ARGV[2] == '1' and redis.call('SCARD', KEYS[3]) > 0 then return 'referenced' end
 redis.call('DEL', KEYS[1], KEYS[2], KEYS[3])
-redis.call('ZREM', KEYS[5], ARGV[1])
-if tonumber(ARGV[2]) > 0 then redis.call('SET', KEYS[4], '1', 'EX', ARGV[2]) end
-local unused = {'ok'}
-for i = 5, #ARGV do
-  local refs = KEYS[6 + (i - 5)]
-  redis.call('SREM', refs, ARGV[1])
-  if redis.call('SCARD', refs) == 0 then table.insert(unused, ARGV[i]) end
-end
-return unused
+if tonumber(ARGV[1]) > 0 then redis.call('SET', KEYS[4], '1', 'EX', ARGV[1]) end
+return 'ok'
 """
 
 
@@ -156,38 +148,24 @@ def translate_errors() -> Iterator[None]:
     """Turn any Redis client failure into the catalogue's 503."""
     try:
         yield
-    except RedisError as exc:
+    except REDIS_ERRORS as exc:
         backend_status.failed(backend_status.REDIS, exc)  # logs once per outage
         raise BackendUnavailable("state store (Redis) unavailable; try again later") from exc
     else:
         backend_status.ok(backend_status.REDIS)
 
 
-def connect(url: str, max_connections: int = 64) -> redis.Redis:
-    """A client with short timeouts, so an outage is a quick 503 rather than a hung request.
-
-    The pool is bounded and blocking: under the gevent worker thousands of requests of one
-    process may want Redis at the same moment, and each would otherwise open a connection of
-    its own (redis-py's default pool refuses past 100). A request waits up to 10 s for one of
-    `max_connections`, then fails like any other Redis outage.
-    """
-    pool = redis.BlockingConnectionPool.from_url(
-        url,
-        max_connections=max_connections,
-        timeout=10,
-        decode_responses=True,
-        socket_connect_timeout=3,
-        socket_timeout=10,
-        health_check_interval=30,
-        retry_on_timeout=False,
-    )
-    return redis.Redis(connection_pool=pool)
-
-
 class RedisState:
-    """Reads and changes upload state; every method is one round trip or one atomic script."""
+    """Reads and changes upload state: one round trip (per node) for every hot-path call.
 
-    def __init__(self, client: redis.Redis, prefix: str = "tusserver:"):
+    The same code runs on a single server, a Sentinel master and a Cluster: every script touches
+    the keys of one upload only (one slot), and the indexes that span uploads (listings, the
+    sharded expiry index) are updated by separate commands sent in the same round trip. Those
+    indexes are hints that heal: a reader that meets an id without state, or a stale expiry,
+    puts the index right (see `expired`).
+    """
+
+    def __init__(self, client: Any, prefix: str = "tusserver:"):
         self.client = client
         self.prefix = prefix
         self.keys = Keys(prefix)
@@ -195,11 +173,16 @@ class RedisState:
         self._refresh_lock = client.register_script(_REFRESH_LOCK)
         self._delete_if_value = client.register_script(_DELETE_IF_VALUE)
         self._commit_write = client.register_script(_COMMIT_WRITE)
-        self._create_final = client.register_script(_CREATE_FINAL_SCRIPT)
+        self._reference_partial = client.register_script(_REFERENCE_PARTIAL)
+        self._keep_referenced_partial = client.register_script(_KEEP_REFERENCED_PARTIAL)
+        self._unreference_partial = client.register_script(_UNREFERENCE_PARTIAL)
         self._set_fields = client.register_script(_SET_FIELDS_IF_EXISTS)
         self._complete_final = client.register_script(_COMPLETE_FINAL)
         self._delete = client.register_script(_DELETE)
         self.catalog = Catalog(client, self.keys)
+
+    def _batch(self) -> Batch:
+        return Batch(self.client)
 
     # -- reads -----------------------------------------------------------------------------
     def ping(self) -> None:
@@ -211,10 +194,10 @@ class RedisState:
         with translate_errors():
             if not with_parts:
                 return _decode(upload_id, self.client.hgetall(self.keys.upload(upload_id)))
-            pipe = self.client.pipeline(transaction=False)
-            pipe.hgetall(self.keys.upload(upload_id))
-            pipe.zrange(self.keys.parts(upload_id), 0, -1)
-            fields, members = pipe.execute()
+            batch = self._batch()
+            batch.command(self.keys.upload(upload_id), "hgetall")
+            batch.command(self.keys.parts(upload_id), "zrange", 0, -1)
+            fields, members = batch.execute()
         info = _decode(upload_id, fields)
         return info.evolve(parts=_decode_parts(members)) if info else None
 
@@ -238,10 +221,10 @@ class RedisState:
         """
         with translate_errors():
             ids, total = self.catalog.query(query or CatalogQuery(), limit, offset, owner)
-            pipe = self.client.pipeline(transaction=False)
+            batch = self._batch()
             for upload_id in ids:
-                pipe.hgetall(self.keys.upload(upload_id))
-            rows = pipe.execute()
+                batch.command(self.keys.upload(upload_id), "hgetall")
+            rows = batch.execute()
             uploads: list[UploadInfo] = []
             for upload_id, row in zip(ids, rows, strict=True):
                 info = _decode(upload_id, row)
@@ -252,20 +235,45 @@ class RedisState:
                     uploads.append(info)
         return Page(uploads, max(total, 0))
 
-    def reindex(self, upload_id: str) -> bool:
-        """Put an upload back in the listing indexes from its state; False if it has none."""
-        with translate_errors():
-            info = _decode(upload_id, self.client.hgetall(self.keys.upload(upload_id)))
-            if info is None:
-                self.catalog.remove(upload_id)
-                return False
-            self.catalog.index(info)
-        return True
-
     def expired(self, now: float, limit: int = 100) -> list[str]:
-        """Ids of uploads whose expiry time has passed."""
+        """Ids of uploads whose expiry time has passed, the longest expired first.
+
+        Reads every shard of the expiry index (one round trip per node) and checks each
+        candidate's own `expires`: an entry whose upload is gone, or whose expiry moved later
+        (writes leave the entry at the earlier time on purpose), is corrected here instead of
+        being returned. An entry is never later than its upload's expiry.
+        Entries of the unsharded index of earlier versions are moved into the shards.
+        """
+        shards = [*self.keys.expiry_shards, self.keys.legacy_expiry]
         with translate_errors():
-            return list(self.client.zrangebyscore(self.keys.expiry, "-inf", now, 0, limit))
+            batch = self._batch()
+            for shard in shards:
+                batch.command(shard, "zrangebyscore", "-inf", now, 0, limit, withscores=True)
+            found = [
+                (score, upload_id, shard)
+                for shard, rows in zip(shards, batch.execute(), strict=True)
+                for upload_id, score in rows
+            ]
+            candidates = sorted(found)[:limit]
+            batch = self._batch()
+            for _, upload_id, _ in candidates:
+                batch.command(self.keys.upload(upload_id), "hmget", "offset", "expires")
+            states = batch.execute()
+            repairs = self._batch()
+            due = []
+            for (_, upload_id, shard), (offset, expires) in zip(candidates, states, strict=True):
+                home = self.keys.expiry(upload_id)
+                if offset is not None and expires and float(expires) <= now:
+                    due.append(upload_id)
+                    if shard != home:
+                        repairs.command(home, "zadd", {upload_id: float(expires)})
+                        repairs.command(shard, "zrem", upload_id)
+                    continue
+                repairs.command(shard, "zrem", upload_id)
+                if offset is not None and expires:
+                    repairs.command(home, "zadd", {upload_id: float(expires)})
+            repairs.execute()
+        return due
 
     def referencing_finals(self, partial_id: str) -> set[str]:
         """The final uploads built from this partial upload."""
@@ -276,51 +284,83 @@ class RedisState:
         """Those of `ids` that have live state."""
         wanted = list(ids)
         with translate_errors():
-            pipe = self.client.pipeline(transaction=False)
+            batch = self._batch()
             for upload_id in wanted:
-                pipe.exists(self.keys.upload(upload_id))
-            found = pipe.execute()
+                batch.command(self.keys.upload(upload_id), "exists")
+            found = batch.execute()
         return {uid for uid, exists in zip(wanted, found, strict=True) if exists}
 
     # -- creation --------------------------------------------------------------------------
     def create(self, info: UploadInfo) -> None:
-        """Record a new upload and index it for listings and expiry."""
-        with translate_errors():
-            pipe = self.client.pipeline(transaction=True)
-            self._queue_create(pipe, info)
-            pipe.execute()
-            self.catalog.index(info)
+        """Record a new upload and index it (one round trip per node).
 
-    def _queue_create(self, pipe: Any, info: UploadInfo) -> None:
-        """The upload's own keys and its expiry; the catalog indexes it right after."""
-        pipe.hset(self.keys.upload(info.id), mapping=_encode(info))
+        The expiry entry is written before the state (a `Batch` runs its node groups in call
+        order): an entry without state is dropped by the reaper, while state without an entry
+        would never expire. The listings follow the state.
+        """
+        with translate_errors():
+            batch = self._batch()
+            self._queue_expiry(batch, info)
+            batch.command(self.keys.upload(info.id), "hset", mapping=_encode(info))
+            batch.execute()
+            self.catalog.index(info, fresh=True)
+
+    def _queue_expiry(self, batch: Batch, info: UploadInfo) -> None:
         if info.expires is not None:
-            pipe.zadd(self.keys.expiry, {info.id: info.expires})
+            batch.command(self.keys.expiry(info.id), "zadd", {info.id: info.expires})
 
     def create_final(self, info: UploadInfo, now: float) -> None:
-        """Record a final upload, checking and referencing its partials in one script."""
-        fields = _encode(info)
-        keys = [self.keys.upload(info.id), self.keys.expiry]
-        args: list[Any] = [info.id, repr(now), repr(info.created), "1" if info.owner else ""]
-        args.append(str(len(fields)))
-        for name, value in fields.items():
-            args += [name, value]
-        for member in info.members:
-            keys += [self.keys.upload(member), self.keys.refs(member)]
-            args.append(member)
+        """Record a final upload, then check and reference each partial upload atomically.
+
+        Each partial is checked and referenced by one script in its own slot, so a partial can
+        never be deleted between its check and its reference (`delete` refuses a referenced
+        one in the same slot). If one partial does not qualify, the references already made and
+        the final's state are taken back before the 400.
+        """
         with translate_errors():
-            result = self._create_final(keys=keys, args=args)
-            if result[0] == "ok":
-                self.catalog.index(info)
-        if result[0] == "missing":
-            raise InvalidConcat(f"partial upload {result[1]} does not exist")
-        if result[0] == "not-partial":
-            raise InvalidConcat(f"upload {result[1]} is not a partial upload")
-        if result[0] == "incomplete":
-            total = result[3] or "unknown"
-            raise InvalidConcat(
-                f"partial upload {result[1]} is not complete ({result[2]} of {total} bytes)"
-            )
+            self.client.hset(self.keys.upload(info.id), mapping=_encode(info))
+            batch = self._batch()
+            for member in info.members:
+                keys = [self.keys.upload(member), self.keys.refs(member)]
+                batch.script(self._reference_partial, keys, [info.id, repr(now)])
+            answers = batch.execute()
+            refused = next(
+                ((member, answer) for member, answer in zip(info.members, answers, strict=True)
+                 if answer != "ok"),
+                None,
+            )  # fmt: skip
+            if refused is not None:
+                self._take_back_final(info)
+                member, answer = refused
+                if answer == "not-partial":
+                    raise InvalidConcat(f"upload {member} is not a partial upload")
+                raise InvalidConcat(f"partial upload {member} does not exist")
+            batch = self._batch()
+            self._queue_expiry(batch, info)
+            batch.execute()
+            self.catalog.index(info, fresh=True)
+            self._keep_referenced_partials(info.members)
+
+    def _take_back_final(self, info: UploadInfo) -> None:
+        batch = self._batch()
+        for member in dict.fromkeys(info.members):
+            batch.script(self._unreference_partial, [self.keys.refs(member)], [info.id])
+        batch.execute()
+        self.client.delete(self.keys.upload(info.id))
+
+    def _keep_referenced_partials(self, members: Iterable[str]) -> None:
+        """Complete partials a final references stop expiring (state, then the index)."""
+        unique = list(dict.fromkeys(members))
+        batch = self._batch()
+        for member in unique:
+            keys = [self.keys.upload(member), self.keys.refs(member)]
+            batch.script(self._keep_referenced_partial, keys, [])
+        kept = batch.execute()
+        batch = self._batch()
+        for member, done in zip(unique, kept, strict=True):
+            if done:
+                batch.command(self.keys.expiry(member), "zrem", member)
+        batch.execute()
 
     def restore(self, info: UploadInfo) -> None:
         """Write an upload's whole state (parts included), replacing what was there.
@@ -331,18 +371,59 @@ class RedisState:
         with translate_errors():
             if info.is_partial and self.client.scard(self.keys.refs(info.id)):
                 info = info.evolve(expires=None)
+            # The upload's own keys share its slot: one transaction, even on a cluster.
             pipe = self.client.pipeline(transaction=True)
             pipe.delete(self.keys.upload(info.id), self.keys.parts(info.id))
-            self._queue_create(pipe, info)
+            pipe.hset(self.keys.upload(info.id), mapping=_encode(info))
             for part in info.parts:
                 pipe.zadd(self.keys.parts(info.id), {_part_member(part): part.start})
-            for member in info.members:
-                pipe.sadd(self.keys.refs(member), info.id)
-                pipe.zrem(self.keys.expiry, member)
             pipe.execute()
+            batch = self._batch()
+            self._queue_expiry(batch, info)
+            if info.expires is None:
+                batch.command(self.keys.expiry(info.id), "zrem", info.id)
             for member in info.members:
-                self._set_fields(keys=[self.keys.upload(member)], args=["expires", ""])
+                batch.command(self.keys.refs(member), "sadd", info.id)
+                batch.command(self.keys.expiry(member), "zrem", member)
+                batch.script(self._set_fields, [self.keys.upload(member)], ["expires", ""])
+            batch.execute()
             self.catalog.index(info)
+
+    def reindex(self, upload_id: str) -> bool:
+        """Put an upload back in the indexes (the catalog's listings, expiry) from its state;
+        False if it has none (then it leaves them).
+
+        The indexes are written apart from the state (other slots on a cluster): a crash in
+        between leaves an upload out of them, which `rebuild-index` mends with this.
+        """
+        with translate_errors():
+            info = _decode(upload_id, self.client.hgetall(self.keys.upload(upload_id)))
+            batch = self._batch()
+            if info is None:
+                batch.command(self.keys.expiry(upload_id), "zrem", upload_id)
+            else:
+                self._queue_expiry(batch, info)
+            batch.execute()
+            if info is None:
+                self.catalog.remove(upload_id)
+            else:
+                self.catalog.index(info)
+        return info is not None
+
+    def reindex_all(self) -> int:
+        """`reindex` every upload that has state (SCAN over every primary); how many.
+
+        For an upgrade from a version without the catalog, and to repair the indexes after a
+        crash, on any store (rebuild-index, by contrast, restores lost state from S3).
+        """
+        pattern = f"{self.keys.upload('*')}"
+        count = 0
+        with translate_errors():
+            for key in self.client.scan_iter(match=pattern, count=1000):
+                upload_id = key[len(self.keys.upload("")) - 1 : -1]
+                if key == self.keys.upload(upload_id) and self.reindex(upload_id):
+                    count += 1
+        return count
 
     # -- writes ----------------------------------------------------------------------------
     def commit_write(
@@ -361,7 +442,9 @@ class RedisState:
 
         Fenced: only while `token` holds the upload's lock. `length` declares a deferred length
         in the same step, so a PATCH that carries Upload-Length commits both or neither.
-        `release` deletes the lock in the same step (the hot path's last round trip).
+        `release` deletes the lock in the same step (the hot path's last round trip). The expiry
+        index (another slot, maybe another node) is written in the same round trip only when an
+        entry must appear or go; a later expiry is found by the reaper (`expired`).
         """
         args: list[Any] = [
             token,
@@ -380,12 +463,24 @@ class RedisState:
         keys = [
             self.keys.upload(info.id),
             self.keys.parts(info.id),
-            self.keys.expiry,
             self.keys.lock(info.id),
             self.keys.refs(info.id),
         ]
+        shard = self.keys.expiry(info.id)
         with translate_errors():
-            result = self._commit_write(keys=keys, args=args)
+            batch = self._batch().script(self._commit_write, keys, args)
+            # The index entry may stay earlier than the upload's expiry (the reaper, meeting
+            # it, re-reads the expiry and re-scores it): a sliding expiry costs the hot path
+            # nothing. Only an entry that must appear or go is written, and optionally: the
+            # commit stands if only the index update fails.
+            if expires is None:
+                batch.command(shard, "zrem", info.id, optional=True)
+            elif info.expires is None:
+                batch.command(shard, "zadd", {info.id: expires}, optional=True)
+            result = batch.execute()[0]
+            if result[0] == "missing" or (result[0] == "ok" and result[1:]):
+                # Gone meanwhile, or a complete partial a final uses: it does not expire.
+                self.client.zrem(shard, info.id)
         if result[0] == "fenced":
             raise LockLost()
         if result[0] == "missing":
@@ -404,8 +499,9 @@ class RedisState:
             completed=completed,
             parts=info.parts + parts,
         )
-        with translate_errors():
-            self.catalog.touch(committed)
+        if self.catalog.needs_touch(info, committed):
+            with translate_errors():
+                self.catalog.touch(committed)
         return committed
 
     def set_metadata(self, info: UploadInfo, metadata: dict[str, str], updated: float) -> None:
@@ -436,43 +532,48 @@ class RedisState:
         Only the first caller changes anything, so post-finish fires once. Its partial uploads
         leave the expiry index with it: they are part of a complete file now.
         """
-        args = [str(length), repr(completed), *info.members]
-        keys = [self.keys.upload(info.id), self.keys.expiry]
-        keys += [self.keys.upload(member) for member in info.members]
         with translate_errors():
-            done = self._complete_final(keys=keys, args=args)
-            if done:
-                finished = info.evolve(length=length, offset=length, completed=completed)
-                self.catalog.touch(finished)
-        if not done:
-            return None
+            done = self._complete_final(
+                keys=[self.keys.upload(info.id)], args=[str(length), repr(completed)]
+            )
+            if not done:
+                return None
+            batch = self._batch()
+            for member in dict.fromkeys(info.members):
+                batch.script(self._set_fields, [self.keys.upload(member)], ["expires", ""])
+                batch.command(self.keys.expiry(member), "zrem", member)
+            batch.execute()
+            finished = info.evolve(length=length, offset=length, completed=completed)
+            self.catalog.touch(finished)
         return finished
 
     def delete(self, info: UploadInfo, gone_ttl: int) -> list[str]:
         """Forget the upload everywhere and leave a tombstone for `gone_ttl` seconds.
 
         A partial upload that a final still references is refused (`Forbidden`), checked in the
-        same script that deletes, so a final created meanwhile never loses its member. Returns
-        the members of a final upload that no final references any more.
+        same script that deletes, so a final created meanwhile never loses its member. Then the
+        indexes forget it and a final lets go of its members. Returns the members of a final
+        upload that no final references any more.
         """
         keys = [
             self.keys.upload(info.id),
             self.keys.parts(info.id),
             self.keys.refs(info.id),
             self.keys.gone(info.id),
-            self.keys.expiry,
         ]
-        args: list[Any] = [info.id, str(max(gone_ttl, 0)), "1", "1" if info.owner else "0"]
-        for member in info.members:
-            keys.append(self.keys.refs(member))
-            args.append(member)
         with translate_errors():
-            result = self._delete(keys=keys, args=args)
-            if result[0] != "referenced":
-                self.catalog.remove(info.id, info.owner)
-        if result[0] == "referenced":
-            raise Forbidden("this partial upload is part of a final upload; terminate that one")
-        return list(result[1:])
+            result = self._delete(keys=keys, args=[str(max(gone_ttl, 0)), "1"])
+            if result == "referenced":
+                raise Forbidden("this partial upload is part of a final upload; terminate that one")
+            members = list(dict.fromkeys(info.members))
+            self.catalog.remove(info.id, info.owner)
+            batch = self._batch()
+            batch.command(self.keys.expiry(info.id), "zrem", info.id)
+            for member in members:
+                batch.script(self._unreference_partial, [self.keys.refs(member)], [info.id])
+            answers = batch.execute()
+        unused = answers[len(answers) - len(members) :]
+        return [member for member, last in zip(members, unused, strict=True) if last]
 
     # -- the per-upload lock ---------------------------------------------------------------
     def try_lock(
@@ -520,15 +621,15 @@ class RedisState:
         return bool(held), bool(asked)
 
     def refresh_locks(self, locks: list[tuple[str, str]], ttl_ms: int) -> list[tuple[bool, bool]]:
-        """`refresh_lock` for many (upload id, token) pairs in one pipelined round trip."""
+        """`refresh_lock` for many (upload id, token) pairs: one round trip per node."""
         if not locks:
             return []
         with translate_errors():
-            pipe = self.client.pipeline(transaction=False)
+            batch = self._batch()
             for upload_id, token in locks:
                 keys = [self.keys.lock(upload_id), self.keys.release(upload_id)]
-                self._refresh_lock(keys=keys, args=[token, ttl_ms], client=pipe)
-            answers = pipe.execute()
+                batch.script(self._refresh_lock, keys, [token, ttl_ms])
+            answers = batch.execute()
         return [(bool(held), bool(asked)) for held, asked in answers]
 
     def unlock(self, upload_id: str, token: str) -> bool:

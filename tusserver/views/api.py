@@ -8,7 +8,7 @@ from typing import Any
 from flask import Blueprint, Response, jsonify, request, url_for
 
 from ..auth.accounts import NAME_PATTERN
-from ..errors import BackendUnavailable, BadRequest, Forbidden
+from ..errors import BackendUnavailable, BadRequest
 from ..models import UploadInfo
 from ..tags import THUMBNAIL_KEY, tags_of
 from .common import download_url, principal, service, upload_url
@@ -89,10 +89,8 @@ def change_upload(upload_id: str) -> Response:
         raise BadRequest("filename must be a string")
     if tags is not None and not isinstance(tags, list):
         raise BadRequest("tags must be a list of strings")
-    who = principal()
-    if not who.allows("manage"):
-        raise Forbidden("this token may not rename or tag uploads (it lacks the manage scope)")
-    return jsonify(upload_json(service().change(upload_id, who, filename=filename, tags=tags)))
+    changed = service().change(upload_id, principal(), filename=filename, tags=tags)
+    return jsonify(upload_json(changed))
 
 
 @bp.delete("/uploads/<upload_id>")

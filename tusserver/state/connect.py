@@ -1,0 +1,152 @@
+"""The one place that builds a Redis client, for each deployment mode (`TUSSERVER_REDIS_MODE`).
+
+- `single`: one server (`redis.Redis` over a bounded, blocking pool);
+- `cluster`: a Redis/Valkey Cluster reached through any node named in the URL
+  (`redis.cluster.RedisCluster`, which follows MOVED/ASK and failovers by itself);
+- `sentinel`: the master a set of sentinels names (`Sentinel(...).master_for(...)`), followed
+  across promotions.
+
+Every caller (the app, the CLI, tests, benchmarks) gets its client here, so the timeouts and
+pool limits are the same whatever the topology, and the code above works unchanged on each.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, TypeAlias
+from urllib.parse import urlsplit
+
+import redis
+from redis.cluster import RedisCluster
+from redis.exceptions import RedisClusterException, RedisError
+from redis.sentinel import Sentinel
+
+if TYPE_CHECKING:
+    from ..settings import Settings
+
+__all__ = ["MODES", "REDIS_ERRORS", "Client", "connect", "connect_settings", "parse_sentinels"]
+
+MODES = ("single", "cluster", "sentinel")
+
+REDIS_ERRORS: tuple[type[Exception], ...] = (RedisError, RedisClusterException)
+"""What a client of any mode raises when Redis fails: the cluster client also raises
+`RedisClusterException` (no node reachable, slots not covered), which is not a `RedisError`."""
+
+Client: TypeAlias = "redis.Redis | RedisCluster"
+"""What the state layer talks to: both answer the same commands, scripts and pipelines."""
+
+# Short timeouts: an outage must be a quick 503, not a hung request.
+_TIMEOUTS: dict[str, Any] = {
+    "socket_connect_timeout": 3,
+    "socket_timeout": 10,
+    "retry_on_timeout": False,
+}
+
+
+def connect(
+    url: str,
+    max_connections: int = 64,
+    *,
+    mode: str = "single",
+    sentinels: Sequence[str] = (),
+    sentinel_master: str = "",
+    sentinel_password: str = "",
+    password: str = "",
+) -> Client:
+    """A client for `mode` (see the module docstring), with short timeouts and a bounded pool.
+
+    The pool is bounded and blocking: under the gevent worker thousands of requests of one
+    process may want Redis at the same moment, and each would otherwise open a connection of
+    its own (redis-py's default pool refuses past 100). A request waits up to 10 s for one of
+    `max_connections` (per node on a cluster), then fails like any other Redis outage.
+
+    `password` is the data nodes' password when the URL carries none; `sentinel_password` is
+    the sentinels' own (they often have a different one, or none).
+    """
+    if mode not in MODES:
+        raise ValueError(f"unknown Redis mode {mode!r}; expected one of {', '.join(MODES)}")
+    auth = {"password": password} if password and not urlsplit(url).password else {}
+    if mode == "cluster":
+        return RedisCluster.from_url(
+            url,
+            decode_responses=True,
+            connection_pool_class=redis.BlockingConnectionPool,
+            max_connections=max_connections,
+            timeout=10,
+            **_TIMEOUTS,
+            **auth,
+        )
+    if mode == "sentinel":
+        return _sentinel_master(
+            url, sentinels, sentinel_master, sentinel_password, password, max_connections
+        )
+    pool = redis.BlockingConnectionPool.from_url(
+        url,
+        max_connections=max_connections,
+        timeout=10,
+        decode_responses=True,
+        health_check_interval=30,
+        **_TIMEOUTS,
+        **auth,
+    )
+    return redis.Redis(connection_pool=pool)
+
+
+def connect_settings(settings: Settings, max_connections: int = 64) -> Client:
+    """The client the settings describe (`TUSSERVER_REDIS_*`)."""
+    return connect(
+        settings.redis_url or "redis://127.0.0.1:6379/0",
+        max_connections,
+        mode=settings.redis_mode,
+        sentinels=settings.redis_sentinels,
+        sentinel_master=settings.redis_sentinel_master,
+        sentinel_password=settings.redis_sentinel_password,
+        password=settings.redis_password,
+    )
+
+
+def parse_sentinels(entries: Sequence[str]) -> list[tuple[str, int]]:
+    """`host:port` strings (`[::1]:26379` for IPv6) as (host, port); ValueError names a bad one."""
+    addresses = []
+    for entry in entries:
+        parts = urlsplit(f"//{entry.strip()}")
+        try:
+            port = parts.port
+        except ValueError:
+            port = None
+        if not parts.hostname or port is None:
+            raise ValueError(f"{entry!r} is not host:port")
+        addresses.append((parts.hostname, port))
+    return addresses
+
+
+def _sentinel_master(
+    url: str,
+    sentinels: Sequence[str],
+    master: str,
+    sentinel_password: str,
+    password: str,
+    max_connections: int,
+) -> redis.Redis:
+    """The master's client; it asks the sentinels again after a failover.
+
+    The data nodes' password and database come from the URL when it has them (its host is not
+    used: the sentinels say where the master is), else from `password`.
+    """
+    if not sentinels or not master:
+        raise ValueError("sentinel mode needs the sentinels and the master's name")
+    parts = urlsplit(url) if url else None
+    data_password = (parts.password if parts else None) or password or None
+    db = int((parts.path or "/0").strip("/") or 0) if parts else 0
+    sentinel_kwargs: dict[str, Any] = {**_TIMEOUTS, "decode_responses": True}
+    if sentinel_password:
+        sentinel_kwargs["password"] = sentinel_password
+    sentinel = Sentinel(
+        parse_sentinels(sentinels),
+        sentinel_kwargs=sentinel_kwargs,
+        password=data_password,
+        db=db,
+        decode_responses=True,
+        **_TIMEOUTS,
+    )
+    return sentinel.master_for(master, max_connections=max_connections)
