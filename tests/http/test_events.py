@@ -21,7 +21,7 @@ from tests.support.accounts import add_token, add_user, bearer
 from tests.support.sse import SseReader, of_upload
 from tests.support.tcp_proxy import TcpProxy
 from tusserver import create_app
-from tusserver.state.redis import connect
+from tusserver.state.connect import connect
 
 pytestmark = pytest.mark.parametrize("store_kind", ["local"])  # events do not touch the store
 

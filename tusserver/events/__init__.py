@@ -17,10 +17,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-import redis
-
 from ..models import UploadInfo
 from ..settings import Settings
+from ..state.connect import Client
 from ..state.keys import Keys
 from .hub import EventHub
 from .payload import EventKind
@@ -46,7 +45,7 @@ class FileEvents:
 
     @classmethod
     def from_settings(
-        cls, settings: Settings, client: redis.Redis, clock: Callable[[], float] = time.time
+        cls, settings: Settings, client: Client, clock: Callable[[], float] = time.time
     ) -> FileEvents:
         """The app's events. `clock` dates the events: wall-clock time by default, not the
         app's clock, whose readings some tests count."""

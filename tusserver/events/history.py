@@ -15,7 +15,7 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-import redis
+from ..state.connect import Client
 
 StreamId = tuple[int, int]
 _ID = re.compile(r"([0-9]{1,20})-([0-9]{1,20})")
@@ -51,7 +51,7 @@ class Resume:
     reset: bool
 
 
-def plan_resume(client: redis.Redis, key: str, last_event_id: str | None) -> Resume:
+def plan_resume(client: Client, key: str, last_event_id: str | None) -> Resume:
     """Where to start. Without an id: after the newest entry (live only), which is also where a
     stream that lost messages catches up from."""
     pipe = client.pipeline(transaction=False)
@@ -70,7 +70,7 @@ def plan_resume(client: redis.Redis, key: str, last_event_id: str | None) -> Res
     return Resume(wanted, replay=True, reset=False)
 
 
-def read_after(client: redis.Redis, key: str, after: StreamId) -> Iterator[tuple[str, str]]:
+def read_after(client: Client, key: str, after: StreamId) -> Iterator[tuple[str, str]]:
     """(entry id, event JSON) of every retained entry after `after`, oldest first, read a page
     at a time."""
     start = "(" + format_id(after)

@@ -24,11 +24,9 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-import redis
-from redis.exceptions import RedisError
-
 from .. import metrics
 from ..errors import TusError
+from ..state.connect import REDIS_ERRORS, Client
 from ..state.keys import Keys
 
 log = logging.getLogger(__name__)
@@ -97,7 +95,7 @@ class Listener:
 class EventHub:
     """The process's one subscription to the fleet's events, and its open streams."""
 
-    def __init__(self, client: redis.Redis, keys: Keys, max_streams: int):
+    def __init__(self, client: Client, keys: Keys, max_streams: int):
         self.client = client
         self.keys = keys
         self.max_streams = max_streams
@@ -177,7 +175,7 @@ class EventHub:
                     message = pubsub.get_message(timeout=1.0)
                     if message is not None and message.get("type") == "message":
                         self._dispatch(message["data"])
-            except RedisError as exc:
+            except REDIS_ERRORS as exc:
                 self.subscribed.clear()
                 if not failed:
                     log.warning("file events subscription lost (Redis: %s); retrying", exc)
@@ -185,7 +183,7 @@ class EventHub:
                 time.sleep(1.0)
             finally:
                 if pubsub is not None:
-                    with contextlib.suppress(RedisError):
+                    with contextlib.suppress(*REDIS_ERRORS):
                         pubsub.close()
 
     def _dispatch(self, data: str) -> None:

@@ -29,10 +29,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-import redis
-from redis.exceptions import RedisError
-
 from ..models import UploadInfo
+from ..state.connect import REDIS_ERRORS, Client
 from ..state.keys import Keys
 from .payload import EventKind, event_payload
 
@@ -67,7 +65,7 @@ class EventPublisher:
 
     def __init__(
         self,
-        client: redis.Redis,
+        client: Client,
         keys: Keys,
         retain: int,
         retain_all: int,
@@ -200,7 +198,7 @@ class EventPublisher:
                 for outgoing in batch:
                     self._queue_append(pipe, outgoing)
                 pipe.execute()
-            except RedisError as exc:
+            except REDIS_ERRORS as exc:
                 if not self._failing:
                     log.warning("file events not sent yet (Redis: %s); retrying", exc)
                 self._failing = True

@@ -26,7 +26,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from flask import Blueprint, Response, current_app, request
-from redis.exceptions import RedisError
 
 from ..auth.principal import Principal
 from ..errors import Forbidden, UploadNotFound
@@ -35,6 +34,7 @@ from ..events.history import Resume, StreamId, parse_id, plan_resume, read_after
 from ..events.hub import CLOSED, RESYNC, EventHub, Listener
 from ..events.publisher import ALL, owner_scope
 from ..events.sse import HEARTBEAT, event_frame, opening, reset_frame
+from ..state.connect import REDIS_ERRORS
 from ..state.keys import Keys
 from ..state.redis import translate_errors
 from .common import principal
@@ -139,7 +139,7 @@ def _stream(
                     continue
                 cursor.last = entry
                 yield event_frame(message.entry_id, message.body)
-    except RedisError as exc:
+    except REDIS_ERRORS as exc:
         # Mid-stream the status is long sent: end it; the client resumes with Last-Event-ID.
         log.warning("event stream ended: Redis unavailable (%s)", exc)
     finally:
