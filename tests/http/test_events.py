@@ -23,7 +23,10 @@ from tests.support.tcp_proxy import TcpProxy
 from tusserver import create_app
 from tusserver.state.connect import connect
 
-pytestmark = pytest.mark.parametrize("store_kind", ["local"])  # events do not touch the store
+# Events do not touch the data store: the local store, with state on a single Redis and on a
+# real Redis Cluster (where the owner's and the fleet-wide stream live on different slots).
+BOTH = pytest.mark.parametrize("store_kind", ["local", "cluster"])
+LOCAL = pytest.mark.parametrize("store_kind", ["local"])
 
 TUS = {"Tus-Resumable": "1.0.0"}
 FAST = {"events_heartbeat": 0.1}
@@ -75,6 +78,7 @@ def accounts_app(make_app: Any) -> Flask:
     return app
 
 
+@BOTH
 def test_a_user_sees_only_their_own_file_events_and_an_admin_sees_everyones(
     accounts_app: Flask,
 ) -> None:
@@ -92,6 +96,7 @@ def test_a_user_sees_only_their_own_file_events_and_an_admin_sees_everyones(
         assert everyone[0].data["owner"] == "bob"
 
 
+@BOTH
 def test_events_carry_the_upload_and_never_its_metadata(accounts_app: Flask) -> None:
     client = accounts_app.test_client()
     alice = bearer(add_token(accounts_app, "alice"))
@@ -113,6 +118,7 @@ def test_events_carry_the_upload_and_never_its_metadata(accounts_app: Flask) -> 
     assert "secret-value" not in str(created.data) and "metadata" not in created.data
 
 
+@BOTH
 def test_progress_finish_rename_and_delete_reach_the_stream(make_app: Any) -> None:
     app = make_app(events_progress_interval=3600, **FAST)  # one progress event, then none
     client = app.test_client()
@@ -137,6 +143,7 @@ def test_progress_finish_rename_and_delete_reach_the_stream(make_app: Any) -> No
     assert deleted.data["reason"] == "terminated"
 
 
+@BOTH
 def test_a_tag_change_is_announced_with_the_new_tags(make_app: Any) -> None:
     app = make_app(**FAST)
     client = app.test_client()
@@ -155,6 +162,7 @@ def test_a_tag_change_is_announced_with_the_new_tags(make_app: Any) -> None:
     assert sorted(after[0].data["tags"]) == ["a", "b"]
 
 
+@BOTH
 def test_a_held_back_progress_event_is_sent_when_its_interval_has_passed(make_app: Any) -> None:
     app = make_app(events_progress_interval=0.3, **FAST)
     client = app.test_client()
@@ -170,6 +178,7 @@ def test_a_held_back_progress_event_is_sent_when_its_interval_has_passed(make_ap
     assert len(progress) < 5 or len(set(offsets)) == len(offsets)
 
 
+@BOTH
 def test_last_event_id_resumes_after_that_event(make_app: Any) -> None:
     app = make_app(**FAST)
     client = app.test_client()
@@ -186,6 +195,7 @@ def test_last_event_id_resumes_after_that_event(make_app: Any) -> None:
         assert [e.data["id"] for e in resumed.until(of_upload(ids[2]))] == ids[1:]
 
 
+@LOCAL
 @pytest.mark.parametrize("bad_id", ["0-1", "not-an-id", "99999999999999-0"])
 def test_an_id_the_server_cannot_vouch_for_starts_over_with_a_reset(
     make_app: Any, bad_id: str
@@ -201,6 +211,7 @@ def test_an_id_the_server_cannot_vouch_for_starts_over_with_a_reset(
     assert [e.data["id"] for e in seen[1:]] == ids  # everything retained, oldest first
 
 
+@LOCAL
 def test_more_streams_than_the_cap_get_503_with_retry_after(make_app: Any) -> None:
     app = make_app(events_max_streams=1, **FAST)
     client = app.test_client()
@@ -213,11 +224,13 @@ def test_more_streams_than_the_cap_get_503_with_retry_after(make_app: Any) -> No
         pass
 
 
+@LOCAL
 def test_who_may_not_follow_events(accounts_app: Flask) -> None:
     client = accounts_app.test_client()
     assert client.get("/api/events").status_code == 401
 
 
+@LOCAL
 def test_events_turned_off(make_app: Any) -> None:
     client = make_app(events_enabled=False).test_client()
     assert client.get("/api/events").status_code == 404
@@ -225,6 +238,7 @@ def test_events_turned_off(make_app: Any) -> None:
     assert upload_id
 
 
+@LOCAL
 def test_an_event_published_while_the_subscription_was_down_still_arrives(
     make_app: Any, make_settings: Any, redis_url: str
 ) -> None:
@@ -256,6 +270,7 @@ class _Clock:
         return self.now
 
 
+@BOTH
 def test_an_expired_upload_is_announced_as_deleted_by_expiry(make_app: Any) -> None:
     clock = _Clock()
     app = make_app(clock=clock, expire_after=60, **FAST)

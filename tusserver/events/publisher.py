@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..models import UploadInfo
+from ..state.batch import Batch
 from ..state.connect import REDIS_ERRORS, Client
 from ..state.keys import Keys
 from .payload import EventKind, event_payload
@@ -78,6 +79,7 @@ class EventPublisher:
         self.retain_all = retain_all
         self.progress_interval = progress_interval
         self.clock = clock
+        self._append = client.register_script(_APPEND)
         self._queue: deque[_Outgoing] = deque()
         self._trailing: dict[str, tuple[float, _Outgoing]] = {}
         self._last_progress: OrderedDict[str, float] = OrderedDict()
@@ -194,10 +196,10 @@ class EventPublisher:
         deadline = time.monotonic() + RETRY_SECONDS
         while True:
             try:
-                pipe = self.client.pipeline(transaction=False)
+                calls = Batch(self.client)
                 for outgoing in batch:
-                    self._queue_append(pipe, outgoing)
-                pipe.execute()
+                    self._queue_append(calls, outgoing)
+                calls.execute()
             except REDIS_ERRORS as exc:
                 if not self._failing:
                     log.warning("file events not sent yet (Redis: %s); retrying", exc)
@@ -212,15 +214,19 @@ class EventPublisher:
             self._failing = False
             return
 
-    def _queue_append(self, pipe: Any, outgoing: _Outgoing) -> None:
+    def _queue_append(self, calls: Batch, outgoing: _Outgoing) -> None:
+        """One script per stream: each touches one key (one Cluster slot); `Batch` sends them
+        in one round trip per node."""
         channel = self.keys.events_channel
         ttl = str(STREAM_TTL_MS)
         if outgoing.owner:
             key = self.keys.owner_events(outgoing.owner)
             scope = owner_scope(outgoing.owner)
-            pipe.eval(_APPEND, 1, key, self.retain, outgoing.body, channel, scope, ttl)
-        pipe.eval(
-            _APPEND, 1, self.keys.all_events, self.retain_all, outgoing.body, channel, ALL, ttl
+            calls.script(self._append, [key], [self.retain, outgoing.body, channel, scope, ttl])
+        calls.script(
+            self._append,
+            [self.keys.all_events],
+            [self.retain_all, outgoing.body, channel, ALL, ttl],
         )
 
 
