@@ -468,7 +468,13 @@ const fileList = { uploads: [], total: 0, loading: false, owner: '' };
 let refreshTimer = null;
 
 async function loadFiles({ append = false } = {}) {
-  if (fileList.loading || !account?.signedIn) return;
+  if (!account?.signedIn) return;
+  if (fileList.loading) {
+    // A reload asked for while one runs (a filter changed, a live event came) is not dropped:
+    // it runs when this one ends, so the table always ends up showing the latest query.
+    if (!append) fileList.reloadAgain = true;
+    return;
+  }
   fileList.loading = true;
   els.fileListMore.disabled = true;
   const query = {
@@ -490,12 +496,17 @@ async function loadFiles({ append = false } = {}) {
   } finally {
     fileList.loading = false;
     els.fileListMore.disabled = false;
+    if (fileList.reloadAgain) {
+      fileList.reloadAgain = false;
+      loadFiles();
+    }
   }
 }
 
 /** Empty the list (signed out, or another user signed in). */
 function clearFileList() {
   clearTimeout(refreshTimer);
+  fileList.reloadAgain = false;
   fileList.uploads = [];
   fileList.total = 0;
   fileList.owner = '';
