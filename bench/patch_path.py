@@ -8,11 +8,12 @@ one private Valkey started here with the AOF policy the embedded server ships wi
 - round trips and CPU: in-process (Flask test client, local store), N PATCHes of 4 KiB on one
   upload; a round trip is one request written to the Redis socket (a pipeline counts once);
   CPU is the process's user+system time over those PATCHes.
-- throughput: `tusserver serve` (gunicorn, 2 workers) per tree, a 256 MiB upload in 5 MiB
-  PATCHes (bench/client.py), old and new taking turns; the ratio is the median of the
+- throughput: `tusserver serve` (gunicorn, 2 workers) per tree, started once and warmed up,
+  256 MiB uploads in 5 MiB PATCHes (bench/client.py), old and new taking turns, with fsync on
+  and then off; MiB/s and the server tree's CPU seconds per GiB; the ratio is the median of the
   run-by-run ratios.
 
-    .venv/bin/python bench/patch_path.py [--old REV] [--runs 3] [--size-mib 256]
+    .venv/bin/python bench/patch_path.py [--old REV] [--runs 5] [--fsync on,off] [--size-mib 256]
 """
 
 from __future__ import annotations
@@ -158,9 +159,13 @@ def serve(
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--old", default=None, help="git revision of the 'old' tree")
-    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--size-mib", type=int, default=256)
-    parser.add_argument("--no-fsync", action="store_true", help="both servers skip the data fsync")
+    parser.add_argument(
+        "--fsync",
+        default="on,off",
+        help="data fsync modes to measure, each old vs new: on, off or on,off (default)",
+    )
     parser.add_argument(
         "--worker-class",
         default=None,
@@ -171,14 +176,16 @@ def main() -> None:
         action="store_true",
         help="only measure what Valkey's appendfsync policy costs per PATCH (working tree)",
     )
+    parser.add_argument("--no-in-process", action="store_true", help="skip round trips and CPU")
     args = parser.parse_args()
     if args.aof_cost:
         aof_cost()
         return
     sys.path.insert(0, str(ROOT))  # only here: the measuring subprocesses import their own tree
-    from bench.client import upload
-    from tusserver.embedded_redis import EmbeddedRedis, free_port
+    from tusserver.embedded_redis import EmbeddedRedis
 
+    began = time.monotonic()
+    print(f"load average at the start: {os.getloadavg()[0]:.2f}", flush=True)
     old_rev = (
         args.old
         or subprocess.run(
@@ -189,6 +196,7 @@ def main() -> None:
             check=True,
         ).stdout.strip()
     )
+    modes = [mode.strip() for mode in args.fsync.split(",") if mode.strip()]
     with tempfile.TemporaryDirectory() as tmp:
         old_tree = Path(tmp) / "old"
         old_tree.mkdir()
@@ -199,46 +207,88 @@ def main() -> None:
         with EmbeddedRedis(Path(tmp) / "redis", persistent=True) as server:
             trees = {"old": old_tree, "new": ROOT}
             print(f"old = {old_rev[:10]}, new = working tree", flush=True)
-            for name, tree in trees.items():
-                result = in_tree(tree, server.url)
-                print(
-                    f"{name}: {result['round_trips']:.2f} Redis round trips and "
-                    f"{result['cpu_us']:.0f} µs CPU per 4 KiB PATCH",
-                    flush=True,
-                )
-            size = args.size_mib * 1024 * 1024
-            speeds: dict[str, list[float]] = {"old": [], "new": []}
-            for run in range(args.runs):
-                order = ["old", "new"] if run % 2 == 0 else ["new", "old"]
-                for name in order:
-                    port = free_port()
-                    process = serve(
-                        trees[name],
-                        Path(tmp) / f"data-{name}-{run}",
-                        server.url,
-                        port,
-                        args.worker_class,
-                        not args.no_fsync,
+            if not args.no_in_process:
+                for name, tree in trees.items():
+                    result = in_tree(tree, server.url)
+                    print(
+                        f"{name}: {result['round_trips']:.2f} Redis round trips and "
+                        f"{result['cpu_us']:.0f} µs CPU per 4 KiB PATCH",
+                        flush=True,
                     )
-                    try:
-                        subprocess.run(["sync"], check=False)
-                        done = upload("127.0.0.1", port, size, 5 * 1024 * 1024)
-                        speeds[name].append(size / 2**20 / (done["ended"] - done["started"]))
-                    finally:
-                        process.terminate()
-                        process.wait(timeout=30)
-                print(
-                    f"run {run + 1}: old {speeds['old'][-1]:.0f} MiB/s, "
-                    f"new {speeds['new'][-1]:.0f} MiB/s",
-                    flush=True,
-                )
-            ratios = [n / o for n, o in zip(speeds["new"], speeds["old"], strict=True)]
+            for mode in modes:
+                throughput(trees, Path(tmp) / f"fsync-{mode}", server.url, mode == "on", args)
+    print(
+        f"load average at the end: {os.getloadavg()[0]:.2f}; "
+        f"took {(time.monotonic() - began) / 60:.1f} min",
+        flush=True,
+    )
+
+
+def throughput(
+    trees: dict[str, Path], folder: Path, redis_url: str, fsync: bool, args: argparse.Namespace
+) -> None:
+    """Old and new `tusserver serve`, each started once and warmed up, taking turns (ABBA).
+
+    Every upload is 256 MiB in 5 MiB PATCHes on one connection; besides MiB/s the server's
+    whole process tree's CPU seconds per GiB are recorded (steadier on a shared machine).
+    """
+    from bench.client import upload
+    from tests.support.procstats import stop_process, tree_cpu
+    from tusserver.embedded_redis import free_port
+
+    size = args.size_mib * 1024 * 1024
+    label = "fsync on" if fsync else "fsync off"
+    servers: dict[str, tuple[subprocess.Popen[bytes], int]] = {}
+    try:
+        for name, tree in trees.items():
+            port = free_port()
+            process = serve(tree, folder / name, redis_url, port, args.worker_class, fsync)
+            servers[name] = (process, port)
+            upload("127.0.0.1", port, 64 * 1024 * 1024, 5 * 1024 * 1024)  # warm-up
+        speeds: dict[str, list[float]] = {"old": [], "new": []}
+        cpus: dict[str, list[float]] = {"old": [], "new": []}
+        for run in range(args.runs):
+            order = ["old", "new"] if run % 2 == 0 else ["new", "old"]
+            for name in order:
+                process, port = servers[name]
+                subprocess.run(["sync"], check=False)
+                cpu = tree_cpu(process.pid)
+                done = upload("127.0.0.1", port, size, 5 * 1024 * 1024)
+                cpus[name].append((tree_cpu(process.pid) - cpu) / (size / 2**30))
+                speeds[name].append(size / 2**20 / (done["ended"] - done["started"]))
+                _remove_uploads(folder / name)
             print(
-                f"5 MiB PATCHes, {args.size_mib} MiB: old {statistics.median(speeds['old']):.0f}"
-                f" MiB/s, new {statistics.median(speeds['new']):.0f} MiB/s, ratio (median of runs)"
-                f" {statistics.median(ratios):.2f}",
+                f"{label}, run {run + 1}: old {speeds['old'][-1]:.0f} MiB/s "
+                f"({cpus['old'][-1]:.2f} CPU s/GiB), new {speeds['new'][-1]:.0f} MiB/s "
+                f"({cpus['new'][-1]:.2f} CPU s/GiB), load {os.getloadavg()[0]:.1f}",
                 flush=True,
             )
+    finally:
+        for process, _ in servers.values():
+            stop_process(process)
+    ratios = [n / o for n, o in zip(speeds["new"], speeds["old"], strict=True)]
+    cpu_ratios = [o / n for n, o in zip(cpus["new"], cpus["old"], strict=True) if n > 0]
+    print(
+        f"{label}, 5 MiB PATCHes, {args.size_mib} MiB x {args.runs}: "
+        f"old {statistics.median(speeds['old']):.0f} MiB/s, "
+        f"new {statistics.median(speeds['new']):.0f} MiB/s, "
+        f"ratio (median of runs) {statistics.median(ratios):.2f}; server CPU s/GiB "
+        f"old {statistics.median(cpus['old']):.2f}, new {statistics.median(cpus['new']):.2f} "
+        f"(old/new {statistics.median(cpu_ratios):.2f})",
+        flush=True,
+    )
+
+
+def _remove_uploads(data_dir: Path) -> None:
+    """Delete the uploaded files (the servers never read them again).
+
+    The machine is a VM whose untouched memory is slow to fill the first time: page cache
+    for a new 256 MiB file every upload costs several times the CPU of reusing freed pages, and
+    how much depends on what else ran lately. Freeing each upload's pages keeps runs alike.
+    """
+    for entry in data_dir.iterdir():
+        if entry.is_file() and len(entry.name) == 32:
+            entry.unlink()
 
 
 def aof_cost(rounds: int = 3) -> None:

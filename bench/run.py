@@ -758,6 +758,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--output", default=str(ROOT / "bench" / "RESULTS.md"))
     parser.add_argument("--tmp", help="folder for servers' data (default: system temp)")
     parser.add_argument("--keep", action="store_true", help="keep the data folder and logs")
+    parser.add_argument(
+        "--worker-class",
+        choices=("gevent", "gthread"),
+        help="tusserver's gunicorn worker (default: what it ships with, gevent)",
+    )
     args = parser.parse_args(argv)
     args.runs = args.runs or (1 if args.quick else 4)  # even: the ABBA turns balance out
     sizes = args.sizes or ("256" if args.quick else "256,1024")
@@ -783,9 +788,10 @@ def main(argv: list[str] | None = None) -> int:
     bench.servers = []  # type: ignore[attr-defined]
     names = {"ours": "ours", "socket": "socket", "wsgi": "wsgi-input"}
     config = [
-        f"- Servers: gunicorn gthread, {workers} workers x {threads} threads (tusserver serve's "
-        "defaults, for ours and both baseline apps alike; ours with --worker-class gthread, "
-        "as the baseline apps); tusserver with "
+        f"- Servers: {workers} gunicorn workers each; ours with the "
+        f"{args.worker_class or servers.default_worker_class()} worker"
+        f"{' (its default)' if not args.worker_class else ''}, the baseline apps with gthread, "
+        f"{threads} threads (tusserver serve's defaults); tusserver with "
         f"TUSSERVER_READ_CHUNK_SIZE={Settings().read_chunk_size // 1024} KiB, a private "
         "embedded Redis with its append-only file (fsync every second), whose CPU time is "
         "counted in ours",
@@ -799,7 +805,9 @@ def main(argv: list[str] | None = None) -> int:
         bench.measure_client_ceiling()
         say("starting servers")
         group = [
-            servers.start_ours("ours", base, redis, False, workers, threads),
+            servers.start_ours(
+                "ours", base, redis, False, workers, threads, worker_class=args.worker_class
+            ),
             servers.start_baseline("socket", base, "socket", False, workers, threads),
             servers.start_baseline("wsgi-input", base, "wsgi-input", False, workers, threads),
         ]
@@ -816,7 +824,17 @@ def main(argv: list[str] | None = None) -> int:
                     f"{workers} processes (as many as ours has workers)"
                 )
         if not args.no_fsync:
-            group.append(servers.start_ours("ours-fsync", base, redis, True, workers, threads))
+            group.append(
+                servers.start_ours(
+                    "ours-fsync",
+                    base,
+                    redis,
+                    True,
+                    workers,
+                    threads,
+                    worker_class=args.worker_class,
+                )
+            )
             group.append(
                 servers.start_baseline("socket-fsync", base, "socket", True, workers, threads)
             )

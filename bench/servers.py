@@ -131,6 +131,13 @@ def serve_defaults() -> tuple[int, int]:
     return int(defaults["workers"]), int(defaults["threads"])
 
 
+def default_worker_class() -> str:
+    """The worker class `tusserver serve` uses when none is given."""
+    from tusserver.settings import Settings
+
+    return str(Settings().worker_class)
+
+
 def start_ours(
     name: str,
     base: Path,
@@ -139,7 +146,13 @@ def start_ours(
     workers: int,
     threads: int,
     extra_env: dict[str, str] | None = None,
+    worker_class: str | None = None,
 ) -> Server:
+    """`tusserver serve` with `worker_class` (None: what tusserver ships with, gevent).
+
+    The baseline apps always run gthread (a plain WSGI app's usual worker); ours runs what a
+    user gets by default, so the figures are the ones a deployment sees.
+    """
     data = base / name
     data.mkdir(parents=True, exist_ok=True)
     port = free_port()
@@ -157,9 +170,7 @@ def start_ours(
     env.update(extra_env or {})
     command = [sys.executable, "-m", "tusserver", "serve", "--host", "127.0.0.1"]
     command += ["--port", str(port), "--workers", str(workers), "--threads", str(threads)]
-    # gthread, as the baseline apps run: the same gunicorn settings on both sides. (The gevent
-    # default is compared with gthread under slow clients by bench/slow_clients.py.)
-    command += ["--worker-class", "gthread"]
+    command += ["--worker-class", worker_class or default_worker_class()]
     log_path = base / f"{name}.log"
     process = _popen(command, env, log_path, ROOT)
     server = Server(name, port, process, data / "uploads", log_path, workers, "ours")

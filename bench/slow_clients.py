@@ -25,9 +25,11 @@ import contextlib
 import datetime
 import os
 import platform
+import shutil
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -95,6 +97,9 @@ def measure(server: servers.Server, args: argparse.Namespace, path: str) -> Load
         f"{summary['progressed']}/{summary['uploads']}, idle held {summary['idle_held']}/"
         f"{args.idle}, CPU {summary['cpu_cores']:.2f} cores, errors {summary['errors']}"
     )
+    if result.probe_latencies:
+        timeline = " ".join(f"{latency * 1000:.0f}" for latency in result.probe_latencies)
+        say(f"  fresh-client latencies in order, ms: {timeline}")
     if result.probe_errors:
         say(f"  first fresh-client error: {result.probe_errors[0]}")
     result.idle_rss = idle_rss  # type: ignore[attr-defined]
@@ -108,7 +113,8 @@ def report(results: dict[str, LoadResult], args: argparse.Namespace, notes: list
         "## Slow clients (`bench/slow_clients.py`)",
         "",
         f"Run of {now} on {os.cpu_count()} cores ({platform.python_version()}), load average "
-        f"{load:.1f} at the end. Each server alone in turn: {args.idle:,} idle keep-alive "
+        f"{args.load_at_start:.1f} at the start and {load:.1f} at the end. Each server alone "
+        f"in turn: {args.idle:,} idle keep-alive "
         f"connections (one OPTIONS each, then nothing), then {args.uploads:,} uploads each "
         f"trickling {args.rate // 1024} KiB/s in {args.patch_bytes // 1024} KiB PATCHes "
         f"(4 KiB every {4096 / args.rate * 1000:.0f} ms), {args.ramp:.0f} s to settle, then a "
@@ -171,21 +177,28 @@ def main() -> None:
     parser.add_argument("--no-node", action="store_true")
     parser.add_argument("--fsync", choices=("true", "false"), default="true")
     parser.add_argument("--no-write", action="store_true")
+    parser.add_argument("--log-level", default="WARNING", help="tusserver's TUSSERVER_LOG_LEVEL")
+    parser.add_argument(
+        "--keep", action="store_true", help="keep the temporary folder (servers' logs, data)"
+    )
     args = parser.parse_args()
     if args.quick:
         args.uploads, args.idle, args.ramp, args.seconds = 200, 1000, 8.0, 20.0
     args.uploads = min(args.uploads, 5000)  # bounded: this is a benchmark, not a flood
     args.idle = min(args.idle, 12000)
     raise_open_file_limit()
+    args.load_at_start = os.getloadavg()[0]
+    say(f"load average at the start: {args.load_at_start:.2f}")
+    began = time.monotonic()
 
     notes: list[str] = []
     results: dict[str, LoadResult] = {}
-    with tempfile.TemporaryDirectory(prefix="tus-slow-") as folder:
+    with _work_folder(args.keep) as folder:
         base = Path(folder)
         for candidate in [c.strip() for c in args.candidates.split(",") if c.strip()]:
             threads = args.gthread_threads or (args.uploads // args.workers + 64)
             name = f"tusserver ({candidate})"
-            env = {"TUSSERVER_FSYNC": args.fsync, "TUSSERVER_LOG_LEVEL": "WARNING"}
+            env = {"TUSSERVER_FSYNC": args.fsync, "TUSSERVER_LOG_LEVEL": args.log_level}
             server = start_ours(candidate, base, candidate, args.workers, threads, env)
             try:
                 results[name] = measure(server, args, "/files")
@@ -218,8 +231,22 @@ def main() -> None:
                     server.stop()
     text = report(results, args, notes)
     print(text)
+    say(f"took {(time.monotonic() - began) / 60:.1f} min")
     if not args.no_write:
         write_section("slow-clients", text)
+
+
+@contextlib.contextmanager
+def _work_folder(keep: bool) -> Iterator[str]:
+    """A temporary folder for the servers' data and logs, removed at the end unless `keep`."""
+    folder = tempfile.mkdtemp(prefix="tus-slow-")
+    try:
+        yield folder
+    finally:
+        if keep:
+            say(f"kept {folder}")
+        else:
+            shutil.rmtree(folder, ignore_errors=True)
 
 
 if __name__ == "__main__":

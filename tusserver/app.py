@@ -126,7 +126,12 @@ def create_app(
     """Build the app. Components not given are made from the settings."""
     settings = settings or Settings.from_env()
     client = redis_client or connect_settings(settings)
-    state = RedisState(client, settings.redis_prefix)
+    state = RedisState(
+        client,
+        settings.redis_prefix,
+        wait_replicas=settings.redis_wait_replicas,
+        wait_timeout_ms=settings.redis_wait_timeout,
+    )
     store = metrics.TimedStore(store or make_store(settings))
     locks = LockManager(state, settings.lock_ttl, settings.lock_wait)
     keeper = LockKeeper(settings.read_timeout)

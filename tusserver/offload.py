@@ -10,6 +10,7 @@ simply calls `fn`, because there the caller is already a thread of its own.
 
 from __future__ import annotations
 
+import contextlib
 import sys
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -30,3 +31,53 @@ def blocking(fn: Callable[..., T], *args: Any) -> T:
     from gevent import get_hub
 
     return get_hub().threadpool.apply(fn, args)  # type: ignore[no-any-return]
+
+
+class WriteBehind:
+    """Blocking calls started in the background, one at a time, in order.
+
+    A large upload alternates between reading the socket and writing the file. Under the event
+    loop `submit` hands the write to the thread pool and returns at once, so the next chunk is
+    received while the previous one is written (two cores at work instead of one, one chunk's
+    buffer more in memory); it first waits for the call before it, so at most one is in flight
+    and they run in order. `wait()` waits for the last one (call it before using what the calls
+    wrote, and before closing the file they write to); a call's exception is raised by the next
+    `submit` or `wait`. Elsewhere (gthread, the test client) `submit` simply calls.
+    """
+
+    def __init__(self) -> None:
+        self._pending: Any = None
+        self._background = event_loop_active()
+
+    def submit(self, fn: Callable[..., Any], *args: Any) -> None:
+        self.wait()
+        if not self._background:
+            fn(*args)
+            return
+        from gevent import get_hub
+
+        self._pending = get_hub().threadpool.spawn(fn, *args)
+
+    def wait(self) -> None:
+        """Wait for the call in flight (if any); raise its exception."""
+        pending, self._pending = self._pending, None
+        if pending is not None:
+            pending.get()
+
+    def then(self, fn: Callable[..., Any], *args: Any) -> None:
+        """`fn(*args)` once nothing is in flight: now, or when the call running ends.
+
+        For the clean-up after a failure (closing the file): the call in flight may still be
+        writing to it, and a greenlet that is being killed cannot wait for it.
+        """
+        pending, self._pending = self._pending, None
+        if pending is None or pending.ready():
+            with contextlib.suppress(Exception):
+                fn(*args)
+            return
+
+        def run(_: Any) -> None:
+            with contextlib.suppress(Exception):
+                fn(*args)
+
+        pending.rawlink(run)

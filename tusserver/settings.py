@@ -57,6 +57,9 @@ class Settings:
     redis_sentinels: tuple[str, ...] = ()
     redis_sentinel_master: str = ""
     redis_sentinel_password: str = field(default="", repr=False)
+    # Commits wait for this many replicas (WAIT), up to this many ms (state/replication.py)
+    redis_wait_replicas: int = 0
+    redis_wait_timeout: int = 1000
     storage: str = "local"
     fsync: bool = True
     max_size: int = 0
@@ -263,6 +266,11 @@ class Settings:
                 parse_sentinels(self.redis_sentinels)
             except ValueError as exc:
                 raise SettingsError(f"TUSSERVER_REDIS_SENTINELS: {exc}") from None
+        if self.redis_wait_replicas < 0:
+            raise SettingsError("TUSSERVER_REDIS_WAIT_REPLICAS must be 0 (off) or more")
+        if self.redis_wait_timeout < 1:
+            # WAIT's 0 means "block forever": a commit must never hang on a lost replica.
+            raise SettingsError("TUSSERVER_REDIS_WAIT_TIMEOUT must be at least 1 (milliseconds)")
 
     def _validate_signing(self) -> None:
         if self.secret_key and len(self.secret_key) < MIN_SECRET_KEY:

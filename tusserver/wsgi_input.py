@@ -11,7 +11,7 @@ unread (normally nothing) and the keep-alive connection goes on as before.
 Buffers are sized to what arrives. A read first waits for bytes holding no buffer at all (a
 thousand trickling clients must not hold a megabyte each), woken by the kernel once `SLOW_WAKE`
 bytes wait (`SO_RCVLOWAT`) or by a timer every `HOLD_SECONDS`, and takes what is there: a slow
-client's bytes reach the disk every second or so, at one wake-up a second. When it finds a lot
+client's bytes reach the disk every two seconds or so, at one wake-up each time. When it finds a lot
 waiting at once (`FAST_SENDER`), the sender is fast: it gets one buffer of the full size,
 allocated once and filled in place, never shrunk after each `recv` (shrinking keeps glibc from
 raising its mmap threshold, and every read then maps and faults in fresh pages: three times the
@@ -45,9 +45,11 @@ SLOW_WAKE = 32 * 1024
 WAKE_BYTES = 256 * 1024
 """A fast read is woken when this much has arrived (or all it still waits for), not per packet."""
 
-HOLD_SECONDS = 1.0
+HOLD_SECONDS = 2.0
 """The longest one read gathers bytes once the first have arrived: a slow client's bytes go to
-disk at least this often instead of waiting in memory for a whole chunk."""
+disk at least this often instead of waiting in memory for a whole chunk. At 16 KiB/s this is
+one wake-up and one 32 KiB write (one hand-off to the thread pool) per two seconds: with
+thousands of slow uploads per worker, those wake-ups are most of the worker's CPU."""
 
 
 def body_stream(environ: dict[str, Any]) -> BinaryIO | DirectInput:
@@ -126,8 +128,9 @@ class DirectInput:
 
         The kernel is asked (`SO_RCVLOWAT`) to wake us when `SLOW_WAKE` bytes are waiting, and
         a timer wakes us every `HOLD_SECONDS` to take fewer: a client trickling 16 KiB/s costs
-        one wake-up a second instead of one per packet, and its bytes reach the disk within a
-        second. b"" at the end of the body (or when the read side was shut down).
+        one wake-up per `SLOW_WAKE` bytes instead of one per packet, and its bytes reach the
+        disk within `HOLD_SECONDS`. b"" at the end of the body (or when the read side was shut
+        down).
         """
         self._set_lowat(min(SLOW_WAKE, size))
         while True:
@@ -136,7 +139,7 @@ class DirectInput:
                 data = self._sock.recv(size)
             except TimeoutError:
                 if self._waiting_bytes():
-                    self._set_lowat(1)  # a few bytes in a whole second: take them now
+                    self._set_lowat(1)  # a few bytes in a whole hold time: take them now
                 continue
             except BaseException:
                 self._body.failed = True  # where the next request starts is unknown now

@@ -197,3 +197,35 @@ def test_the_keeper_refreshes_every_running_write_in_one_round_trip_per_tick(
         keeper.stop()
         for lock in held:
             lock.release()
+
+
+def test_the_keepers_bulk_refresh_extends_a_lock_only_once_it_runs_low(
+    locks: LockManager, state: RedisState, redis_client: redis.Redis, upload: str
+) -> None:
+    """Five checks a second per slow upload must not each be a write Valkey fsyncs to its AOF:
+    the bulk refresh leaves a lock with most of its life alone and extends one running low."""
+    lock = locks.acquire(upload)
+    key = state.keys.lock(upload)
+    try:
+        redis_client.pexpire(key, 4500)  # 90 % of the 5 s TTL left
+        assert locks.refresh_many([lock]) == [(True, False)]
+        assert redis_client.pttl(key) <= 4500, "extended although most of its life was left"
+        redis_client.pexpire(key, 1000)  # 20 % left
+        assert locks.refresh_many([lock]) == [(True, False)]
+        assert redis_client.pttl(key) > 4500, "a lock running low was not extended"
+        redis_client.pexpire(key, 1000)
+        assert lock.refresh() == (True, False)
+        assert redis_client.pttl(key) > 4500, "a single refresh extends the lock to a full TTL"
+    finally:
+        lock.release()
+
+
+def test_the_keeper_checks_less_often_only_when_thousands_of_writes_run() -> None:
+    """A few writes: a release request is noticed within 0.2 s. Thousands (slow uploads): the
+    checks thin out so they do not take the worker's time, but never beyond one a second."""
+    from tusserver.locks.keeper import LockKeeper
+
+    keeper = LockKeeper(read_timeout=60, interval=0.2)
+    assert keeper.tick(0) == keeper.tick(10) == keeper.tick(500) == 0.2
+    assert keeper.tick(1000) == pytest.approx(0.4)
+    assert keeper.tick(100_000) == 1.0

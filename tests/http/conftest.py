@@ -3,11 +3,13 @@
 Every test that uses `store_kind` runs on the local store and on S3 (with the session's single
 Redis), and the protocol files below run a third time, `[cluster]`: the local store on a real
 3-primary Valkey Cluster. S3 is not repeated on the cluster (the data store does not care where
-the state lives), which keeps the suite's added time small.
+the state lives), which keeps the suite's added time small. `TUSTEST_CLUSTER_ALL=1` runs every
+file of tests/http on the cluster as well (about four more minutes).
 """
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -43,7 +45,8 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         if "store_kind" in (names.split(",") if isinstance(names, str) else names):
             return  # the test chose its stores itself
     kinds = ["local", "s3"]
-    if Path(str(metafunc.definition.path)).name in ON_CLUSTER_TOO:
+    everywhere = os.environ.get("TUSTEST_CLUSTER_ALL", "") not in ("", "0")
+    if everywhere or Path(str(metafunc.definition.path)).name in ON_CLUSTER_TOO:
         kinds.append("cluster")
     metafunc.parametrize("store_kind", kinds, indirect=True)
 

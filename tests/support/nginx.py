@@ -15,7 +15,7 @@ import socket
 import string
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -55,6 +55,13 @@ def render(port: int, upstream: str) -> str:
     )
 
 
+def upstream_servers(ports: Sequence[int]) -> str:
+    """`APP_UPSTREAM` for several app servers: the template's one `server ...;` line becomes one
+    `server` directive per app, on one line (the template names the placeholder in a comment
+    too). nginx balances round robin and skips a server that refuses connections."""
+    return "; server ".join(f"127.0.0.1:{port}" for port in ports)
+
+
 @dataclass
 class Nginx:
     process: subprocess.Popen[bytes]
@@ -83,11 +90,13 @@ class Nginx:
 
 
 @contextlib.contextmanager
-def running_nginx(binary: str, upstream_port: int, folder: Path) -> Iterator[Nginx]:
-    """nginx on a free port of 127.0.0.1 in front of 127.0.0.1:`upstream_port`."""
+def running_nginx(binary: str, upstream_port: int | Sequence[int], folder: Path) -> Iterator[Nginx]:
+    """nginx on a free port of 127.0.0.1 in front of 127.0.0.1:`upstream_port` (or of each of
+    several ports)."""
     folder.mkdir(parents=True, exist_ok=True)
     port = free_port()
-    (folder / "tusserver.conf").write_text(render(port, f"127.0.0.1:{upstream_port}"))
+    ports = [upstream_port] if isinstance(upstream_port, int) else list(upstream_port)
+    (folder / "tusserver.conf").write_text(render(port, upstream_servers(ports)))
     # As root, nginx would run its workers as `nobody`, who cannot enter the test's folder.
     user = "user root;\n" if os.geteuid() == 0 else ""
     (folder / "nginx.conf").write_text(MAIN.format(folder=folder, user=user))

@@ -146,7 +146,10 @@ class StateStore(Protocol):
         ...
 
     def refresh_locks(self, locks: list[tuple[str, str]], ttl_ms: int) -> list[tuple[bool, bool]]:
-        """`refresh_lock` for many (upload id, token) pairs at once, in the same order."""
+        """`refresh_lock` for many (upload id, token) pairs at once, in the same order.
+
+        A lock with more than three quarters of `ttl_ms` left need not be extended (the keeper
+        calls this several times a second; an extension is a write the store must persist)."""
         ...
 
     def unlock(self, upload_id: str, token: str) -> bool:

@@ -11,6 +11,10 @@ Each call names the key it routes by; all keys of one call must share its slot (
 in docs/architecture.md guarantees that for every script here). Node groups are sent one after
 the other, in the order of their first call, and calls on one node keep their order: callers
 rely on that to write one key before another.
+
+A batch may `confirm` a key: its node's pipeline then ends with `WAIT` for the replicas
+(`TUSSERVER_REDIS_WAIT_REPLICAS`, see state/replication.py), and `execute()` raises a 503 if
+they did not confirm in time.
 """
 
 from __future__ import annotations
@@ -33,6 +37,8 @@ from redis.exceptions import (
     TimeoutError,
     TryAgainError,
 )
+
+from .replication import ReplicaWait
 
 __all__ = ["Batch", "is_cluster"]
 
@@ -67,6 +73,14 @@ class Batch:
 
     client: Any
     calls: list[_Call] = field(default_factory=list)
+    replicas: ReplicaWait | None = None
+    confirm_key: str | None = None
+
+    def confirm(self, key: str, replicas: ReplicaWait) -> Batch:
+        """Answer only once `replicas` have the writes sent to the node that holds `key`."""
+        if replicas.enabled:
+            self.replicas, self.confirm_key = replicas, key
+        return self
 
     def script(self, script: Script, keys: Sequence[str], args: Sequence[Any]) -> Batch:
         """Run `script` (registered on any client) with `keys`, routed by the first key."""
@@ -100,17 +114,46 @@ class Batch:
             return []
         groups = self._by_node()
         answers: list[Any] = [None] * len(self.calls)
+        waiting = self._confirming_client()
+        waited = False
         for client, indexes in groups:
             pipe = client.pipeline(transaction=False)
             for index in indexes:
                 self.calls[index].queue(pipe)
+            confirm = self.replicas is not None and client is waiting
+            if confirm:
+                self.replicas.queue(pipe)  # type: ignore[union-attr]
             try:
                 results = pipe.execute(raise_on_error=False)
             except _RETRY_ALONE as exc:  # the node went away: each call again, on its own
-                results = [exc] * len(indexes)
+                results = [exc] * (len(indexes) + confirm)
+            if confirm:
+                *results, confirmed = results
+                retried = any(isinstance(result, _RETRY_ALONE) for result in results)
             for index, result in zip(indexes, results, strict=True):
                 answers[index] = self._settle(self.calls[index], result)
+            if confirm:
+                self._confirmed(confirmed, retried)
+                waited = True
+        if self.replicas is not None and not waited:  # no call went to that node
+            self._confirmed(None, retried=True)
         return answers
+
+    def _confirming_client(self) -> Any:
+        """The client (of `_by_node`) whose pipeline carries the `WAIT`, if any."""
+        if self.confirm_key is None:
+            return None
+        if not is_cluster(self.client):
+            return self.client
+        return self.client.get_redis_connection(self.client.get_node_from_key(self.confirm_key))
+
+    def _confirmed(self, confirmed: Any, retried: bool) -> None:
+        """The replicas' answer; after a retry on another connection, a barrier instead."""
+        assert self.replicas is not None and self.confirm_key is not None
+        if not retried:
+            self.replicas.check(confirmed)
+            return
+        self.replicas.barrier(self._confirming_client(), self.confirm_key)
 
     def _settle(self, call: _Call, result: Any) -> Any:
         """The call's answer: as the pipeline gave it, or retried alone after a miss."""

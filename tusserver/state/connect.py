@@ -19,7 +19,7 @@ from urllib.parse import urlsplit
 import redis
 from redis.cluster import RedisCluster
 from redis.exceptions import RedisClusterException, RedisError
-from redis.sentinel import Sentinel
+from redis.sentinel import Sentinel, SentinelConnectionPool
 
 if TYPE_CHECKING:
     from ..settings import Settings
@@ -43,9 +43,18 @@ _TIMEOUTS: dict[str, Any] = {
 }
 
 
+POOL_SIZE = 256
+"""Redis connections per process (per node on a cluster). Under the gevent worker a greenlet
+holds its connection from sending a command until the event loop gets back to it with the
+answer, so when the loop is busy with thousands of slow uploads a round trip holds a connection
+for the loop's latency, not Redis's. With 64, 2,000 slow uploads on a starved machine ran out
+(requests waited 10 s for one, then answered 503); 256 ran out less often in the same
+conditions. Valkey holds thousands of clients cheaply; two workers take 512 of its 10,000."""
+
+
 def connect(
     url: str,
-    max_connections: int = 64,
+    max_connections: int = POOL_SIZE,
     *,
     mode: str = "single",
     sentinels: Sequence[str] = (),
@@ -92,7 +101,7 @@ def connect(
     return redis.Redis(connection_pool=pool)
 
 
-def connect_settings(settings: Settings, max_connections: int = 64) -> Client:
+def connect_settings(settings: Settings, max_connections: int = POOL_SIZE) -> Client:
     """The client the settings describe (`TUSSERVER_REDIS_*`)."""
     return connect(
         settings.redis_url or "redis://127.0.0.1:6379/0",
@@ -149,4 +158,20 @@ def _sentinel_master(
         decode_responses=True,
         **_TIMEOUTS,
     )
-    return sentinel.master_for(master, max_connections=max_connections)
+    return sentinel.master_for(
+        master,
+        connection_pool_class=BlockingSentinelConnectionPool,
+        max_connections=max_connections,
+        timeout=10,
+    )
+
+
+class BlockingSentinelConnectionPool(SentinelConnectionPool, redis.BlockingConnectionPool):
+    """The master's connections, bounded and blocking like the other modes' pools.
+
+    redis-py's own Sentinel pool refuses a connection past `max_connections` at once
+    (`MaxConnectionsError`): under the gevent worker a busy process would answer 503s at
+    ordinary load. Here, as in `single` mode, a request waits up to `timeout` seconds for a
+    connection. Connections still go wherever the sentinels say the master is, and one that
+    pointed at a demoted master is dropped on its way back into the pool.
+    """

@@ -37,6 +37,7 @@ from .batch import Batch
 from .catalog import Catalog, CatalogQuery
 from .connect import REDIS_ERRORS
 from .keys import Keys
+from .replication import ReplicaWait
 
 __all__ = ["Page", "RedisState", "translate_errors"]
 
@@ -62,9 +63,16 @@ return {'ok', redis.call('HGETALL', KEYS[1]), parts}
 
 _REFRESH_LOCK = """
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then return {0, 0} end
-redis.call('PEXPIRE', KEYS[1], ARGV[2])
+if not ARGV[3] or redis.call('PTTL', KEYS[1]) < tonumber(ARGV[3]) then
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+end
 return {1, redis.call('EXISTS', KEYS[2])}
 """
+"""A lock's refresh: (held, release requested). With ARGV[3] (the keeper's bulk refresh) the
+TTL is only extended once less than that many ms are left: the keeper asks every fraction of a
+second (to notice release requests), and a refresh that writes nothing is not appended to
+Valkey's AOF (no fsync with `appendfsync always`), where thousands of slow uploads' refreshes,
+five a second each, would otherwise be its main work."""
 
 _DELETE_IF_VALUE = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
@@ -165,10 +173,19 @@ class RedisState:
     puts the index right (see `expired`).
     """
 
-    def __init__(self, client: Any, prefix: str = "tusserver:"):
+    def __init__(
+        self,
+        client: Any,
+        prefix: str = "tusserver:",
+        wait_replicas: int = 0,
+        wait_timeout_ms: int = 1000,
+    ):
+        """`wait_replicas` > 0: commits are reported only once that many replicas have them
+        (`TUSSERVER_REDIS_WAIT_REPLICAS`, see state/replication.py)."""
         self.client = client
         self.prefix = prefix
         self.keys = Keys(prefix)
+        self.replicas = ReplicaWait(wait_replicas, wait_timeout_ms)
         self._try_lock = client.register_script(_TRY_LOCK)
         self._refresh_lock = client.register_script(_REFRESH_LOCK)
         self._delete_if_value = client.register_script(_DELETE_IF_VALUE)
@@ -183,6 +200,10 @@ class RedisState:
 
     def _batch(self) -> Batch:
         return Batch(self.client)
+
+    def _confirmed_batch(self, upload_id: str) -> Batch:
+        """A batch that commits to `upload_id`: confirmed by the replicas when WAIT is on."""
+        return Batch(self.client).confirm(self.keys.upload(upload_id), self.replicas)
 
     # -- reads -----------------------------------------------------------------------------
     def ping(self) -> None:
@@ -299,7 +320,7 @@ class RedisState:
         would never expire. The listings follow the state.
         """
         with translate_errors():
-            batch = self._batch()
+            batch = self._confirmed_batch(info.id)
             self._queue_expiry(batch, info)
             batch.command(self.keys.upload(info.id), "hset", mapping=_encode(info))
             batch.execute()
@@ -318,7 +339,9 @@ class RedisState:
         the final's state are taken back before the 400.
         """
         with translate_errors():
-            self.client.hset(self.keys.upload(info.id), mapping=_encode(info))
+            confirmed = self._confirmed_batch(info.id)
+            confirmed.command(self.keys.upload(info.id), "hset", mapping=_encode(info))
+            confirmed.execute()
             batch = self._batch()
             for member in info.members:
                 keys = [self.keys.upload(member), self.keys.refs(member)]
@@ -468,7 +491,7 @@ class RedisState:
         ]
         shard = self.keys.expiry(info.id)
         with translate_errors():
-            batch = self._batch().script(self._commit_write, keys, args)
+            batch = self._confirmed_batch(info.id).script(self._commit_write, keys, args)
             # The index entry may stay earlier than the upload's expiry (the reaper, meeting
             # it, re-reads the expiry and re-scores it): a sliding expiry costs the hot path
             # nothing. Only an entry that must appear or go is written, and optionally: the
@@ -562,7 +585,8 @@ class RedisState:
             self.keys.gone(info.id),
         ]
         with translate_errors():
-            result = self._delete(keys=keys, args=[str(max(gone_ttl, 0)), "1"])
+            delete = self._confirmed_batch(info.id)
+            (result,) = delete.script(self._delete, keys, [str(max(gone_ttl, 0)), "1"]).execute()
             if result == "referenced":
                 raise Forbidden("this partial upload is part of a final upload; terminate that one")
             members = list(dict.fromkeys(info.members))
@@ -621,14 +645,20 @@ class RedisState:
         return bool(held), bool(asked)
 
     def refresh_locks(self, locks: list[tuple[str, str]], ttl_ms: int) -> list[tuple[bool, bool]]:
-        """`refresh_lock` for many (upload id, token) pairs: one round trip per node."""
+        """`refresh_lock` for many (upload id, token) pairs: one round trip per node.
+
+        A lock is only extended once less than three quarters of its TTL are left (see
+        `_REFRESH_LOCK`): the keeper calls this several times a second, mainly to learn about
+        release requests.
+        """
         if not locks:
             return []
+        extend_below = ttl_ms * 3 // 4
         with translate_errors():
             batch = self._batch()
             for upload_id, token in locks:
                 keys = [self.keys.lock(upload_id), self.keys.release(upload_id)]
-                batch.script(self._refresh_lock, keys, [token, ttl_ms])
+                batch.script(self._refresh_lock, keys, [token, ttl_ms, extend_below])
             answers = batch.execute()
         return [(bool(held), bool(asked)) for held, asked in answers]
 
