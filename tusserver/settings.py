@@ -256,6 +256,10 @@ class Settings:
             )
         if self.redis_mode == "cluster" and not self.redis_url:
             raise SettingsError("TUSSERVER_REDIS_MODE=cluster needs TUSSERVER_REDIS_URL (any node)")
+        if self.redis_mode != "cluster" and "," in self.redis_url:
+            raise SettingsError(
+                "TUSSERVER_REDIS_URL names several servers only with TUSSERVER_REDIS_MODE=cluster"
+            )
         if self.redis_mode == "sentinel":
             if not self.redis_sentinels or not self.redis_sentinel_master:
                 raise SettingsError(
