@@ -232,6 +232,22 @@ def rebuild_index_command() -> None:
     click.echo(f"restored {counts['restored']} upload(s), kept {counts['kept']} already indexed")
 
 
+@main.command("reindex")
+def reindex_command() -> None:
+    """Rebuild the listing and search indexes from the upload state in Redis (after an upgrade
+    from a version without them, or to repair them)."""
+    settings = _settings()
+    _configure_logging(settings)
+    from .errors import TusError
+
+    with redis_for(settings) as running:
+        try:
+            count = _components(running).state.reindex_all()
+        except TusError as exc:
+            raise click.ClickException(exc.message) from None
+    click.echo(f"indexed {count} upload(s)")
+
+
 def _components(settings: Settings) -> Any:
     """The app's components; a backend that cannot be used is one line, not a traceback."""
     from .app import create_app

@@ -380,6 +380,47 @@ LIST_FILTERS = [
 _OWNER_FILTER = _query_param("owner", OPTIONAL_NAME, "Admins only: this user's (empty: mine).")
 
 PATHS: dict[str, Any] = {
+    "/api/events": {
+        "get": {
+            "summary": "Live file events (Server-Sent Events; admins: everyone's)",
+            "description": (
+                "A text/event-stream that stays open: one event per change of the caller's "
+                "uploads (`created`, `progress` (at most about one a second per upload), "
+                "`finished`, `renamed`, `tagged`, `deleted`), each with `id:` (its Redis stream "
+                "entry id), `event:` (the type) and `data:` (JSON: type, id, owner, filename, "
+                "filetype, tags, size, offset, complete, time), and a comment line as heartbeat. "
+                "`Last-Event-ID` (or `last_event_id`) resumes after that "
+                "event; an id the server cannot vouch for is answered with a `reset` event and "
+                "every retained event. Needs the `read` scope; 503 when the server holds as "
+                "many streams as it may."
+            ),
+            "operationId": "eventStream",
+            "parameters": [
+                _query_param(
+                    "last_event_id",
+                    {"type": "string", "maxLength": 64},
+                    "Resume after this event id (what the Last-Event-ID header does).",
+                ),
+                {
+                    "name": "Last-Event-ID",
+                    "in": "header",
+                    "required": False,
+                    "schema": {"type": "string", "maxLength": 64},
+                    "description": "Resume after this event id (sent by EventSource itself).",
+                },
+            ],
+            "responses": _responses(
+                {
+                    "200": {
+                        "description": "The stream (it ends when the client or server leaves).",
+                        "content": {"text/event-stream": {"schema": {"type": "string"}}},
+                    }
+                },
+                "403",
+                "404",
+            ),
+        }
+    },
     "/api/health": {
         "get": {
             "summary": "Whether Redis and the data store answer",

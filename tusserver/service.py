@@ -43,6 +43,7 @@ from .errors import (
     UploadLocked,
     UploadNotFound,
 )
+from .events import FileEvents, NoEvents
 from .hooks import Hooks, NoHooks
 from .locks.base import Locker
 from .locks.keeper import LockKeeper
@@ -154,8 +155,11 @@ class UploadService:
         hooks: Hooks | None = None,
         clock: Callable[[], float] = time.time,
         accounts: Accounts | None = None,
+        events: FileEvents | NoEvents | None = None,
     ):
         self.settings = settings
+        # Live updates: one call per operation, queued and sent off the request path.
+        self.events: FileEvents | NoEvents = events or NoEvents()
         self.accounts = accounts
         self.state = state
         self.store = store
@@ -308,6 +312,7 @@ class UploadService:
         self.hooks.after("post-create", info)
         if info.is_complete and not info.is_partial:
             self.hooks.after("post-finish", info)
+        self.events.publish("created", info)
         return info
 
     def create_complete(
@@ -374,6 +379,8 @@ class UploadService:
             raise
         self.hooks.after("post-create", info)
         self.hooks.after("post-finish", info)
+        self.events.publish("created", info)
+        self.events.publish("finished", info)
         return info
 
     def _create_final(self, request: NewUpload, principal: Principal) -> UploadInfo:
@@ -415,6 +422,7 @@ class UploadService:
         # again in the same step that references them, so none can be removed in between.
         self._record(info, lambda: self.state.create_final(info, now))
         self.hooks.after("post-create", info)
+        self.events.publish("created", info)
         if finished:
             self.hooks.after("post-finish", info)
         else:
@@ -444,6 +452,7 @@ class UploadService:
             return self.state.get(info.id) or info
         self.store.save_info(completed)
         self.hooks.after("post-finish", completed)
+        self.events.publish("finished", completed)
         return completed
 
     def _record(self, info: UploadInfo, record: Callable[[], None] | None = None) -> None:
@@ -690,12 +699,14 @@ class UploadService:
             self._last_receive_hook.pop(info.id, None)
             if not info.is_partial:
                 self.hooks.after("post-finish", info)
+                self.events.publish("finished", info)
                 return
             for final_id in self.state.referencing_finals(info.id):
                 final = self.state.get(final_id)
                 if final is not None and not final.is_complete:
                     self._settle_final(final)
             return
+        self.events.progress(info)  # throttled by the publisher
         now = self.clock()
         last = self._last_receive_hook.get(info.id, 0.0)
         if now - last >= self.settings.hooks_receive_interval:
@@ -749,13 +760,19 @@ class UploadService:
             if removed == 0:  # nothing could go (e.g. locked): do not spin
                 return removed
 
-    def _remove(self, info: UploadInfo, holding: frozenset[str] = frozenset()) -> None:
+    def _remove(
+        self,
+        info: UploadInfo,
+        holding: frozenset[str] = frozenset(),
+        reason: Literal["terminated", "expired"] = "terminated",
+    ) -> None:
         """Forget state first (clients then see 410), then free the bytes; unused partials go.
 
         The state store refuses, atomically, to remove a partial upload a final references.
         Bytes whose removal fails stay behind without state: the orphan sweep removes them.
         """
         unused = self.state.delete(info, self.settings.gone_ttl)
+        self.events.publish("deleted", info, reason=reason)
         self._release(info, info.length)
         self._last_receive_hook.pop(info.id, None)
         self._delete_bytes(info)
@@ -815,7 +832,7 @@ class UploadService:
                 return False
             if info.is_partial and self.state.referencing_finals(upload_id):
                 return self._expire_unfinished_finals(info)
-            self._remove(info)
+            self._remove(info, reason="expired")
             log.info("expired upload %s (%s of %s bytes)", info.id, info.offset, info.length)
             return True
         finally:
@@ -834,9 +851,9 @@ class UploadService:
             return False
         for final in finals:
             if final is not None:
-                self._remove(final, holding=frozenset({partial.id}))
+                self._remove(final, holding=frozenset({partial.id}), reason="expired")
         with contextlib.suppress(Forbidden):  # unless another final took it meanwhile
-            self._remove(partial)
+            self._remove(partial, reason="expired")
         log.info("expired partial upload %s and %d unfinished final(s)", partial.id, len(finals))
         return True
 
@@ -905,15 +922,16 @@ class UploadService:
             self.state.set_metadata(info, metadata, now)
             if binary != old_binary:
                 self.state.set_metadata_binary(info, binary)
+        if checked_name is not None:
+            self.events.publish("renamed", info)
         if checked_tags is not None and checked_tags != before:
             self.tagged(info, before)
         return info
 
     def tagged(self, info: UploadInfo, before: tuple[str, ...]) -> None:
-        """Called once an upload's tags changed (`before` -> `tags_of(info.metadata)`).
-
-        The hook for whatever follows a tag change (the live `tagged` event); nothing yet.
-        """
+        """Called once an upload's tags changed (`before` -> `tags_of(info.metadata)`): the
+        live `tagged` event, with the new tags."""
+        self.events.publish("tagged", info, tags=list(tags_of(info.metadata)))
 
     # -- downloads -------------------------------------------------------------------------
     def download(self, upload_id: str, principal: Principal) -> Download:

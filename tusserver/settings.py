@@ -123,6 +123,13 @@ class Settings:
     jwt_audience: str = ""
     jwt_issuer: str = ""
     jwt_role_claim: str = ""
+    # Live updates: file events over Server-Sent Events (tusserver/events/)
+    events_enabled: bool = True
+    events_max_streams: int = 2000
+    events_heartbeat: float = 15.0
+    events_progress_interval: float = 1.0
+    events_retain: int = 1000
+    events_retain_all: int = 10000
 
     def __post_init__(self) -> None:
         self._validate()
@@ -192,6 +199,9 @@ class Settings:
             "session_lifetime",
             "link_max_lifetime",
             "grant_max_lifetime",
+            "events_heartbeat",
+            "events_retain",
+            "events_retain_all",
         )
         for name in positive:
             if getattr(self, name) <= 0:
@@ -207,6 +217,8 @@ class Settings:
             "min_rate",
             "max_connections_per_client",
             "default_quota",
+            "events_max_streams",
+            "events_progress_interval",
         )
         for name in non_negative:
             if getattr(self, name) < 0:

@@ -21,6 +21,7 @@ from tusserver.models import UploadInfo, new_upload_id
 from tusserver.state.catalog import SORT_FIELDS, Catalog, CatalogQuery, entry_of
 from tusserver.state.connect import connect
 from tusserver.state.keys import Keys
+from tusserver.state.redis import RedisState
 
 UPLOADS = 10_000
 OWNERS = ("ann", "bob", "cy", "dee", "eve")
@@ -257,3 +258,25 @@ def test_every_strategy_on_this_topology(redis_client: redis.Redis, redis_prefix
             expected = reference(entries, query, owner)
             assert catalog.query(query, 30, 5, owner) == (expected[5:35], len(expected))
     assert not list(redis_client.scan_iter(match=f"{redis_prefix}*:tmp:*"))
+
+
+def test_reindex_all_rebuilds_lost_indexes(redis_client: redis.Redis, redis_prefix: str) -> None:
+    """After an upgrade (state without a catalog) `tusserver reindex` lists everything again."""
+    state = RedisState(redis_client, redis_prefix)
+    uploads = [random_upload(random.Random(seed)).evolve(owner="ann") for seed in range(30)]
+    for info in uploads:
+        state.create(info)
+    catalog_keys = [
+        key
+        for key in redis_client.scan_iter(match=f"{redis_prefix}*", count=1000)
+        if "owner:{" in key or "{all}" in key
+    ]
+    for key in catalog_keys:
+        redis_client.delete(key)
+    assert state.list(10).total == 0
+    assert state.reindex_all() == 30
+    newest = sorted(uploads, key=lambda u: (u.created, u.id), reverse=True)
+    assert [u.id for u in state.list(50, owner="ann").uploads] == [u.id for u in newest]
+    assert state.list(1, query=CatalogQuery(tags=("red",))).total == sum(
+        "red" in entry_of(u).tags for u in uploads
+    )

@@ -200,6 +200,7 @@ ROUTES: dict[str, Send] = {
     "GET /api/users": _req("GET", lambda w: "/api/users"),
     "GET /": _req("GET", lambda w: "/"),
     "GET /api/openapi.json": _req("GET", lambda w: "/api/openapi.json"),
+    "GET /api/events": _req("GET", lambda w: "/api/events"),  # the stream is left unread
 }
 
 OWNERS = ("owner", "owner-cookie", "admin")
@@ -216,6 +217,7 @@ READ_ONLY = {
     "GET /api/tokens",
     "GET /api/users",
     "GET /api/health",
+    "GET /api/events",
 }
 BAD_CREDENTIALS = ("disabled-user", "expired-token", "revoked-token")
 CSRF = ("cross-site-cookie", "cookie-without-origin")
@@ -276,6 +278,7 @@ TABLE: dict[str, tuple[int, int, int | None]] = {
     "GET /api/users": (200, 403, None),
     "GET /": (200, 200, None),
     "GET /api/openapi.json": (200, 200, None),
+    "GET /api/events": (200, 200, None),
 }
 
 

@@ -10,7 +10,10 @@ import pytest
 
 from tests.support.accounts import add_token, add_user, bearer
 from tests.support.tus import TUS, create, head, metadata_header, patch, upload_id
+from tusserver.auth.principal import Principal
+from tusserver.errors import Forbidden, UploadNotFound
 from tusserver.state.catalog import CatalogQuery
+from tusserver.tags import tags_of
 
 T0 = 1_750_000_000.0
 EXPIRE = 3600
@@ -322,3 +325,20 @@ def test_reindex_restores_a_lost_index(app: Any, client: Any) -> None:
     assert listing(client, "tag=t")["total"] == 0
     assert state.reindex(upload_id(path))
     assert names(client, "tag=t") == ["kept"]
+
+
+def test_a_token_without_manage_may_not_tag_but_strangers_still_get_404(make_app: Any) -> None:
+    app = make_app(auth="required")
+    add_user(app, "alice")
+    client = app.test_client()
+    path = create(client, 5, headers=bearer(add_token(app, "alice")), filename="a", tags="x")
+    service = app.extensions["tusserver"].service
+    reader = Principal(name="alice", role="user", via="token", scopes=frozenset({"read"}))
+    stranger = Principal(name="bob", role="user", via="token", scopes=frozenset({"read"}))
+    with pytest.raises(Forbidden):
+        service.set_tags(upload_id(path), reader, ["y"])
+    with pytest.raises(UploadNotFound):
+        service.set_tags(upload_id(path), stranger, ["y"])
+    manager = Principal(name="alice", role="user", via="token", scopes=frozenset({"manage"}))
+    assert tags_of(service.set_tags(upload_id(path), manager, ["y"]).metadata) == ("y",)
+    assert service.info(upload_id(path), manager).metadata["tags"] == "y"

@@ -261,6 +261,7 @@ end
 -- ids (in order) that pass every producer in `checks` and, if `verify`, contain q
 local function filter(ids, checks, verify)
   local keep = {}
+  local qlen = #q
   for s = 1, #ids, CHUNK do
     local e = math.min(s + CHUNK - 1, #ids)
     local alive = {}
@@ -269,12 +270,17 @@ local function filter(ids, checks, verify)
       local ok = passing(p, ids, s, e)
       for i = 1, #ok do if ok[i] == 0 then alive[i] = false end end
     end
-    local names = verify and names_of({unpack(ids, s, e)}) or nil
+    -- q is checked on the entry itself (the name comes first, up to the first NUL)
+    local entries = verify and redis.call('HMGET', ENTRY, unpack(ids, s, e)) or nil
     for i = s, e do
       local j = i - s + 1
-      if alive[j] and (not verify or (names[j] and string.find(names[j], q, 1, true))) then
-        keep[#keep + 1] = ids[i]
+      local ok = alive[j]
+      if ok and verify then
+        local entry = entries[j]
+        local at = entry and string.find(entry, q, 1, true)
+        ok = at and at + qlen <= string.find(entry, NUL, 1, true)
       end
+      if ok then keep[#keep + 1] = ids[i] end
     end
   end
   return keep
@@ -413,7 +419,36 @@ if #ranges == 0 and not verify then
   cleanup()
   return result
 end
--- the sets intersected in C; score ranges and q checked on what is left
+if not verify then
+  -- sets and score ranges, all large: ranges copied to scratch keys, counted and (when thin)
+  -- intersected in C; a dense result is paged by walking the sort index
+  local inputs = {}
+  for _, key in ipairs(sets) do inputs[#inputs + 1] = key end
+  for _, p in ipairs(ranges) do
+    redis.call('ZRANGESTORE', p.tmp, p.key, p.lo, p.hi, 'BYSCORE')
+    inputs[#inputs + 1] = p.tmp
+  end
+  local count = redis.call('ZINTERCARD', #inputs, unpack(inputs))
+  local result
+  if count * DENSITY >= all or offset >= count then
+    result = walk(count, producers)
+  elseif by_name then
+    redis.call('ZINTERSTORE', TMP_RESULT, #inputs, unpack(inputs))
+    result = page_of(redis.call('ZRANGE', TMP_RESULT, 0, -1))
+  else
+    local args = {TMP_RESULT, #inputs + 1, SORT}
+    for _, key in ipairs(inputs) do args[#args + 1] = key end
+    args[#args + 1] = 'WEIGHTS'
+    args[#args + 1] = 1
+    for _ = 1, #inputs do args[#args + 1] = 0 end
+    redis.call('ZINTERSTORE', unpack(args))
+    result = {count, redis.call(desc and 'ZREVRANGE' or 'ZRANGE', TMP_RESULT, offset,
+                                offset + limit - 1)}
+  end
+  cleanup()
+  return result
+end
+-- with q to check: the sets intersected in C; score ranges and q checked on what is left
 local result = page_of(filter(redis.call('SINTER', unpack(sets)), ranges, verify))
 cleanup()
 return result
@@ -474,20 +509,29 @@ class Catalog:
         return sets
 
     # -- maintenance -------------------------------------------------------------------------
-    def index(self, info: UploadInfo) -> None:
-        """Put (or move) an upload in every index; partial uploads are not listed."""
+    def index(self, info: UploadInfo, fresh: bool = False) -> None:
+        """Put (or move) an upload in every index; partial uploads are not listed.
+
+        Both scopes are read, then written, in one round trip each (per node). `fresh` (a new
+        upload: no entry can exist) skips the read; were one there after all, the
+        compare-and-set fails and the entry is read and moved the careful way.
+        """
         if info.is_partial:
             self.remove(info.id, info.owner)
             return
         entry = entry_of(info)
         packed = entry.packed()
-        member = f"{entry.name}\0{info.id}"
-        for scope in self.scopes(info.owner):
-            for _ in range(_CAS_RETRIES):
-                old = self.client.hget(f"{scope}:entry", info.id)
+        pending = self.scopes(info.owner)
+        olds: list[str | None] = [None] * len(pending)
+        for attempt in range(_CAS_RETRIES):
+            if attempt or not fresh:
+                reads = Batch(self.client)
+                for scope in pending:
+                    reads.command(f"{scope}:entry", "hget", info.id)
+                olds = reads.execute()
+            writes = Batch(self.client)
+            for scope, old in zip(pending, olds, strict=True):
                 leave = self._sets(scope, old) if old is not None else []
-                join = self._sets(scope, packed)
-                old_member = f"{_unpack(old)[3]}\0{info.id}" if old is not None else ""
                 args = [
                     info.id,
                     "\1" if old is None else old,
@@ -496,12 +540,16 @@ class Catalog:
                     str(entry.size),
                     "1" if entry.complete else "0",
                     packed,
-                    member,
+                    f"{entry.name}\0{info.id}",
                     str(len(leave)),
-                    old_member,
+                    f"{_unpack(old)[3]}\0{info.id}" if old is not None else "",
                 ]
-                if self._index(keys=[*self._fixed(scope), *leave, *join], args=args):
-                    break
+                keys = [*self._fixed(scope), *leave, *self._sets(scope, packed)]
+                writes.script(self._index, keys, args)
+            done = writes.execute()
+            pending = [scope for scope, ok in zip(pending, done, strict=True) if not ok]
+            if not pending:
+                return
 
     def index_new(self, infos: Iterable[UploadInfo]) -> None:
         """Index many uploads not indexed yet, one round trip per node (bulk loads)."""

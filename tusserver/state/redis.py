@@ -328,7 +328,7 @@ class RedisState:
                 batch.command(self.keys.parts(info.id), "zadd", {_part_member(part): part.start})
             batch.command(self.keys.upload(info.id), "hset", mapping=_encode(info))
             batch.execute()
-            self.catalog.index(info)
+            self.catalog.index(info, fresh=True)
 
     def _queue_expiry(self, batch: Batch, info: UploadInfo) -> None:
         if info.expires is not None:
@@ -365,7 +365,7 @@ class RedisState:
             batch = self._batch()
             self._queue_expiry(batch, info)
             batch.execute()
-            self.catalog.index(info)
+            self.catalog.index(info, fresh=True)
             self._keep_referenced_partials(info.members)
 
     def _take_back_final(self, info: UploadInfo) -> None:
@@ -436,6 +436,21 @@ class RedisState:
             else:
                 self.catalog.index(info)
         return info is not None
+
+    def reindex_all(self) -> int:
+        """`reindex` every upload that has state (SCAN over every primary); how many.
+
+        For an upgrade from a version without the catalog, and to repair the indexes after a
+        crash, on any store (rebuild-index, by contrast, restores lost state from S3).
+        """
+        pattern = f"{self.keys.upload('*')}"
+        count = 0
+        with translate_errors():
+            for key in self.client.scan_iter(match=pattern, count=1000):
+                upload_id = key[len(self.keys.upload("")) - 1 : -1]
+                if key == self.keys.upload(upload_id) and self.reindex(upload_id):
+                    count += 1
+        return count
 
     # -- writes ----------------------------------------------------------------------------
     def commit_write(
