@@ -24,6 +24,7 @@ from .auth.resolve import resolve_request
 from .auth.signed import load_or_create_secret_key
 from .client_limits import ForwardedClientLimit
 from .errors import TusError
+from .events import FileEvents
 from .hooks import ChainedHooks, Hooks, hooks_from_settings
 from .keepalive import SettleBody
 from .locks.keeper import LockKeeper
@@ -38,9 +39,10 @@ from .state.connect import connect_settings
 from .state.links import LinkState
 from .state.redis import RedisState
 from .storage.base import DataStore
-from .views import account_api, api, download, ietf, links, openapi, tus, web
+from .views import account_api, api, download, files_api, ietf, links, openapi, tus, web
 from .views import metrics as metrics_view
 from .views.common import render_error, render_http_exception, render_unexpected
+from .views.events import bp as events_bp
 
 MAX_PARSED_BODY = 64 * 1024
 """The largest request body Flask itself may read (JSON API requests); larger ones get 413."""
@@ -65,6 +67,9 @@ class Components:
     links: LinkState
     jwt: JwtVerifier | None = None
     """Verifies bearer JWTs; None unless a JWKS URL or an HS256 secret is configured."""
+    events: FileEvents | None = None
+    """Live updates (`events/`): the event publisher and this process's subscription; None
+    when `TUSSERVER_EVENTS_ENABLED` is off."""
 
 
 class MethodOverride:
@@ -137,6 +142,7 @@ def create_app(
     if hooks is not None:
         receivers.append(hooks)
     accounts = Accounts(AccountStore(client, settings.redis_prefix), settings, clock)
+    events = FileEvents.from_settings(settings, client) if settings.events_enabled else None
     service = UploadService(
         settings,
         state,
@@ -146,6 +152,7 @@ def create_app(
         hooks=ChainedHooks(receivers),
         clock=clock,
         accounts=accounts,
+        events=events,
     )
 
     app = Flask(__name__, static_folder=None)
@@ -164,14 +171,17 @@ def create_app(
         secret_key=load_or_create_secret_key(settings),
         links=LinkState(client, settings.redis_prefix),
         jwt=JwtVerifier(settings) if settings.jwt_enabled else None,
+        events=events,
     )
     app.register_blueprint(tus.bp)
     app.register_blueprint(download.bp)
     app.register_blueprint(api.bp)
+    app.register_blueprint(files_api.bp)
     app.register_blueprint(account_api.bp)
     app.register_blueprint(links.bp)
     app.register_blueprint(openapi.bp)
     app.register_blueprint(metrics_view.bp)
+    app.register_blueprint(events_bp)
     app.register_blueprint(web.bp)
     app.register_error_handler(TusError, render_error)
     app.register_error_handler(HTTPException, render_http_exception)

@@ -12,6 +12,8 @@ from typing import Any
 
 import click
 
+from .auth.principal import SCOPES
+from .auth.scopes import encode_scopes
 from .settings import Settings, SettingsError
 
 
@@ -384,11 +386,19 @@ def tokens() -> None:
 @click.argument("name")
 @click.option("--label", default="", help="What the token is for.")
 @click.option("--expires-in", "expires_in", default=None, help="e.g. 3600, 90m, 12h, 30d.")
-def tokens_create(name: str, label: str, expires_in: str | None) -> None:
+@click.option(
+    "--scope",
+    "scopes",
+    multiple=True,
+    type=click.Choice(SCOPES),
+    help="Limit the token (repeatable): upload, read, manage, admin. None: full rights.",
+)
+def tokens_create(name: str, label: str, expires_in: str | None, scopes: tuple[str, ...]) -> None:
     """Create a token for NAME and print it alone on stdout (it is not shown again)."""
     seconds = parse_duration(expires_in) if expires_in else None
+    limited = frozenset(scopes) if scopes else None
     with _account_command() as accounts:
-        token, record = accounts.issue_token(name, label, seconds)
+        token, record = accounts.issue_token(name, label, seconds, limited)
     click.echo(f"token {record.id} for {name}", err=True)
     click.echo(token)
 
@@ -396,7 +406,7 @@ def tokens_create(name: str, label: str, expires_in: str | None) -> None:
 @tokens.command("list")
 @click.argument("name")
 def tokens_list(name: str) -> None:
-    """NAME's tokens: id, label, created, expires, last used."""
+    """NAME's tokens: id, created, expires, last used, scopes, label."""
     import datetime as dt
 
     def when(stamp: float | None) -> str:
@@ -407,11 +417,14 @@ def tokens_list(name: str) -> None:
     with _account_command() as accounts:
         accounts.get_user(name)
         records = accounts.list_tokens(name)
-    click.echo(f"{'ID':<16}  {'CREATED':<20}  {'EXPIRES':<20}  {'LAST USED':<20}  LABEL")
+    click.echo(
+        f"{'ID':<16}  {'CREATED':<20}  {'EXPIRES':<20}  {'LAST USED':<20}  {'SCOPES':<25}  LABEL"
+    )
     for r in records:
+        scopes = encode_scopes(r.scopes) or "all"
         click.echo(
             f"{r.id:<16}  {when(r.created):<20}  {when(r.expires):<20}  "
-            f"{when(r.last_used):<20}  {r.label}"
+            f"{when(r.last_used):<20}  {scopes:<25}  {r.label}"
         )
 
 

@@ -116,6 +116,14 @@ def _key(address: str) -> int:
     return (int.from_bytes(digest, "little") >> 1) or 1
 
 
+EVENT_STREAM_PATH = "/api/events"
+
+
+def is_event_stream(path: str | None) -> bool:
+    """Whether a request opens the long-lived event stream (exempt from the per-client cap)."""
+    return path == EVENT_STREAM_PATH
+
+
 TABLE: ConnectionTable | None = None
 """The server's table, made by the gunicorn master when a cap is set (see tusserver.gunicorn)."""
 
@@ -128,6 +136,11 @@ class ForwardedClientLimit:
     inside `ProxyFix` (which has put the `X-Forwarded-For` address in `REMOTE_ADDR`) and counts
     the requests each client has running; one over `limit` gets 429. A request is counted while
     the app handles it, which for an upload is while its body is read.
+
+    An event stream (`GET /api/events`) is not counted: it stays open for as long as a page is,
+    and a user with a few tabs open must still be able to upload. (A streamed body is sent
+    after the app returned, so it would only count for the moment it starts; skipping it says
+    so.) Streams are bounded by the per-process stream cap (`TUSSERVER_EVENTS_MAX_STREAMS`).
     """
 
     def __init__(self, app: Any, limit: int, table: ConnectionTable | None = None):
@@ -137,7 +150,7 @@ class ForwardedClientLimit:
 
     def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
         table = self.table or TABLE
-        if table is None or table.region is None:
+        if table is None or table.region is None or is_event_stream(environ.get("PATH_INFO")):
             return self.app(environ, start_response)
         address = "forwarded:" + str(environ.get("REMOTE_ADDR", ""))
         slot = table.open(address)

@@ -19,6 +19,7 @@ from __future__ import annotations
 import logging
 import math
 import signal
+import threading
 from typing import Any
 
 from gunicorn.app.base import BaseApplication
@@ -46,7 +47,14 @@ class TusApplication(BaseApplication):  # type: ignore[misc]
     def load(self) -> Any:
         from .app import create_app
 
-        app = create_app(self.settings)
+        settings = self.settings
+        threads = self.options.get("threads")
+        if threads is not None:
+            # gthread: an event stream holds one of the worker's threads for as long as it is
+            # open; half of them at most, so streams never leave uploads without a thread.
+            cap = min(settings.events_max_streams, max(1, int(threads) // 2))
+            settings = settings.replace(events_max_streams=cap)
+        app = create_app(settings)
         from .reaper import start_reaper
 
         start_reaper(app)
@@ -62,10 +70,28 @@ def _post_worker_init(worker: Any) -> None:
         flask_app = getattr(app, "extensions", None)
         if flask_app is not None:
             flask_app["tusserver"].keeper.shutdown()
+            events = flask_app["tusserver"].events
+            if events is not None:
+                # Open event streams end now rather than hold the graceful wait to its end.
+                _outside_the_handler(events.hub.shutdown)
         if callable(original):
             original(signum, frame)
 
     signal.signal(signal.SIGTERM, on_term)
+
+
+def _outside_the_handler(function: Any) -> None:
+    """Run `function` soon, not inside the signal handler (which may have interrupted a stream
+    holding a lock): a greenlet under gevent (whose handlers run in the event loop, where
+    nothing may block, not even starting a thread), else a thread."""
+    from gevent import monkey
+
+    if monkey.is_module_patched("threading"):
+        import gevent
+
+        gevent.spawn(function)
+    else:
+        threading.Thread(target=function, daemon=True).start()
 
 
 def _pre_fork(server: Any, worker: Any) -> None:

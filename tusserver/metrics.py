@@ -48,6 +48,11 @@ UPLOADS_EXPIRED = Counter("tusserver_uploads_expired", "Incomplete uploads remov
 UPLOADS_ACTIVE = Gauge(
     "tusserver_uploads_active", "PATCH requests writing right now", multiprocess_mode="livesum"
 )
+EVENT_STREAMS_OPEN = Gauge(
+    "tusserver_event_streams_open",
+    "Open live-update streams (GET /api/events)",
+    multiprocess_mode="livesum",
+)
 LOCK_WAITS = Counter("tusserver_lock_waits", "Requests that found an upload locked and waited")
 LOCK_RELEASE_REQUESTS = Counter(
     "tusserver_lock_release_requests", "Running writes asked to let go of an upload"

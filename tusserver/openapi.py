@@ -15,6 +15,7 @@ from typing import Any
 from . import __version__
 from .auth import passwords
 from .auth.accounts import LABEL_MAX, NAME_PATTERN
+from .auth.principal import SCOPES
 from .settings import Settings
 
 JSON = "application/json"
@@ -38,6 +39,17 @@ PASSWORD = {
 }
 TOKEN_LIFETIME = {"type": "number", "exclusiveMinimum": 0, "maximum": 10 * 365 * 86400}
 ROLE = {"type": "string", "enum": ["admin", "user"]}
+SCOPE = {"type": "string", "enum": list(SCOPES)}
+TOKEN_SCOPES = {
+    "type": ["array", "null"],
+    "items": SCOPE,
+    "description": "What the token may do; null: its owner's full rights.",
+}
+BASE64 = {
+    "type": "string",
+    "pattern": "^([A-Za-z0-9+/]{4})*([A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$",
+    "contentEncoding": "base64",
+}
 SECONDS = {"type": "integer", "minimum": 1}
 
 
@@ -78,14 +90,15 @@ ERRORS: dict[str, dict[str, Any]] = {
     "400": _error("The request is malformed: the message says what to send instead."),
     "401": _error("No valid credential (the challenge says how to send one).", _CHALLENGE),
     "403": _error(
-        "Not allowed: an action the caller's role may not take, or a cookie-authenticated "
-        "change whose Origin is not this server's."
+        "Not allowed: an action the caller's role may not take, one outside the API token's "
+        "scopes, or a cookie-authenticated change whose Origin is not this server's."
     ),
     "404": _error("No such resource, or one that belongs to someone else."),
     "405": _error("The method is not allowed here."),
     "409": _error("The resource is not in a state that allows this (e.g. still uploading)."),
     "410": _error("The upload expired or was terminated."),
     "413": _error("The request body is too large, or a quota would be exceeded."),
+    "415": _error("The body is not of the media type the operation takes."),
     "423": _error("The upload is being written by another request; retry shortly."),
     "429": _error("Too many attempts; retry after the given number of seconds.", _RETRY_AFTER),
     "503": _error("A backend (Redis or the data store) is unavailable.", _RETRY_AFTER),
@@ -232,6 +245,7 @@ SCHEMAS: dict[str, Any] = {
             "created": TIMESTAMP,
             "expires": NULLABLE_TIMESTAMP,
             "last_used": NULLABLE_TIMESTAMP,
+            "scopes": TOKEN_SCOPES,
         }
     ),
     "NewToken": _obj(
@@ -242,6 +256,7 @@ SCHEMAS: dict[str, Any] = {
             "created": TIMESTAMP,
             "expires": NULLABLE_TIMESTAMP,
             "last_used": NULLABLE_TIMESTAMP,
+            "scopes": TOKEN_SCOPES,
             "token": {"type": "string", "pattern": "^tus_", "description": "Shown only once."},
         }
     ),
@@ -251,9 +266,53 @@ SCHEMAS: dict[str, Any] = {
             "label": {"type": "string", "pattern": f"^[^\\x00-\\x1f\\x7f]{{0,{LABEL_MAX}}}$"},
             "expires_in": TOKEN_LIFETIME,
             "owner": {**OPTIONAL_NAME, "description": "Admins only: whose token."},
+            "scopes": {
+                "type": "array",
+                "items": SCOPE,
+                "minItems": 1,
+                "description": "Limit the token (leave out for the owner's full rights). "
+                "`admin` only on an admin's token; a scoped token creates tokens within its "
+                "own scopes only.",
+            },
         },
         required=["label"],
     ),
+    "NewFile": {
+        "type": "object",
+        "properties": {
+            "filename": FILENAME,
+            "content_base64": {**BASE64, "description": "The file's bytes, base64."},
+            "text": {"type": "string", "description": "The file as text (stored as UTF-8)."},
+            "filetype": {
+                "type": "string",
+                "pattern": "^[A-Za-z0-9][\\x20-\\x7e]{0,254}$",
+                "description": "Media type (default: none; text/plain for `text`).",
+            },
+            "tags": {
+                "type": "array",
+                "items": {"type": "string", "pattern": "^[a-z0-9_.-]{1,32}$"},
+                "maxItems": 20,
+            },
+            "previous": {**UPLOAD_ID, "description": "The upload this one is a new version of."},
+        },
+        "required": ["filename"],
+        "oneOf": [{"required": ["content_base64"]}, {"required": ["text"]}],
+        "additionalProperties": False,
+    },
+    "FileContent": {
+        "type": "object",
+        "properties": {
+            "id": UPLOAD_ID,
+            "filename": {"type": "string"},
+            "filetype": {"type": "string"},
+            "size": {"type": "integer", "minimum": 0},
+            "content_base64": BASE64,
+            "text": {"type": "string"},
+        },
+        "required": ["id", "filename", "filetype", "size"],
+        "oneOf": [{"required": ["content_base64"]}, {"required": ["text"]}],
+        "additionalProperties": False,
+    },
     "User": _obj(
         {
             "name": USER_NAME,
@@ -321,6 +380,47 @@ LIST_FILTERS = [
 _OWNER_FILTER = _query_param("owner", OPTIONAL_NAME, "Admins only: this user's (empty: mine).")
 
 PATHS: dict[str, Any] = {
+    "/api/events": {
+        "get": {
+            "summary": "Live file events (Server-Sent Events; admins: everyone's)",
+            "description": (
+                "A text/event-stream that stays open: one event per change of the caller's "
+                "uploads (`created`, `progress` (at most about one a second per upload), "
+                "`finished`, `renamed`, `tagged`, `deleted`), each with `id:` (its Redis stream "
+                "entry id), `event:` (the type) and `data:` (JSON: type, id, owner, filename, "
+                "filetype, tags, size, offset, complete, time), and a comment line as heartbeat. "
+                "`Last-Event-ID` (or `last_event_id`) resumes after that "
+                "event; an id the server cannot vouch for is answered with a `reset` event and "
+                "every retained event. Needs the `read` scope; 503 when the server holds as "
+                "many streams as it may."
+            ),
+            "operationId": "eventStream",
+            "parameters": [
+                _query_param(
+                    "last_event_id",
+                    {"type": "string", "maxLength": 64},
+                    "Resume after this event id (what the Last-Event-ID header does).",
+                ),
+                {
+                    "name": "Last-Event-ID",
+                    "in": "header",
+                    "required": False,
+                    "schema": {"type": "string", "maxLength": 64},
+                    "description": "Resume after this event id (sent by EventSource itself).",
+                },
+            ],
+            "responses": _responses(
+                {
+                    "200": {
+                        "description": "The stream (it ends when the client or server leaves).",
+                        "content": {"text/event-stream": {"schema": {"type": "string"}}},
+                    }
+                },
+                "403",
+                "404",
+            ),
+        }
+    },
     "/api/health": {
         "get": {
             "summary": "Whether Redis and the data store answer",
@@ -395,6 +495,50 @@ PATHS: dict[str, Any] = {
             "summary": "Terminate an upload and free its bytes",
             "operationId": "deleteUpload",
             "responses": _responses(_no_content("Terminated."), "403", "404", "410", "423"),
+        },
+    },
+    "/api/files": {
+        "post": {
+            "summary": "Create a complete upload from one JSON document (scope upload)",
+            "description": "Stored and downloadable exactly like a finished tus upload. The "
+            "decoded file may hold at most `TUSSERVER_JSON_UPLOAD_MAX` bytes (413 above it: "
+            "use tus); bad base64 is a 400. Nothing is kept from a refused request.",
+            "operationId": "createFile",
+            "requestBody": _body(_ref("NewFile")),
+            "responses": _responses(
+                {
+                    "201": {
+                        **_json(_ref("Upload"), "The new, complete upload."),
+                        "headers": {"Location": {"schema": {"type": "string"}, "required": True}},
+                    }
+                },
+                "404",
+                "415",
+                body=True,
+            ),
+        }
+    },
+    "/api/uploads/{upload_id}/content": {
+        "parameters": [_UPLOAD_ID_PARAM],
+        "get": {
+            "summary": "A small complete upload's bytes as JSON (scope read)",
+            "operationId": "getUploadContent",
+            "parameters": [
+                _query_param(
+                    "encoding",
+                    {"type": "string", "enum": ["base64", "text"]},
+                    "base64 (default), or text for an upload that is UTF-8 text (400 if not).",
+                )
+            ],
+            "responses": _responses(
+                {"200": _json(_ref("FileContent"), "The file.")},
+                "400",
+                "403",
+                "404",
+                "409",
+                "410",
+                "413",
+            ),
         },
     },
     "/api/uploads/{upload_id}/links": {

@@ -111,6 +111,8 @@ class _Exchange:
         self.sent = 0
         self.failure: BaseException | None = None
         self.done = False
+        self.endless = False
+        """An event stream: it has no end of its own, so a client leaving is how it ends."""
 
     def started(self, status: str, headers: list[tuple[str, str]]) -> None:
         self.status = int(status.split(" ", 1)[0])
@@ -118,6 +120,8 @@ class _Exchange:
             if name.lower() == "content-length":
                 with contextlib.suppress(ValueError):
                     self.expected = int(value)
+            elif name.lower() == "content-type":
+                self.endless = value.lower().startswith("text/event-stream")
 
     def without_body(self) -> bool:
         if not self.status:
@@ -174,7 +178,7 @@ class _Exchange:
         if self.failure is not None:
             return "backend"
         if not completed:
-            return "client"
+            return None if self.endless else "client"
         if self.expected is not None and self.sent < self.expected:
             return "backend"  # the body ended early without an error
         return None

@@ -13,16 +13,18 @@ import contextlib
 import hashlib
 import hmac
 import logging
+import secrets
 import time
 import unicodedata
 from collections import OrderedDict
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO, Literal
 
 from .auth.events import log_security_event
 from .auth.principal import Principal
+from .auth.scopes import Operation, permits, require_scope
 from .body import BodyReader
 from .errors import (
     BackendUnavailable,
@@ -41,6 +43,7 @@ from .errors import (
     UploadLocked,
     UploadNotFound,
 )
+from .events import FileEvents, NoEvents
 from .hooks import Hooks, NoHooks
 from .locks.base import Locker
 from .locks.keeper import LockKeeper
@@ -96,6 +99,13 @@ stores its first object a moment before it records the state."""
 
 
 @dataclass(frozen=True)
+class CompleteFile:
+    """What `create_complete` learns after the content: the upload's metadata (validated)."""
+
+    metadata: dict[str, str]
+
+
+@dataclass(frozen=True)
 class Download:
     """A complete upload ready to be served: its size, validators and a way to read it.
 
@@ -145,8 +155,11 @@ class UploadService:
         hooks: Hooks | None = None,
         clock: Callable[[], float] = time.time,
         accounts: Accounts | None = None,
+        events: FileEvents | NoEvents | None = None,
     ):
         self.settings = settings
+        # Live updates: one call per operation, queued and sent off the request path.
+        self.events: FileEvents | NoEvents = events or NoEvents()
         self.accounts = accounts
         self.state = state
         self.store = store
@@ -161,8 +174,31 @@ class UploadService:
     # -- reading state ---------------------------------------------------------------------
     def info(self, upload_id: str, principal: Principal, action: Action = "head") -> UploadInfo:
         """The upload's state as `principal` may see it; 404 for unknown ids and for uploads it
-        may not touch (exactly alike), 410 for expired or terminated uploads."""
-        return self._load(upload_id, principal=principal, action=action)
+        may not touch (exactly alike), 410 for expired or terminated uploads; 403 (for its own
+        upload) to a token whose scopes allow neither uploading nor reading."""
+        info = self._load(upload_id, principal=principal, action=action)
+        if action == "head":
+            require_scope(principal, "head")
+        return info
+
+    def _require(
+        self,
+        principal: Principal,
+        operation: Operation,
+        upload_id: str | None = None,
+        action: Action = "head",
+    ) -> None:
+        """403 unless the principal's scopes allow `operation` (auth/scopes.py).
+
+        With an upload id, ownership is checked first: an upload the caller may not touch is a
+        404 whatever its scopes, so a 403 never tells a stranger that an id exists. Allowed
+        requests (the common case) cost no extra round trip.
+        """
+        if permits(principal, operation):
+            return
+        if upload_id is not None:
+            self._load(upload_id, principal=principal, action=action)
+        require_scope(principal, operation)
 
     def _load(
         self,
@@ -228,6 +264,7 @@ class UploadService:
             if principal.name is None or principal.grant is not None:
                 return Page([], 0)
             owner = principal.name
+        self._require(principal, "list")
         page = self.state.list(limit, offset, owner, query)
         now = self.clock()
         return Page([info for info in page.uploads if not info.is_expired(now)], page.total)
@@ -237,6 +274,7 @@ class UploadService:
         """Create an upload (or a final upload from partial ones) owned by the principal."""
         if principal.name is None or principal.link_upload is not None:
             raise UploadNotFound()
+        self._require(principal, "create")
         request = replace(request, metadata=checked_metadata(request.metadata or {}))
         request = self._within_grant(request, principal)
         if request.concat == "final":
@@ -274,6 +312,75 @@ class UploadService:
         self.hooks.after("post-create", info)
         if info.is_complete and not info.is_partial:
             self.hooks.after("post-finish", info)
+        self.events.publish("created", info)
+        return info
+
+    def create_complete(
+        self,
+        principal: Principal,
+        chunks: Iterable[bytes],
+        describe: Callable[[], CompleteFile],
+        limit: int,
+    ) -> UploadInfo:
+        """Create a complete upload in one step from `chunks` (`POST /api/files`).
+
+        Stored exactly like a tus upload that finished: the bytes go through the data store's
+        write under a fresh id (S3 part objects named by offset and attempt, or the local file,
+        made durable), then the whole state is recorded in one step, complete, so no client
+        ever sees it half-made. `describe()` is called once the content has been read (the
+        file's name may follow its content in the body). Anything that fails on the way, a bad
+        body, a size above `limit`, a quota, a hook, removes the stored bytes: nothing is left
+        behind. Ownership, grants, quotas and hooks are those of a tus creation.
+        """
+        if principal.name is None or principal.link_upload is not None:
+            raise UploadNotFound()
+        self._require(principal, "create")
+        request = self._within_grant(NewUpload(), principal)
+        for bound in (self.settings.max_size, principal.grant.max_size if principal.grant else 0):
+            if bound:
+                limit = min(limit, bound)
+        now = self.clock()
+        info = UploadInfo(
+            id=new_upload_id(),
+            length=None,
+            created=now,
+            updated=now,
+            owner=principal.name,
+            grant=principal.grant.id if principal.grant else None,
+        )
+        reserved: int | None = None
+        try:
+            self.store.create(info)
+            result = self.store.write(info, _at_most(chunks, limit), secrets.token_hex(8))
+            if result.failure is not None:
+                raise result.failure
+            described = describe()
+            metadata = checked_metadata({**described.metadata, **(request.metadata or {})})
+            done = self.clock()
+            info = info.evolve(
+                length=result.bytes_written,
+                offset=result.bytes_written,
+                metadata=metadata,
+                parts=result.parts,
+                updated=done,
+                completed=done,
+            )
+            info = self._pre_create(info)
+            self._reserve(info, info.length, principal)
+            reserved = info.length
+            self.store.save_info(info)
+            # Recorded as any creation is (confirmed by replicas when WAIT is on), complete and
+            # with its parts index: no client ever sees it half-made.
+            self.state.create(info)
+        except BaseException:
+            if reserved is not None:
+                self._release(info, reserved)
+            self._delete_bytes(info)
+            raise
+        self.hooks.after("post-create", info)
+        self.hooks.after("post-finish", info)
+        self.events.publish("created", info)
+        self.events.publish("finished", info)
         return info
 
     def _create_final(self, request: NewUpload, principal: Principal) -> UploadInfo:
@@ -315,6 +422,7 @@ class UploadService:
         # again in the same step that references them, so none can be removed in between.
         self._record(info, lambda: self.state.create_final(info, now))
         self.hooks.after("post-create", info)
+        self.events.publish("created", info)
         if finished:
             self.hooks.after("post-finish", info)
         else:
@@ -344,6 +452,7 @@ class UploadService:
             return self.state.get(info.id) or info
         self.store.save_info(completed)
         self.hooks.after("post-finish", completed)
+        self.events.publish("finished", completed)
         return completed
 
     def _record(self, info: UploadInfo, record: Callable[[], None] | None = None) -> None:
@@ -448,6 +557,7 @@ class UploadService:
         """
         if not is_upload_id(upload_id):
             raise UploadNotFound()
+        self._require(principal, "append", upload_id, "write")
 
         def may_ask_release() -> None:
             self._load(upload_id, principal=principal, action="write")
@@ -525,6 +635,7 @@ class UploadService:
         length is known before a byte is read and must agree with every other indication.
         """
         info = self._load(upload_id, principal=principal, action="write")
+        self._require(principal, "append")
         if info.is_complete:
             if body.expected == 0:
                 raise UploadCompleted(f"upload {upload_id} is already complete")
@@ -588,12 +699,14 @@ class UploadService:
             self._last_receive_hook.pop(info.id, None)
             if not info.is_partial:
                 self.hooks.after("post-finish", info)
+                self.events.publish("finished", info)
                 return
             for final_id in self.state.referencing_finals(info.id):
                 final = self.state.get(final_id)
                 if final is not None and not final.is_complete:
                     self._settle_final(final)
             return
+        self.events.progress(info)  # throttled by the publisher
         now = self.clock()
         last = self._last_receive_hook.get(info.id, 0.0)
         if now - last >= self.settings.hooks_receive_interval:
@@ -622,6 +735,7 @@ class UploadService:
     def terminate(self, upload_id: str, principal: Principal) -> None:
         """Remove an upload and its bytes (waiting for a running write to let go first)."""
         info = self._load(upload_id, principal=principal, action="delete")
+        self._require(principal, "delete")
         if info.is_partial and self.state.referencing_finals(upload_id):
             raise Forbidden("this partial upload is part of a final upload; terminate that one")
         self.hooks.before("pre-terminate", info)
@@ -646,13 +760,19 @@ class UploadService:
             if removed == 0:  # nothing could go (e.g. locked): do not spin
                 return removed
 
-    def _remove(self, info: UploadInfo, holding: frozenset[str] = frozenset()) -> None:
+    def _remove(
+        self,
+        info: UploadInfo,
+        holding: frozenset[str] = frozenset(),
+        reason: Literal["terminated", "expired"] = "terminated",
+    ) -> None:
         """Forget state first (clients then see 410), then free the bytes; unused partials go.
 
         The state store refuses, atomically, to remove a partial upload a final references.
         Bytes whose removal fails stay behind without state: the orphan sweep removes them.
         """
         unused = self.state.delete(info, self.settings.gone_ttl)
+        self.events.publish("deleted", info, reason=reason)
         self._release(info, info.length)
         self._last_receive_hook.pop(info.id, None)
         self._delete_bytes(info)
@@ -712,7 +832,7 @@ class UploadService:
                 return False
             if info.is_partial and self.state.referencing_finals(upload_id):
                 return self._expire_unfinished_finals(info)
-            self._remove(info)
+            self._remove(info, reason="expired")
             log.info("expired upload %s (%s of %s bytes)", info.id, info.offset, info.length)
             return True
         finally:
@@ -731,9 +851,9 @@ class UploadService:
             return False
         for final in finals:
             if final is not None:
-                self._remove(final, holding=frozenset({partial.id}))
+                self._remove(final, holding=frozenset({partial.id}), reason="expired")
         with contextlib.suppress(Forbidden):  # unless another final took it meanwhile
-            self._remove(partial)
+            self._remove(partial, reason="expired")
         log.info("expired partial upload %s and %d unfinished final(s)", partial.id, len(finals))
         return True
 
@@ -775,11 +895,13 @@ class UploadService:
     ) -> UploadInfo:
         """Rename and/or retag in one step under the upload's lock; both are checked first, so
         a bad value changes nothing. The catalog's indexes follow the state right after."""
-        info = self._load(upload_id, principal=principal, action="write")
-        if not principal.allows("manage"):  # after ownership: a stranger's upload stays a 404
-            raise Forbidden("this token's scopes do not allow this: it needs the manage scope")
         checked_name = None if filename is None else _valid_filename(filename)
         checked_tags = None if tags is None else valid_tags(tags)
+        info = self._load(upload_id, principal=principal, action="write")
+        if checked_name is not None:
+            self._require(principal, "rename")
+        if checked_tags is not None:
+            self._require(principal, "tag")
         with self.locks.hold(upload_id, read=True) as lock:
             info = self._live(upload_id, lock.info)
             before = tags_of(info.metadata)
@@ -800,15 +922,16 @@ class UploadService:
             self.state.set_metadata(info, metadata, now)
             if binary != old_binary:
                 self.state.set_metadata_binary(info, binary)
+        if checked_name is not None:
+            self.events.publish("renamed", info)
         if checked_tags is not None and checked_tags != before:
             self.tagged(info, before)
         return info
 
     def tagged(self, info: UploadInfo, before: tuple[str, ...]) -> None:
-        """Called once an upload's tags changed (`before` -> `tags_of(info.metadata)`).
-
-        The hook for whatever follows a tag change (the live `tagged` event); nothing yet.
-        """
+        """Called once an upload's tags changed (`before` -> `tags_of(info.metadata)`): the
+        live `tagged` event, with the new tags."""
+        self.events.publish("tagged", info, tags=list(tags_of(info.metadata)))
 
     # -- downloads -------------------------------------------------------------------------
     def download(self, upload_id: str, principal: Principal) -> Download:
@@ -816,6 +939,7 @@ class UploadService:
         info = self._load(
             upload_id, with_parts=self.store.keeps_parts, principal=principal, action="read"
         )
+        self._require(principal, "download")
         if not info.is_complete:
             total = "unknown" if info.length is None else str(info.length)
             raise UploadIncomplete(
@@ -897,6 +1021,11 @@ def _as_checksums(checksum: Checksums) -> tuple[Checksum, ...]:
     return tuple(checksum)
 
 
+def valid_filename(filename: str) -> str:
+    """A file name a download can carry (400 otherwise); see `_valid_filename`."""
+    return _valid_filename(filename)
+
+
 def _valid_filename(filename: str) -> str:
     """A file name a download can carry: 1-255 Unicode scalar values, no '/', no controls."""
     filename = filename.strip()
@@ -922,6 +1051,19 @@ def _primed(first: bytes | None, rest: Iterator[bytes]) -> Iterator[bytes]:
         close = getattr(rest, "close", None)
         if close:
             close()
+
+
+def _at_most(chunks: Iterable[bytes], limit: int) -> Iterator[bytes]:
+    """Pass `chunks` through; 413 (pointing to tus) as soon as they go past `limit` bytes."""
+    total = 0
+    for chunk in chunks:
+        total += len(chunk)
+        if total > limit:
+            raise TooLarge(
+                f"a JSON upload holds at most {limit} bytes; upload larger files with tus "
+                "(POST /files/)"
+            )
+        yield chunk
 
 
 def _store_reader(store: DataStore, info: UploadInfo) -> Callable[[int, int], Iterator[bytes]]:

@@ -64,6 +64,8 @@ class Settings:
     fsync: bool = True
     max_size: int = 0
     max_metadata_size: int = 4096
+    json_upload_max: int = 10 * MiB
+    """Largest decoded file `POST /api/files` takes and `/api/uploads/<id>/content` returns."""
     expire_after: int = 86400
     cleanup_interval: int = 300
     gone_ttl: int = 7 * 86400
@@ -121,6 +123,13 @@ class Settings:
     jwt_audience: str = ""
     jwt_issuer: str = ""
     jwt_role_claim: str = ""
+    # Live updates: file events over Server-Sent Events (tusserver/events/)
+    events_enabled: bool = True
+    events_max_streams: int = 2000
+    events_heartbeat: float = 15.0
+    events_progress_interval: float = 1.0
+    events_retain: int = 1000
+    events_retain_all: int = 10000
 
     def __post_init__(self) -> None:
         self._validate()
@@ -175,6 +184,7 @@ class Settings:
             raise SettingsError("TUSSERVER_STORAGE=s3 needs TUSSERVER_S3_ENDPOINT")
         positive = (
             "max_metadata_size",
+            "json_upload_max",
             "expire_after",
             "cleanup_interval",
             "read_chunk_size",
@@ -189,6 +199,9 @@ class Settings:
             "session_lifetime",
             "link_max_lifetime",
             "grant_max_lifetime",
+            "events_heartbeat",
+            "events_retain",
+            "events_retain_all",
         )
         for name in positive:
             if getattr(self, name) <= 0:
@@ -204,6 +217,8 @@ class Settings:
             "min_rate",
             "max_connections_per_client",
             "default_quota",
+            "events_max_streams",
+            "events_progress_interval",
         )
         for name in non_negative:
             if getattr(self, name) < 0:
@@ -244,6 +259,10 @@ class Settings:
             )
         if self.redis_mode == "cluster" and not self.redis_url:
             raise SettingsError("TUSSERVER_REDIS_MODE=cluster needs TUSSERVER_REDIS_URL (any node)")
+        if self.redis_mode != "cluster" and "," in self.redis_url:
+            raise SettingsError(
+                "TUSSERVER_REDIS_URL names several servers only with TUSSERVER_REDIS_MODE=cluster"
+            )
         if self.redis_mode == "sentinel":
             if not self.redis_sentinels or not self.redis_sentinel_master:
                 raise SettingsError(

@@ -19,7 +19,10 @@ What it adds to gunicorn's `GeventWorker.handle`:
 - **Connections per client** (`TUSSERVER_MAX_CONNECTIONS_PER_CLIENT`): a connection over the cap
   gets its request head read and a `429 Too Many Requests` (then it is closed). Counted per
   socket peer across all workers (`client_limits.ConnectionTable`); behind a proxy (where the
-  peer is the proxy) the app counts requests per `X-Forwarded-For` address instead.
+  peer is the proxy) the app counts requests per `X-Forwarded-For` address instead. A
+  connection carrying an event stream (`GET /api/events`) is not counted while the stream is
+  open, and is served even over the cap: a page's streams must not use up a client's uploads
+  (the per-process stream cap bounds them).
 """
 
 from __future__ import annotations
@@ -136,9 +139,12 @@ class TusGeventWorker(GeventWorker):  # type: ignore[misc]
                 if req is None:  # the head did not arrive in time (or the client left)
                     break
                 served += 1
-                if over_cap:
+                streaming = client_limits.is_event_stream(req.path)
+                if over_cap and not streaming:
                     self._refuse(client)
                     break
+                if streaming:
+                    self._uncount(conn)
                 if not self.handle_request(listener_name, req, client, conn.addr):
                     break
         except http.errors.NoMoreData as exc:
@@ -197,6 +203,13 @@ class TusGeventWorker(GeventWorker):  # type: ignore[misc]
         self._parked.add(conn)
         readable.start(wake)
         expiry.start(expire)
+
+    @staticmethod
+    def _uncount(conn: _Connection) -> None:
+        """Stop counting a connection against its client's cap (it carries an event stream)."""
+        if client_limits.TABLE is not None:
+            client_limits.TABLE.close(conn.counted)
+        conn.counted = None
 
     def _refuse(self, client: Any) -> None:
         """429 for a connection over the per-client cap; then let the client read it."""

@@ -76,6 +76,7 @@ export function createAccount({ api, showError, announce, onSignedIn, onSignedOu
     els.usersSection.hidden = !(admin && state.accountsOn);
     document.getElementById('files-heading').textContent =
       admin && state.accountsOn ? 'All files' : state.accountsOn ? 'My files' : 'Uploaded files';
+    tokens.setAdmin(admin);
     if (state.accountsOn) tokens.load();
     if (admin && state.accountsOn) users.load();
     onSignedIn();

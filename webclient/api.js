@@ -112,6 +112,22 @@ export class ApiClient {
     return this.request('DELETE', `uploads/${encodeURIComponent(id)}`);
   }
 
+  /** A complete upload from one JSON request (small files and text): POST /api/files. */
+  createFile({ filename, text, contentBase64, filetype, tags, previous }) {
+    const body = { filename };
+    if (text !== undefined) body.text = text;
+    else body.content_base64 = contentBase64;
+    if (filetype) body.filetype = filetype;
+    if (tags?.length) body.tags = tags;
+    if (previous) body.previous = previous;
+    return this.request('POST', 'files', { body });
+  }
+
+  /** A small complete upload's content: `encoding` 'text' (UTF-8) or 'base64'. */
+  uploadContent(id, encoding = 'text') {
+    return this.request('GET', `uploads/${encodeURIComponent(id)}/content`, { query: { encoding } });
+  }
+
   createLink(id, expiresIn) {
     return this.request('POST', `uploads/${encodeURIComponent(id)}/links`, { body: { expires_in: expiresIn } });
   }
@@ -121,9 +137,11 @@ export class ApiClient {
     return (await this.request('GET', 'tokens'))?.tokens ?? [];
   }
 
-  createToken(label, expiresIn = null) {
+  /** `scopes`: a list of 'upload', 'read', 'manage', 'admin'; null or empty: full rights. */
+  createToken(label, expiresIn = null, scopes = null) {
     const body = { label };
     if (expiresIn) body.expires_in = expiresIn;
+    if (scopes?.length) body.scopes = scopes;
     return this.request('POST', 'tokens', { body });
   }
 

@@ -11,9 +11,11 @@
 import { createAccount } from './account.js';
 import { ApiClient } from './api.js';
 import { copyText } from './clipboard.js';
+import { attachEditAction } from './edit.js';
 import { createFileTable, parseTags } from './file-table.js';
 import { thumbnailSoon } from './thumbnail.js';
 import { isCrossOrigin, parseInteger, readConfig, safeHref } from './config.js';
+import { followFileEvents, mergeFileEvent } from './events.js';
 import {
   DEFAULT_LINK_LIFETIME,
   LINK_LIFETIMES,
@@ -467,7 +469,13 @@ const fileList = { uploads: [], total: 0, loading: false, owner: '' };
 let refreshTimer = null;
 
 async function loadFiles({ append = false } = {}) {
-  if (fileList.loading || !account?.signedIn) return;
+  if (!account?.signedIn) return;
+  if (fileList.loading) {
+    // A reload asked for while one runs (a filter changed, a live event came) is not dropped:
+    // it runs when this one ends, so the table always ends up showing the latest query.
+    if (!append) fileList.reloadAgain = true;
+    return;
+  }
   fileList.loading = true;
   els.fileListMore.disabled = true;
   const query = {
@@ -489,12 +497,17 @@ async function loadFiles({ append = false } = {}) {
   } finally {
     fileList.loading = false;
     els.fileListMore.disabled = false;
+    if (fileList.reloadAgain) {
+      fileList.reloadAgain = false;
+      loadFiles();
+    }
   }
 }
 
 /** Empty the list (signed out, or another user signed in). */
 function clearFileList() {
   clearTimeout(refreshTimer);
+  fileList.reloadAgain = false;
   fileList.uploads = [];
   fileList.total = 0;
   fileList.owner = '';
@@ -511,6 +524,41 @@ function mergeById(existing, more) {
 function scheduleListRefresh() {
   clearTimeout(refreshTimer);
   refreshTimer = setTimeout(() => loadFiles(), 300);
+}
+
+// ---- live updates (events.js) -----------------------------------------------------------------
+
+let liveUpdates = null;
+
+/** Follow the signed-in user's file events (an admin's: everyone's) while signed in. */
+function startLiveUpdates() {
+  liveUpdates?.close();
+  const url = new URL('events', config.apiBase).href;
+  liveUpdates = followFileEvents({
+    url,
+    withCredentials: isCrossOrigin(url, config.pageOrigin),
+    onEvent: applyFileEvent,
+    onReset: scheduleListRefresh,
+  });
+}
+
+function stopLiveUpdates() {
+  liveUpdates?.close();
+  liveUpdates = null;
+}
+
+/**
+ * The one place a file event meets the file table: progress moves a row in place; anything
+ * else (a new, finished, renamed, retagged or deleted file) reloads the list, in one burst.
+ */
+function applyFileEvent(event) {
+  const uploads = mergeFileEvent(fileList.uploads, event);
+  if (uploads === null) {
+    scheduleListRefresh();
+  } else if (uploads !== fileList.uploads) {
+    fileList.uploads = uploads;
+    renderFileList();
+  }
 }
 
 function renderFileList() {
@@ -540,6 +588,7 @@ function createFileRow(upload) {
   row.dataset.complete = String(Boolean(upload.complete));
   fillFileRow(row, upload);
   bindFileRow(row, upload);
+  attachEditAction(row, upload, { api, showError, announce, onSaved: () => loadFiles() });
   return row;
 }
 
@@ -815,8 +864,10 @@ function init() {
     onSignedIn: () => {
       clearFileList();
       loadFiles();
+      startLiveUpdates();
     },
     onSignedOut: () => {
+      stopLiveUpdates();
       abandonQueue();
       clearFileList();
     },

@@ -6,6 +6,11 @@ import { TOKEN_LIFETIMES, formatDate } from './format.js';
 
 const $ = (id) => document.getElementById(id);
 
+/** Scopes as a reader sees them: the list, or "all" for a token with its owner's full rights. */
+export function scopesText(scopes) {
+  return scopes?.length ? scopes.join(', ') : 'all';
+}
+
 export function createTokensPanel({ api, showError, announce }) {
   const els = {
     form: $('token-form'),
@@ -54,6 +59,7 @@ export function createTokensPanel({ api, showError, announce }) {
       h('td', { dataset: { label: 'Created' } }, formatDate(token.created)),
       h('td', { dataset: { label: 'Expires' } }, formatDate(token.expires, 'never')),
       h('td', { dataset: { label: 'Last used' } }, formatDate(token.last_used, 'never')),
+      h('td', { dataset: { label: 'Scopes', testid: 'token-scopes-cell' } }, scopesText(token.scopes)),
       h('td', { class: 'cell-actions' }, revoke),
     );
   }
@@ -80,15 +86,17 @@ export function createTokensPanel({ api, showError, announce }) {
       return;
     }
     const seconds = els.lifetime.value ? Number(els.lifetime.value) : null;
+    const scopes = [...els.form.querySelectorAll('input[name=scope]:checked')].map((box) => box.value);
     const submit = els.form.querySelector('button[type=submit]');
     submit.disabled = true;
     try {
-      const created = await api.createToken(label, seconds);
+      const created = await api.createToken(label, seconds, scopes);
       els.value.value = created.token;
       els.created.hidden = false;
       els.value.focus();
       els.value.select();
       els.label.value = '';
+      for (const box of els.form.querySelectorAll('input[name=scope]')) box.checked = false;
       announce(`Token ${label} created. Copy it now: it is shown only once.`);
       await load();
     } catch (error) {
@@ -112,6 +120,12 @@ export function createTokensPanel({ api, showError, announce }) {
 
   return {
     load,
+    /** Only an admin's token may carry the admin scope: offer it to admins alone. */
+    setAdmin(isAdmin) {
+      const label = els.form.querySelector('[data-testid=token-scope-admin-label]');
+      label.hidden = !isAdmin;
+      if (!isAdmin) label.querySelector('input').checked = false;
+    },
     /** Forget everything shown (sign-out): above all the once-shown secret. */
     reset() {
       els.value.value = '';

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
@@ -60,3 +61,20 @@ def test_single_mode_takes_the_password_setting_too(redis_url: str) -> None:
         client.close()
     with pytest.raises(redis.AuthenticationError):
         connect(without_password(redis_url)).ping()
+
+
+def test_several_nodes_may_be_named_and_a_dead_one_is_passed_over(tmp_path: Path) -> None:
+    with LocalCluster(tmp_path / "cluster", primaries=3) as cluster:
+        urls = cluster.urls
+        cluster.kill(cluster.nodes[0])
+        cluster.wait_state("fail")  # its slots are gone, but the others answer for the map
+        client = connect(
+            urls,
+            mode="cluster",
+        )
+        try:
+            assert {node.port for node in client.get_nodes()} >= {
+                node.port for node in cluster.nodes[1:]
+            }
+        finally:
+            client.close()

@@ -39,7 +39,7 @@ def test_uploads_in_flight_resume_when_a_primary_dies(
     cluster = failover_cluster
     prefix = f"tusfail:{uuid.uuid4().hex[:8]}:"
     env = {"TUSSERVER_REDIS_MODE": "cluster", "TUSSERVER_REDIS_PREFIX": prefix}
-    with live_server(tmp_path / "data", cluster.url, env=env, workers=2) as server:
+    with live_server(tmp_path / "data", cluster.urls, env=env, workers=2) as server:
         bodies = {create_upload(server, SIZE): os.urandom(SIZE) for _ in range(6)}
         acknowledged: dict[str, int] = {}
         for url, body in bodies.items():

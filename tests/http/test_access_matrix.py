@@ -7,7 +7,8 @@ also checks that nothing changed (offsets, names, which uploads exist, their byt
 Principals: anonymous, the owner by token, the owner by session cookie (same origin), the owner
 by cookie from another site or without Origin (CSRF), another user, an admin, a disabled user,
 an expired token, a revoked token, an upload grant, and a signed link's signature used for a
-different upload.
+different upload; and one column per token scope: alice's token with only `upload`, only `read`,
+only `manage`, and the admin's token with only `admin`.
 """
 
 from __future__ import annotations
@@ -119,6 +120,9 @@ def build_world(app: Flask) -> World:
         "grant": bearer(grant),
         "link-elsewhere": {},
     }
+    for column, (owner, scope) in SCOPE_COLUMNS.items():
+        token = add_token(app, owner, scopes=frozenset({scope}))
+        world.principals[column] = bearer(token)
     return world
 
 
@@ -150,8 +154,12 @@ NEW_USER = {"extra": {"json": {"name": "eve", "password": "long enough password"
 QUOTA = {"extra": {"json": {"quota": 5}}}
 LOGIN = {"extra": {"json": {"name": "alice", "password": PASSWORD}}}
 
+JSON_FILE = {"extra": {"json": {"filename": "j.txt", "text": "hello"}}}
+
 ROUTES: dict[str, Send] = {
     "OPTIONS /files/": _req("OPTIONS", lambda w: "/files/"),
+    "POST /api/files": _req("POST", lambda w: "/api/files", **JSON_FILE),
+    "GET /api/uploads/U/content": _req("GET", lambda w: f"/api/uploads/{upload_id(w.U)}/content"),
     "POST /files/": _req("POST", lambda w: "/files/", **CREATE),
     "HEAD /files/P": _req("HEAD", lambda w: w.P, headers=TUS),
     "PATCH /files/P": _req("PATCH", lambda w: w.P, **PATCH_P),
@@ -192,10 +200,12 @@ ROUTES: dict[str, Send] = {
     "GET /api/users": _req("GET", lambda w: "/api/users"),
     "GET /": _req("GET", lambda w: "/"),
     "GET /api/openapi.json": _req("GET", lambda w: "/api/openapi.json"),
+    "GET /api/events": _req("GET", lambda w: "/api/events"),  # the stream is left unread
 }
 
 OWNERS = ("owner", "owner-cookie", "admin")
 READ_ONLY = {
+    "GET /api/uploads/U/content",
     "HEAD /files/P",
     "GET /files/U",
     "HEAD /files/U (download)",
@@ -207,6 +217,7 @@ READ_ONLY = {
     "GET /api/tokens",
     "GET /api/users",
     "GET /api/health",
+    "GET /api/events",
 }
 BAD_CREDENTIALS = ("disabled-user", "expired-token", "revoked-token")
 CSRF = ("cross-site-cookie", "cookie-without-origin")
@@ -232,6 +243,8 @@ ADMIN_ONLY = {
 # None = "as anonymous" (401).
 TABLE: dict[str, tuple[int, int, int | None]] = {
     "POST /files/": (201, 201, 201),
+    "POST /api/files": (201, 201, 201),
+    "GET /api/uploads/U/content": (200, 404, None),
     "HEAD /files/P": (200, 404, 404),
     "PATCH /files/P": (204, 404, 404),
     "DELETE /files/P": (204, 404, 404),
@@ -265,12 +278,53 @@ TABLE: dict[str, tuple[int, int, int | None]] = {
     "GET /api/users": (200, 403, None),
     "GET /": (200, 200, None),
     "GET /api/openapi.json": (200, 200, None),
+    "GET /api/events": (200, 200, None),
 }
+
+
+SCOPE_COLUMNS: dict[str, tuple[str, str]] = {
+    "scope-upload": ("alice", "upload"),
+    "scope-read": ("alice", "read"),
+    "scope-manage": ("alice", "manage"),
+    "scope-admin": ("root", "admin"),
+}
+"""Column -> (whose token, its only scope)."""
+
+ROUTE_SCOPES: dict[str, set[str]] = {
+    "POST /files/": {"upload"},
+    "POST /api/files": {"upload"},
+    "HEAD /files/P": {"upload", "read"},
+    "PATCH /files/P": {"upload"},
+    "DELETE /files/P": {"manage"},
+    "POST+override DELETE /files/P": {"manage"},
+    "GET /files/U": {"read"},
+    "HEAD /files/U (download)": {"read"},
+    "GET /api/uploads/U/content": {"read"},
+    "POST /files/ final of Q": {"upload"},
+    "HEAD /files/G": {"upload", "read"},
+    "PATCH /files/G": {"upload"},
+    "DELETE /files/G": {"manage"},
+    "GET /api/uploads": {"read"},
+    "GET /api/uploads/U": {"upload", "read"},
+    "PATCH /api/uploads/U": {"manage"},
+    "DELETE /api/uploads/U": {"manage"},
+    "POST /api/uploads/U/links": {"manage"},
+    "DELETE /api/uploads/U/links": {"manage"},
+    "POST /api/grants": {"upload"},
+}
+"""Route -> the scopes any one of which a token needs (routes not named need none; the users
+routes and /metrics need `admin`, through the admin role a token keeps only with that scope)."""
 
 
 def expected(route: str, principal: str) -> int:
     if route == "OPTIONS /files/":
         return 204
+    if principal in SCOPE_COLUMNS:
+        owner, scope = SCOPE_COLUMNS[principal]
+        status = expected(route, "owner" if owner == "alice" else "admin")
+        if status < 400 and scope not in ROUTE_SCOPES.get(route, {scope}):
+            return 403
+        return status
     method = route.split()[0].split("+")[0]
     if principal in BAD_CREDENTIALS:
         return 401
@@ -308,6 +362,7 @@ PRINCIPALS = [
     "grant",
     "link-elsewhere",
 ]
+"""The scope columns (SCOPE_COLUMNS) run in test_access_matrix_scopes.py, on one store."""
 
 
 @pytest.fixture
@@ -318,6 +373,11 @@ def world(make_app: Any) -> World:
 @pytest.mark.parametrize("principal", PRINCIPALS)
 @pytest.mark.parametrize("route", list(ROUTES))
 def test_access(world: World, route: str, principal: str) -> None:
+    check_case(world, route, principal)
+
+
+def check_case(world: World, route: str, principal: str) -> None:
+    """Send one route as one principal; check the status, and that a refusal changed nothing."""
     headers = dict(world.principals[principal])
     send = ROUTES[route]
     if route == "POST /files/ final of Q":
@@ -369,6 +429,7 @@ def _rule_of(route: str) -> str:
         ("/files/U", "/files/<upload_id>"),
         ("/files/G", "/files/<upload_id>"),
         ("/api/uploads/U/links", "/api/uploads/<upload_id>/links"),
+        ("/api/uploads/U/content", "/api/uploads/<upload_id>/content"),
         ("/api/uploads/U", "/api/uploads/<upload_id>"),
         ("/api/tokens/<alice's>", "/api/tokens/<token_id>"),
         ("/api/users/bob", "/api/users/<name>"),

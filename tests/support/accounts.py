@@ -34,10 +34,13 @@ def add_user(app: Any, name: str, role: str = "user", quota: int | None = None) 
         accounts.store.update_user(name, quota=str(quota))
 
 
-def add_token(app: Any, owner: str, expires: float | None = None) -> str:
-    """A bearer token for `owner`; `expires` is an absolute time (in the past: expired)."""
+def add_token(
+    app: Any, owner: str, expires: float | None = None, scopes: frozenset[str] | None = None
+) -> str:
+    """A bearer token for `owner`; `expires` is an absolute time (in the past: expired);
+    `scopes` limits it (None: the owner's full rights)."""
     token = TOKEN_PREFIX + secrets.token_urlsafe(32)
-    record = TokenRecord(secrets.token_hex(8), owner, "test", time.time(), expires, None)
+    record = TokenRecord(secrets.token_hex(8), owner, "test", time.time(), expires, None, scopes)
     accounts_of(app).store.add_token(digest(token), record)
     return token
 

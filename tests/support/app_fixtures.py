@@ -76,6 +76,8 @@ def make_app(make_settings: Any, redis_client: redis.Redis) -> Iterator[Any]:
     for app in apps:
         components = app.extensions["tusserver"]
         components.keeper.stop()
+        if components.events is not None:
+            components.events.stop()
         if components.store.name == "s3":
             from tests.support.s3 import drop_bucket
 

@@ -81,6 +81,12 @@ class LocalCluster:
         first = next(node for node in self.nodes if node.alive)
         return f"redis://:{self.password}@127.0.0.1:{first.port}/0"
 
+    @property
+    def urls(self) -> str:
+        """Every live node, comma-separated: a way in that survives any one node's death."""
+        live = [node for node in self.nodes if node.alive]
+        return ",".join(f"redis://:{self.password}@127.0.0.1:{node.port}/0" for node in live)
+
     # -- start and stop --------------------------------------------------------------------
     def start(self, timeout: float = 30.0) -> LocalCluster:
         count = self.primaries * (1 + self.replicas)

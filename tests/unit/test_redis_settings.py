@@ -62,3 +62,10 @@ def test_unusable_topologies_are_refused(values: dict[str, str], mentions: str) 
 def test_cluster_needs_only_one_node() -> None:
     settings = Settings.from_env(env(redis_mode="cluster", redis_url="redis://10.0.0.5:7000"))
     assert settings.redis_mode == "cluster"
+
+
+def test_several_urls_only_for_a_cluster() -> None:
+    urls = "redis://10.0.0.5:7000,redis://10.0.0.6:7000"
+    assert Settings.from_env(env(redis_mode="cluster", redis_url=urls)).redis_url == urls
+    with pytest.raises(SettingsError, match="only with TUSSERVER_REDIS_MODE=cluster"):
+        Settings.from_env(env(redis_url=urls))

@@ -15,11 +15,19 @@ import time
 from collections.abc import Callable
 from typing import NamedTuple
 
-from ..errors import BadRequest, Conflict, TooManyRequests, Unauthorized, UploadNotFound
+from ..errors import (
+    BadRequest,
+    Conflict,
+    Forbidden,
+    TooManyRequests,
+    Unauthorized,
+    UploadNotFound,
+)
 from ..settings import Settings
 from ..state.accounts import AccountStore, TokenRecord, UserRecord
 from . import passwords
 from .events import log_security_event
+from .scopes import decode_scopes, encode_scopes
 
 ROLES = ("admin", "user")
 TOKEN_PREFIX = "tus_"
@@ -53,6 +61,7 @@ class Identity(NamedTuple):
     name: str
     role: str
     token_id: str | None = None
+    scopes: frozenset[str] | None = None
 
 
 def digest(secret: str) -> str:
@@ -236,10 +245,20 @@ class Accounts:
 
     # -- API tokens ------------------------------------------------------------------------
     def issue_token(
-        self, owner: str, label: str = "", expires_in: float | None = None
+        self,
+        owner: str,
+        label: str = "",
+        expires_in: float | None = None,
+        scopes: frozenset[str] | None = None,
     ) -> tuple[str, TokenRecord]:
-        """A new token for `owner`: (the token, shown once; its record)."""
+        """A new token for `owner`: (the token, shown once; its record).
+
+        `scopes` limits what the token may do (None: the owner's full rights); only an admin's
+        token may carry the `admin` scope, as it grants nothing to anyone else.
+        """
         user = self.get_user(owner)
+        if scopes is not None and "admin" in scopes and user.role != "admin":
+            raise Forbidden("only an admin's token may have the admin scope")
         label = label.strip()
         if len(label) > LABEL_MAX or any(ord(ch) < 32 or ord(ch) == 127 for ch in label):
             raise BadRequest(f"a label has at most {LABEL_MAX} printable characters")
@@ -254,19 +273,26 @@ class Accounts:
             created=now,
             expires=None if expires_in is None else now + expires_in,
             last_used=None,
+            scopes=scopes,
         )
         self.store.add_token(digest(token), record)
-        log_security_event("token-created", user=owner, token_id=record.id, label=label)
+        log_security_event(
+            "token-created",
+            user=owner,
+            token_id=record.id,
+            label=label,
+            scopes=encode_scopes(scopes) or "all",
+        )
         return token, record
 
     def resolve_token(self, token: str) -> Identity | None:
         """Who an API token stands for, or None if it is unknown, revoked, expired or disabled."""
         if not token.startswith(TOKEN_PREFIX) or len(token) > 128:
             return None
-        owner, role, token_id = self.store.resolve_token(
+        owner, role, token_id, scopes = self.store.resolve_token(
             digest(token), self.clock(), TOKEN_TOUCH_INTERVAL
         )
-        return Identity(owner, role, token_id) if owner else None
+        return Identity(owner, role, token_id, decode_scopes(scopes)) if owner else None
 
     def get_token(self, token_id: str) -> TokenRecord:
         record = self.store.get_token(token_id) if _is_token_id(token_id) else None

@@ -22,6 +22,7 @@ from ..errors import BadRequest, Forbidden, Unauthorized
 from .accounts import GRANT_PREFIX, TOKEN_PREFIX, Accounts
 from .jwt import JwtVerifier
 from .principal import ANONYMOUS, OPEN_ADMIN, Principal
+from .scopes import FIXED_SCOPES, permits
 from .signed import read_grant
 
 log = logging.getLogger(__name__)
@@ -69,8 +70,8 @@ def resolve_request() -> None:
         if not _is_public():
             raise Unauthorized()
         return
-    if principal.via == "grant" and not request.path.startswith("/files"):
-        raise Unauthorized("an upload grant is only good for tus requests")
+    if principal.via == "grant" and not _grant_may_reach():
+        raise Unauthorized("an upload grant is only good for uploads (tus, POST /api/files)")
     if principal.via == "session" and request.method in STATE_CHANGING:
         check_origin(components.settings)
 
@@ -106,7 +107,7 @@ def _from_bearer(token: str, components: Any) -> Principal:
         identity = accounts.resolve_token(token)
         if identity is None:
             raise Unauthorized("the token is unknown, revoked or expired", _invalid_token())
-        return _token_principal(identity.name, identity.role, identity.token_id)
+        return _token_principal(identity.name, identity.role, identity.token_id, identity.scopes)
     if token.startswith(GRANT_PREFIX):
         principal = _from_grant(token, components.secret_key)
         if principal is None:
@@ -122,7 +123,7 @@ def _from_grant(token: str, key: bytes) -> Principal | None:
     grant = read_grant(key, token)
     if grant is None:
         return None
-    return Principal(grant.owner, "user", "grant", grant=grant)
+    return Principal(grant.owner, "user", "grant", grant=grant, scopes=FIXED_SCOPES["grant"])
 
 
 def _from_jwt(token: str, accounts: Accounts, verifier: JwtVerifier | None) -> Principal | None:
@@ -145,14 +146,30 @@ def _from_jwt(token: str, accounts: Accounts, verifier: JwtVerifier | None) -> P
 
 
 @functools.lru_cache(maxsize=4096)
-def _token_principal(name: str, role: str, token_id: str | None) -> Principal:
-    """Principals are immutable: one object per (user, role, token), made once."""
-    return Principal(name, _role(role), "token", token_id=token_id)
+def _token_principal(
+    name: str, role: str, token_id: str | None, scopes: frozenset[str] | None = None
+) -> Principal:
+    """Principals are immutable: one object per (user, role, token, scopes), made once.
+
+    An admin's token without the `admin` scope acts as a plain user: other users' uploads are
+    404 to it and user management 403, exactly as for any user (auth/scopes.py).
+    """
+    principal = Principal(name, _role(role), "token", token_id=token_id, scopes=scopes)
+    if principal.is_admin and not permits(principal, "others"):
+        principal = Principal(name, "user", "token", token_id=token_id, scopes=scopes)
+    return principal
 
 
 @functools.lru_cache(maxsize=4096)
 def _session_principal(name: str, role: str) -> Principal:
     return Principal(name, _role(role), "session")
+
+
+def _grant_may_reach() -> bool:
+    """Grants upload: the tus endpoints, and the one-request JSON upload."""
+    if request.path.startswith("/files"):
+        return True
+    return request.method == "POST" and request.path.rstrip("/") == "/api/files"
 
 
 def _invalid_token() -> dict[str, str]:

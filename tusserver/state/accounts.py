@@ -7,9 +7,10 @@ that touches a user and its usage stays in one Cluster slot):
 - `users` sorted set of names by creation time (listings).
 - `usage:{<name>}` integer: bytes held in live uploads (reserved before an upload records a
   length, released when it goes).
-- `token:<sha256 of the token>` hash: id, owner, label, created, expires, last_used. The token
-  itself is never stored. `tokenid:<id>` -> the sha256 (revocation by id);
-  `tokens:{<name>}` set of the user's token ids.
+- `token:<sha256 of the token>` hash: id, owner, label, created, expires, last_used, scopes
+  (comma-separated; "" or missing = the owner's full rights). The token itself is never
+  stored. `tokenid:<id>` -> the sha256 (revocation by id); `tokens:{<name>}` set of the
+  user's token ids.
 - `session:<sha256 of the cookie>` hash: user, created, expires (with a Redis TTL);
   `sessions:{<name>}` set of the user's session hashes (to end them all at once).
 - `login:name:<name>` / `login:addr:<address>` failed-login counters (fixed windows, TTL).
@@ -40,6 +41,7 @@ from typing import Any
 
 import redis
 
+from ..auth.scopes import decode_scopes, encode_scopes
 from .batch import Batch
 from .connect import REDIS_ERRORS
 from .redis import translate_errors
@@ -136,6 +138,8 @@ class TokenRecord:
     created: float
     expires: float | None
     last_used: float | None
+    scopes: frozenset[str] | None = None
+    """What the token may do (auth/scopes.py); None: everything its owner may."""
 
 
 class AccountStore:
@@ -356,14 +360,18 @@ class AccountStore:
                     "created": repr(record.created),
                     "expires": "" if record.expires is None else repr(record.expires),
                     "last_used": "",
+                    "scopes": encode_scopes(record.scopes),
                 },
             )
             batch.command(self._token_id(record.id), "set", digest)
             batch.command(self._user_tokens(record.owner), "sadd", record.id)
             batch.execute()
 
-    def resolve_token(self, digest: str, now: float, touch_every: float) -> tuple[str, str, str]:
-        """(owner, role, token id) of a usable token, or ("", "", "") for any refusal.
+    def resolve_token(
+        self, digest: str, now: float, touch_every: float
+    ) -> tuple[str, str, str, str]:
+        """(owner, role, token id, scopes) of a usable token, or ("", "", "", "") for any
+        refusal.
 
         Reads the token, then its owner (two keys in two slots: two round trips on a cache
         miss), and records the last use at most once per `touch_every`.
@@ -371,24 +379,25 @@ class AccountStore:
         generation = self._fresh()
         cached = self._cache.get("t:" + digest) if generation is not None else None
         if cached is not None:
-            owner, role, token_id, expires, checked = cached
+            owner, role, token_id, scopes, expires, checked = cached
             if (expires is None or expires > now) and now - checked < touch_every:
-                return owner, role, token_id
+                return owner, role, token_id, scopes
         key = self._token(digest)
         with translate_errors():
-            owner, raw_expires, last_used, token_id = self.client.hmget(
-                key, "owner", "expires", "last_used", "id"
+            owner, raw_expires, last_used, token_id, scopes = self.client.hmget(
+                key, "owner", "expires", "last_used", "id", "scopes"
             )
             if not owner or (raw_expires and float(raw_expires) <= now):
-                return "", "", ""
+                return "", "", "", ""
             role = self._enabled_role(owner)
             if not role:
-                return "", "", ""
+                return "", "", "", ""
             if not last_used or now - float(last_used) >= touch_every:
                 self._touch_token(keys=[key], args=[repr(now), repr(touch_every)])
         expires = float(raw_expires) if raw_expires else None
-        self._remember(generation, "t:" + digest, (owner, role, token_id, expires, now))
-        return owner, role, token_id
+        scopes = scopes or ""
+        self._remember(generation, "t:" + digest, (owner, role, token_id, scopes, expires, now))
+        return owner, role, token_id, scopes
 
     def _enabled_role(self, name: str) -> str:
         """The user's role, or "" if there is no such user or it is disabled."""
@@ -555,4 +564,5 @@ def _decode_token(fields: dict[str, Any]) -> TokenRecord | None:
         created=float(fields.get("created") or 0),
         expires=float(fields["expires"]) if fields.get("expires") else None,
         last_used=float(fields["last_used"]) if fields.get("last_used") else None,
+        scopes=decode_scopes(fields.get("scopes")),
     )

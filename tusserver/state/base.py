@@ -79,7 +79,8 @@ class StateStore(Protocol):
         """Those of `ids` that have live state (for the orphan sweep)."""
         ...
 
-    def create(self, info: UploadInfo) -> None: ...
+    def create(self, info: UploadInfo) -> None:
+        """Record a new upload (with its parts index, when it comes with stored parts)."""
 
     def create_final(self, info: UploadInfo, now: float) -> None:
         """Record a final upload and reference its partials, checking them in the same step.

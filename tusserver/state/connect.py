@@ -1,8 +1,9 @@
 """The one place that builds a Redis client, for each deployment mode (`TUSSERVER_REDIS_MODE`).
 
 - `single`: one server (`redis.Redis` over a bounded, blocking pool);
-- `cluster`: a Redis/Valkey Cluster reached through any node named in the URL
-  (`redis.cluster.RedisCluster`, which follows MOVED/ASK and failovers by itself);
+- `cluster`: a Redis/Valkey Cluster reached through any node named in the URL, or the first
+  that answers of several comma-separated URLs (`redis.cluster.RedisCluster`, which follows
+  MOVED/ASK and failovers by itself; the first URL gives the credentials);
 - `sentinel`: the master a set of sentinels names (`Sentinel(...).master_for(...)`), followed
   across promotions.
 
@@ -17,7 +18,7 @@ from typing import TYPE_CHECKING, Any, TypeAlias
 from urllib.parse import urlsplit
 
 import redis
-from redis.cluster import RedisCluster
+from redis.cluster import ClusterNode, RedisCluster
 from redis.exceptions import RedisClusterException, RedisError
 from redis.sentinel import Sentinel, SentinelConnectionPool
 
@@ -76,8 +77,10 @@ def connect(
         raise ValueError(f"unknown Redis mode {mode!r}; expected one of {', '.join(MODES)}")
     auth = {"password": password} if password and not urlsplit(url).password else {}
     if mode == "cluster":
+        first, *others = [part.strip() for part in url.split(",") if part.strip()]
         return RedisCluster.from_url(
-            url,
+            first,
+            startup_nodes=[_cluster_node(other) for other in others],
             decode_responses=True,
             connection_pool_class=redis.BlockingConnectionPool,
             max_connections=max_connections,
@@ -99,6 +102,11 @@ def connect(
         **auth,
     )
     return redis.Redis(connection_pool=pool)
+
+
+def _cluster_node(url: str) -> ClusterNode:
+    parts = urlsplit(url)
+    return ClusterNode(parts.hostname or "127.0.0.1", parts.port or 6379)
 
 
 def connect_settings(settings: Settings, max_connections: int = POOL_SIZE) -> Client:
@@ -147,7 +155,9 @@ def _sentinel_master(
     parts = urlsplit(url) if url else None
     data_password = (parts.password if parts else None) or password or None
     db = int((parts.path or "/0").strip("/") or 0) if parts else 0
-    sentinel_kwargs: dict[str, Any] = {**_TIMEOUTS, "decode_responses": True}
+    # redis-py's Sentinel takes no `retry_on_timeout` any more (deprecated): timeouts only.
+    timeouts = {key: value for key, value in _TIMEOUTS.items() if key != "retry_on_timeout"}
+    sentinel_kwargs: dict[str, Any] = {**timeouts, "decode_responses": True}
     if sentinel_password:
         sentinel_kwargs["password"] = sentinel_password
     sentinel = Sentinel(
@@ -156,7 +166,7 @@ def _sentinel_master(
         password=data_password,
         db=db,
         decode_responses=True,
-        **_TIMEOUTS,
+        **timeouts,
     )
     return sentinel.master_for(
         master,

@@ -72,3 +72,18 @@ class Keys:
     def reaper(self) -> str:
         """The lease that lets one reaper at a time run across all servers."""
         return f"{self.prefix}reaper"
+
+    def owner_events(self, owner: str) -> str:
+        """The bounded stream of one owner's file events (live updates, `events/`); tagged by
+        owner so it shares a Cluster slot with the owner's other indexes."""
+        return f"{self.prefix}owner:{{o:{owner}}}:events"
+
+    @property
+    def all_events(self) -> str:
+        """The bounded stream of every owner's file events, what admins follow (one hot slot)."""
+        return f"{self.prefix}{{all}}:events"
+
+    @property
+    def events_channel(self) -> str:
+        """The pub/sub channel that tells every server of a fleet about each new event."""
+        return f"{self.prefix}events"

@@ -317,11 +317,15 @@ class RedisState:
 
         The expiry entry is written before the state (a `Batch` runs its node groups in call
         order): an entry without state is dropped by the reaper, while state without an entry
-        would never expire. The listings follow the state.
+        would never expire. The listings follow the state. An upload created complete from
+        bytes already stored (`POST /api/files` on S3) brings its parts index along, in the
+        same slot and the same confirmed step as its state.
         """
         with translate_errors():
             batch = self._confirmed_batch(info.id)
             self._queue_expiry(batch, info)
+            for part in info.parts:
+                batch.command(self.keys.parts(info.id), "zadd", {_part_member(part): part.start})
             batch.command(self.keys.upload(info.id), "hset", mapping=_encode(info))
             batch.execute()
             self.catalog.index(info, fresh=True)

@@ -13,8 +13,9 @@ from typing import Any
 from flask import Blueprint, Response, current_app, jsonify, request
 
 from ..auth.accounts import Accounts, TokenNotFound, check_name
-from ..auth.principal import Principal
+from ..auth.principal import SCOPES, Principal
 from ..auth.resolve import SESSION_COOKIE
+from ..auth.scopes import ordered, parse_scopes, require_scope
 from ..errors import BadRequest, Forbidden
 from ..state.accounts import TokenRecord, UserRecord
 from .common import principal, service
@@ -87,7 +88,9 @@ def list_tokens() -> Response:
 
 @bp.post("/tokens")
 def create_token() -> Response:
-    """`{"label", "expires_in"?, "owner"? (admins)}` -> 201 the token object plus `token`."""
+    """`{"label", "expires_in"?, "scopes"?, "owner"? (admins)}` -> 201 the token object plus
+    `token`. Without `scopes` the token has its owner's full rights; a scoped token can only
+    create tokens within its own scopes (never more than it holds)."""
     body = _json_object()
     label = body.get("label", "")
     expires_in = body.get("expires_in")
@@ -100,8 +103,10 @@ def create_token() -> Response:
     owner_arg = body.get("owner")
     if owner_arg is not None and not isinstance(owner_arg, str):
         raise BadRequest("owner must be a user name")
-    owner = _owner_for(principal(), owner_arg)
-    token, record = accounts().issue_token(owner, label, expires_in)
+    caller = principal()
+    owner = _owner_for(caller, owner_arg)
+    scopes = _requested_scopes(caller, body.get("scopes"))
+    token, record = accounts().issue_token(owner, label, expires_in, scopes)
     response = jsonify({**token_json(record), "token": token})
     response.status_code = 201
     response.headers["Cache-Control"] = "no-store"
@@ -178,6 +183,7 @@ def delete_user(name: str) -> Response:
         raise Forbidden("an admin cannot remove itself")
     accounts().get_user(name)
     if request.args.get("delete_uploads", "").lower() in ("1", "true", "yes"):
+        require_scope(caller, "delete")  # removing the uploads too needs `manage` as well
         service().remove_owned_by(name, caller)
     accounts().remove_user(name)
     return Response(status=204)
@@ -204,7 +210,20 @@ def token_json(token: TokenRecord) -> dict[str, Any]:
         "created": _iso(token.created),
         "expires": _iso(token.expires),
         "last_used": _iso(token.last_used),
+        "scopes": ordered(token.scopes),
     }
+
+
+def _requested_scopes(caller: Principal, value: Any) -> frozenset[str] | None:
+    """The scopes a new token gets: as asked (validated), never beyond the caller's own."""
+    if value is None:
+        return caller.scopes
+    if not isinstance(value, list):
+        raise BadRequest(f'scopes must be a list such as ["read", "upload"] ({", ".join(SCOPES)})')
+    scopes = parse_scopes(value)
+    if caller.scopes is not None and not scopes <= caller.scopes:
+        raise Forbidden("a token cannot create a token with scopes it does not have itself")
+    return scopes
 
 
 def _owner_for(caller: Principal, requested: str | None) -> str:

@@ -89,8 +89,9 @@ def change_upload(upload_id: str) -> Response:
         raise BadRequest("filename must be a string")
     if tags is not None and not isinstance(tags, list):
         raise BadRequest("tags must be a list of strings")
-    changed = service().change(upload_id, principal(), filename=filename, tags=tags)
-    return jsonify(upload_json(changed))
+    # The service checks the rename/tag scope after ownership: a stranger's upload stays a 404.
+    who = principal()
+    return jsonify(upload_json(service().change(upload_id, who, filename=filename, tags=tags)))
 
 
 @bp.delete("/uploads/<upload_id>")

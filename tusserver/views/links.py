@@ -22,6 +22,7 @@ from flask import Blueprint, Response, current_app, g, jsonify, request, url_for
 
 from ..auth.events import log_security_event
 from ..auth.principal import Grant, Principal
+from ..auth.scopes import FIXED_SCOPES, require_scope
 from ..auth.signed import issue_grant, new_grant_id, new_link_secret, sign_link, verify_link
 from ..errors import BadRequest, Forbidden, UploadIncomplete, UploadNotFound
 from ..models import UploadInfo
@@ -78,7 +79,13 @@ def link_download(upload_id: str) -> Response:
     _verified_link(upload_id)
     # The link itself is the credential: whatever else the request carries, it reads this one
     # upload and nothing more.
-    g.principal = Principal(name=None, role="anonymous", via="link", link_upload=upload_id)
+    g.principal = Principal(
+        name=None,
+        role="anonymous",
+        via="link",
+        link_upload=upload_id,
+        scopes=FIXED_SCOPES["link"],
+    )
     download = service().download(upload_id, g.principal)
     response = send_download(download, send_body=request.method == "GET")
     # Keep the URL out of Referer headers. Caching stays `private, no-cache` (as on /files/): a
@@ -120,7 +127,9 @@ def _owned_upload(upload_id: str) -> UploadInfo:
     caller = principal()
     if caller.is_anonymous or caller.grant is not None or caller.link_upload is not None:
         raise UploadNotFound()
-    return service().info(upload_id, caller, "write")
+    info = service().info(upload_id, caller, "write")
+    require_scope(caller, "share")  # after ownership: a stranger's upload stays a 404
+    return info
 
 
 # -- grants ----------------------------------------------------------------------------------
@@ -130,6 +139,7 @@ def create_grant() -> Response:
     caller = principal()
     if caller.name is None or caller.grant is not None or caller.link_upload is not None:
         raise Forbidden("only a signed-in user can issue upload grants")
+    require_scope(caller, "grant")
     settings = service().settings
     body = _json_body('{"max_size": 1048576, "expires_in": 3600, "uploads": 1}')
     size_limit = settings.max_size or _MAX_JSON_INT

@@ -101,3 +101,19 @@ test('tokens and users unwrap their lists; optional fields are only sent when se
   assert.deepEqual(calls[2].body, { label: 'ci', expires_in: 86400 });
   assert.deepEqual(calls[4].body, { name: 'bob', password: 'pw', role: 'user' });
 });
+
+test('scoped tokens send their scopes; JSON files and their content go to the files API', async () => {
+  const { fetch, calls } = fakeFetch(
+    json(201, { id: 't4', token: 'tus_z', scopes: ['read'] }),
+    json(201, { id: 'f1' }),
+    json(200, { id: 'f1', text: 'hi' }),
+  );
+  const api = new ApiClient({ base, fetch });
+  await api.createToken('reader', null, ['read']);
+  await api.createFile({ filename: 'a.txt', text: 'hi', tags: [], previous: 'abc' });
+  assert.deepEqual(await api.uploadContent('f1'), { id: 'f1', text: 'hi' });
+  assert.deepEqual(calls[0].body, { label: 'reader', scopes: ['read'] });
+  assert.equal(calls[1].url, 'http://tus.test/api/files');
+  assert.deepEqual(calls[1].body, { filename: 'a.txt', text: 'hi', previous: 'abc' });
+  assert.equal(calls[2].url, 'http://tus.test/api/uploads/f1/content?encoding=text');
+});
