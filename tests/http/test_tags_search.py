@@ -341,4 +341,4 @@ def test_a_token_without_manage_may_not_tag_but_strangers_still_get_404(make_app
         service.set_tags(upload_id(path), stranger, ["y"])
     manager = Principal(name="alice", role="user", via="token", scopes=frozenset({"manage"}))
     assert tags_of(service.set_tags(upload_id(path), manager, ["y"]).metadata) == ("y",)
-    assert service.info(upload_id(path), manager).metadata["tags"] == "y"
+    assert service.state.get(upload_id(path)).metadata["tags"] == "y"
