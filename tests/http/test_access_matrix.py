@@ -311,6 +311,7 @@ ROUTE_SCOPES: dict[str, set[str]] = {
     "POST /api/uploads/U/links": {"manage"},
     "DELETE /api/uploads/U/links": {"manage"},
     "POST /api/grants": {"upload"},
+    "GET /api/events": {"read"},
 }
 """Route -> the scopes any one of which a token needs (routes not named need none; the users
 routes and /metrics need `admin`, through the admin role a token keeps only with that scope)."""

@@ -260,8 +260,12 @@ class AccountStore:
 
         Sent after the change has been made (never in the same pipeline: on a cluster its parts
         go to different nodes in no fixed order), so a process that re-reads on the message
-        finds the change.
+        finds the change. This process forgets at once: its own message may reach its
+        subscription only after the next request has read the cache.
         """
+        with self._lock:
+            self._cache.clear()
+            self._generation += 1
         self.client.publish(self._channel, "*")
 
     # -- users -----------------------------------------------------------------------------
