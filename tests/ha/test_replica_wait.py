@@ -183,8 +183,19 @@ def test_on_a_cluster_wait_goes_to_the_node_that_holds_the_upload(
             response = patch(client, url, 0, CHUNK)
             assert response.status_code == 204, response.text
 
-        key = f"{redis_prefix}upload:{{{uploads[0].rsplit('/', 1)[-1]}}}"
+        def key_of(url: str) -> str:
+            return f"{redis_prefix}upload:{{{url.rsplit('/', 1)[-1]}}}"
+
+        key = key_of(uploads[0])
         primary = cluster.primary_of(key)
+        # Uploads on the other primaries, found before a replica stops (more made if the six
+        # random ids happened to share one primary).
+        elsewhere = [url for url in uploads[1:] if cluster.primary_of(key_of(url)) is not primary]
+        while len(elsewhere) < 2:
+            url = create(client, 2 * len(CHUNK))
+            assert patch(client, url, 0, CHUNK).status_code == 204
+            if cluster.primary_of(key_of(url)) is not primary:
+                elsewhere.append(url)
         replica = cluster.replica_of(primary)
         with replica.client() as plain:
             plain.execute_command("READONLY")
@@ -193,12 +204,7 @@ def test_on_a_cluster_wait_goes_to_the_node_that_holds_the_upload(
         replica.process.send_signal(signal.SIGSTOP)
         try:
             stalled = patch(client, uploads[0], len(CHUNK), CHUNK)
-            others = [
-                patch(client, url, len(CHUNK), CHUNK)
-                for url in uploads[1:]
-                if cluster.primary_of(f"{redis_prefix}upload:{{{url.rsplit('/', 1)[-1]}}}")
-                is not primary
-            ]
+            others = [patch(client, url, len(CHUNK), CHUNK) for url in elsewhere]
         finally:
             replica.process.send_signal(signal.SIGCONT)
 
