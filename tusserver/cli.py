@@ -105,6 +105,7 @@ def serve(host: str, port: int, workers: int, threads: int, worker_class: str | 
         os.environ["TUSSERVER_REDIS_URL"] = running.redis_url
         url = f"http://{'127.0.0.1' if host in ('0.0.0.0', '', '::') else host}:{port}"
         _check_access_mode(running, host, url)
+        _upgrade_indexes(running)
         click.echo(f"tusserver listening on {url}  (uploads at {url}/files/)", err=True)
         from .gunicorn import run_gunicorn
 
@@ -140,6 +141,21 @@ def _check_access_mode(settings: Settings, host: str, url: str) -> None:
         f"    password  {source}\n",
         err=True,
     )
+
+
+def _upgrade_indexes(settings: Settings) -> None:
+    """Uploads stored by a version without the listing and search indexes get them before the
+    first request, so an upgraded server lists every file (what `tusserver reindex` does)."""
+    from .state.connect import connect_settings
+    from .state.redis import RedisState
+
+    client = connect_settings(settings, max_connections=4)
+    try:
+        count = RedisState(client, settings.redis_prefix).upgrade_indexes()
+    finally:
+        client.close()
+    if count is not None:
+        click.echo(f"Upgrade: indexed {count} upload(s) for listing and search.", err=True)
 
 
 def _is_loopback(host: str) -> bool:

@@ -289,6 +289,23 @@ def test_reindex_mends_an_upload_missing_from_the_indexes(state: RedisState) -> 
     assert state.expired(now=1061) == [info.id]
 
 
+def test_an_upgrade_from_before_the_catalog_lists_every_upload_once(state: RedisState) -> None:
+    """Uploads stored by a version with only the old `uploads` listing are indexed on the first
+    start (`tusserver serve` calls upgrade_indexes), and only the first."""
+    old = [make(created=1000.0 + n, owner="ann") for n in range(3)]
+    for info in old:
+        state.create(info)
+        state.catalog.remove(info.id, "ann")
+    state.client.zadd(state.keys.legacy_uploads, {info.id: info.created for info in old})
+    assert state.list(limit=10).total == 0
+
+    assert state.upgrade_indexes() == 3
+
+    assert [u.id for u in state.list(limit=10, owner="ann").uploads] == [u.id for u in old[::-1]]
+    assert not state.client.exists(state.keys.legacy_uploads)
+    assert state.upgrade_indexes() is None, "already upgraded: nothing to do"
+
+
 def test_many_locks_refresh_in_one_call_wherever_they_live(state: RedisState) -> None:
     """The keeper's bulk refresh: held locks are extended, lost ones reported, on every node."""
     uploads = [make() for _ in range(24)]

@@ -69,6 +69,12 @@ class Keys:
         return f"{self.prefix}expiry"
 
     @property
+    def legacy_uploads(self) -> str:
+        """The listing index of versions before the catalog; while it exists, the catalog has
+        not been built from those versions' uploads (see `RedisState.upgrade_indexes`)."""
+        return f"{self.prefix}uploads"
+
+    @property
     def reaper(self) -> str:
         """The lease that lets one reaper at a time run across all servers."""
         return f"{self.prefix}reaper"

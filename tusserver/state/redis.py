@@ -452,6 +452,22 @@ class RedisState:
                     count += 1
         return count
 
+    def upgrade_indexes(self) -> int | None:
+        """Build the catalog once after an upgrade from a version without it; how many uploads
+        were indexed, or None when there was nothing to upgrade.
+
+        Without this, an upgraded server would list no file until someone ran `tusserver
+        reindex`. The old listing index is the marker: it is removed only after every upload
+        has been indexed, so a start interrupted midway upgrades again on the next start.
+        """
+        with translate_errors():
+            if not self.client.exists(self.keys.legacy_uploads):
+                return None
+        count = self.reindex_all()
+        with translate_errors():
+            self.client.delete(self.keys.legacy_uploads)
+        return count
+
     # -- writes ----------------------------------------------------------------------------
     def commit_write(
         self,
