@@ -223,7 +223,7 @@ def test_pages_put_together_are_the_whole_reference(
     ],
 )
 @pytest.mark.parametrize("offset", [0, 37, 5000])
-@pytest.mark.parametrize("sparse", [Catalog.sparse, 100])
+@pytest.mark.parametrize("sparse", [Catalog.sparse, 100, 20])
 def test_each_strategy_gives_the_reference_page(
     loaded: tuple[Catalog, list[Entry]], query: CatalogQuery, offset: int, sparse: int
 ) -> None:

@@ -362,6 +362,19 @@ if first.n <= SPARSE then
 end
 
 -- dense: every filter is large
+-- The requested page of the intersection of `inputs` in the sort order: the sort index joins
+-- the intersection with weight 1, the filters with 0, so each id keeps its sort score.
+local function sorted_page(inputs, count)
+  local args = {TMP_RESULT, #inputs + 1, SORT}
+  for _, key in ipairs(inputs) do args[#args + 1] = key end
+  args[#args + 1] = 'WEIGHTS'
+  args[#args + 1] = 1
+  for _ = 1, #inputs do args[#args + 1] = 0 end
+  redis.call('ZINTERSTORE', unpack(args))
+  return {count, redis.call(desc and 'ZREVRANGE' or 'ZRANGE', TMP_RESULT, offset,
+                            offset + limit - 1)}
+end
+
 local function walk(total, checks)
   local page, seen, start = {}, 0, 0
   while #page < limit and seen < total do
@@ -407,14 +420,7 @@ if #ranges == 0 and not verify then
   if by_name then
     result = page_of(redis.call('SINTER', unpack(sets)))
   else
-    local args = {TMP_RESULT, #sets + 1, SORT}
-    for _, key in ipairs(sets) do args[#args + 1] = key end
-    args[#args + 1] = 'WEIGHTS'
-    args[#args + 1] = 1
-    for _ = 1, #sets do args[#args + 1] = 0 end
-    redis.call('ZINTERSTORE', unpack(args))
-    result = {count, redis.call(desc and 'ZREVRANGE' or 'ZRANGE', TMP_RESULT, offset,
-                                offset + limit - 1)}
+    result = sorted_page(sets, count)
   end
   cleanup()
   return result
@@ -445,14 +451,7 @@ if not few then
     redis.call('ZINTERSTORE', TMP_RESULT, #inputs, unpack(inputs))
     result = page_of(redis.call('ZRANGE', TMP_RESULT, 0, -1))
   else
-    local args = {TMP_RESULT, #inputs + 1, SORT}
-    for _, key in ipairs(inputs) do args[#args + 1] = key end
-    args[#args + 1] = 'WEIGHTS'
-    args[#args + 1] = 1
-    for _ = 1, #inputs do args[#args + 1] = 0 end
-    redis.call('ZINTERSTORE', unpack(args))
-    result = {count, redis.call(desc and 'ZREVRANGE' or 'ZRANGE', TMP_RESULT, offset,
-                                offset + limit - 1)}
+    result = sorted_page(inputs, count)
   end
   cleanup()
   return result
