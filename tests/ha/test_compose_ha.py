@@ -187,6 +187,9 @@ def test_the_script_makes_a_set_the_app_uses_and_that_fails_over(
     for sentinel in sentinels:
         admin = sentinel.client("sentinel-secret-7")
         wait_until(lambda admin=admin: len(admin.sentinel_sentinels("tusmaster")) == 2)
+        # A sentinel learns of the replica only from the master's INFO (every 10 s); killed
+        # before that, the master leaves no replica to promote and the failover never comes.
+        wait_until(lambda admin=admin: _knows_a_healthy_replica(admin), timeout=40)
     settings = Settings(
         data_dir=data_dir,
         auth="none",
@@ -235,3 +238,11 @@ def test_the_script_makes_a_set_the_app_uses_and_that_fails_over(
 def _offset(client: Any, url: str) -> str | None:
     response = client.head(url, headers=TUS)
     return response.headers.get("Upload-Offset") if response.status_code == 200 else None
+
+
+def _knows_a_healthy_replica(sentinel: redis.Redis) -> bool:
+    replicas = sentinel.sentinel_slaves("tusmaster")
+    return any(
+        r.get("master-link-status") == "ok" and not ({"s_down", "o_down"} & set(r["flags"]))
+        for r in replicas
+    )
