@@ -155,10 +155,11 @@ def reference_entry(info: UploadInfo) -> Entry:
     return Entry(info.id, e.owner, e.name, e.type, e.tags, e.size, e.created, e.updated, e.complete)
 
 
+SHORT_Q = ["o", "ph", "e", "*", "ü", "_p", "g.", "zz"]  # each is its own gram set (fleet scope)
 queries = st.builds(
     CatalogQuery,
     q=st.sampled_from(
-        ["", "", "", "o", "ph", "photo", "img_", "ünï", "a*b", "[x]", ".tar", "zzz", "rep"]
+        ["", "", "", "photo", "img_", "ünï", "a*b", "[x]", ".tar", "zzz", "rep", *SHORT_Q]
     ),
     tags=st.lists(st.sampled_from(TAGS), max_size=2).map(tuple),
     type=st.sampled_from(
@@ -215,8 +216,12 @@ def test_pages_put_together_are_the_whole_reference(
         CatalogQuery(q="photo"),  # a name search over every name (trigrams, checked)
         CatalogQuery(q="photo", sort="name", descending=False),
         CatalogQuery(q="rep", complete=True, sort="size"),  # one trigram is the answer
-        CatalogQuery(q="ph", sort="updated"),  # shorter than a trigram: a scan
-        CatalogQuery(complete=True, min_size=1000, sort="name"),  # dense, counted in C
+        CatalogQuery(q="ph", sort="updated"),  # shorter than a trigram: its bigram set
+        CatalogQuery(q="e", tags=("red",), sort="name"),  # a dense unigram with a tag
+        CatalogQuery(q="o", complete=True, min_size=1000, sort="name", descending=False),
+        CatalogQuery(complete=True, min_size=1000, sort="name"),  # sizes of complete ones
+        CatalogQuery(complete=False, max_size=4_000_000, sort="size"),  # ... of incomplete ones
+        CatalogQuery(type="image", complete=True, min_size=1000),  # sets and a split range
         CatalogQuery(tags=("red",), type="image", sort="size"),  # sparse result of large sets
         CatalogQuery(tags=("red",), type="image", sort="name", descending=False),
         CatalogQuery(since=1_700_001_000.0, until=1_700_001_010.0),  # a narrow range

@@ -7,6 +7,7 @@ import redis
 
 from tusserver.errors import Forbidden, InvalidConcat, LockLost, OffsetMismatch, UploadNotFound
 from tusserver.models import Part, UploadInfo, new_upload_id
+from tusserver.state.catalog import CatalogQuery
 from tusserver.state.redis import RedisState
 
 
@@ -303,6 +304,29 @@ def test_an_upgrade_from_before_the_catalog_lists_every_upload_once(state: Redis
 
     assert [u.id for u in state.list(limit=10, owner="ann").uploads] == [u.id for u in old[::-1]]
     assert not state.client.exists(state.keys.legacy_uploads)
+    assert state.upgrade_indexes() is None, "already upgraded: nothing to do"
+
+
+def test_an_older_catalog_layout_is_rebuilt_once_on_the_next_start(state: RedisState) -> None:
+    """A deployment indexed before the 1-/2-gram sets and the sizes split by completion gets
+    them on the first start of this version (its layout mark is older), and only then."""
+    done = make(created=1000.0, owner="ann", metadata={"filename": "Ab.txt"}).evolve(offset=100)
+    open_ = make(created=1001.0, owner="ann", metadata={"filename": "bc.txt"})
+    for info in (done, open_):
+        state.create(info)
+    all_ = state.keys.all_uploads
+    new_keys = [f"{all_}:gram:{g}" for g in ("a", "b", "ab", "bc")]
+    new_keys += [f"{scope}:size:{kind}" for scope in (all_, state.keys.owner("ann"))
+                 for kind in ("done", "open")]  # fmt: skip
+    state.client.delete(*new_keys, state.keys.catalog_layout)  # what an older version left
+    by_size = CatalogQuery(complete=True, min_size=0)
+    assert state.list(10, query=by_size).total == 0
+
+    assert state.upgrade_indexes() == 2
+
+    assert [u.id for u in state.list(10, query=by_size).uploads] == [done.id]
+    assert [u.id for u in state.list(10, owner="ann", query=by_size).uploads] == [done.id]
+    assert [u.id for u in state.list(10, query=CatalogQuery(q="b")).uploads] == [open_.id, done.id]
     assert state.upgrade_indexes() is None, "already upgraded: nothing to do"
 
 

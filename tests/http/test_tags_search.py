@@ -196,6 +196,12 @@ def files(client: Any) -> dict[str, str]:
         ("sort=-size", ["big.bin", "Beach.PNG", "notes.txt", "cat.jpg"]),
         ("q=BEACH", ["Beach.PNG"]),
         ("q=.", ["big.bin", "notes.txt", "cat.jpg", "Beach.PNG"]),
+        ("q=B&sort=name", ["beach.png", "big.bin"]),
+        ("q=ca", ["cat.jpg"]),
+        ("q=ca&complete=false", []),
+        ("complete=true&min_size=150&sort=size", ["notes.txt", "Beach.PNG"]),
+        ("complete=false&min_size=150", ["big.bin"]),
+        ("complete=true&max_size=150", ["cat.jpg"]),
         ("type=image/", ["cat.jpg", "Beach.PNG"]),
         ("type=image", ["cat.jpg", "Beach.PNG"]),
         ("type=image/png", ["Beach.PNG"]),
@@ -262,12 +268,19 @@ def test_rename_moves_the_name_in_the_index(client: Any, files: dict[str, str]) 
     assert client.patch(f"/api/uploads/{uid}", json={"filename": "Dog.jpg"}).status_code == 200
     assert names(client, "q=cat") == []
     assert names(client, "q=dog") == ["Dog.jpg"]
+    assert names(client, "q=ca") == []
+    assert names(client, "q=do") == ["Dog.jpg"]
+    assert names(client, "q=t") == ["notes.txt"]  # "cat" was the only other one
     assert names(client, "sort=name")[:3] == ["Beach.PNG", "big.bin", "Dog.jpg"]
 
 
 INDEX_QUERIES = [
     CatalogQuery(tags=("t",)),
     CatalogQuery(q="gone"),
+    CatalogQuery(q="go"),
+    CatalogQuery(q="g"),
+    CatalogQuery(complete=False, min_size=0),
+    CatalogQuery(complete=True, min_size=0),
     CatalogQuery(type="image"),
     CatalogQuery(complete=False),
     CatalogQuery(sort="name"),
@@ -307,6 +320,8 @@ def test_progress_moves_updated_and_completion(client: Any, clock: Clock) -> Non
     assert names(client, "sort=-updated") == ["first", "second"]
     assert names(client, "complete=true") == ["first"]
     assert names(client, "complete=false") == ["second"]
+    assert names(client, "complete=true&min_size=4") == ["first"]
+    assert names(client, "complete=false&min_size=4") == ["second"]
 
 
 def test_a_listing_drops_an_id_whose_state_is_gone(app: Any, client: Any) -> None:

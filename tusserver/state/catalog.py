@@ -41,6 +41,9 @@ TOUCH_EVERY = 30.0
 """Seconds a running upload's place in the `updated` order may lag: a PATCH moves it only
 this long after the last move (or when it completes), so the hot path rarely pays for it."""
 GRAM = 3
+"""The longest n-gram indexed: every 1-, 2- and 3-character piece of a name has a fleet-wide set,
+so a `q=` of up to three characters is one set (an exact count, no name read) and a longer one
+is the intersection of its trigrams, checked on the names."""
 
 
 @dataclass(frozen=True)
@@ -117,25 +120,28 @@ def _unpack(packed: str) -> tuple[str, tuple[str, ...], str, str]:
     return kind, tuple(t for t in tags.split(",") if t), owner, name
 
 
-# KEYS: 1 uploads 2 updated 3 size 4 name 5 entry 6 done 7 open, then the sets to leave
-# (ARGV[9] of them), then the sets to join. ARGV: id, expected entry ('\1' = none), created,
-# updated, size, complete, new entry, new name member, count of sets to leave, old name member.
+# KEYS: 1 uploads 2 updated 3 size 4 name 5 entry 6 done 7 open 8 size:done 9 size:open, then
+# the sets to leave (ARGV[9] of them), then the sets to join. ARGV: id, expected entry ('\1' =
+# none), created, updated, size, complete, new entry, new name member, count of sets to leave,
+# old name member.
 _INDEX = """
 local id = ARGV[1]
 local old = redis.call('HGET', KEYS[5], id) or '\\1'
 if old ~= ARGV[2] then return 0 end
 local leave = tonumber(ARGV[9])
 if ARGV[10] ~= '' then redis.call('ZREM', KEYS[4], ARGV[10]) end
-for i = 8, 7 + leave do redis.call('SREM', KEYS[i], id) end
-for i = 8 + leave, #KEYS do redis.call('SADD', KEYS[i], id) end
+for i = 10, 9 + leave do redis.call('SREM', KEYS[i], id) end
+for i = 10 + leave, #KEYS do redis.call('SADD', KEYS[i], id) end
 redis.call('ZADD', KEYS[1], ARGV[3], id)
 redis.call('ZADD', KEYS[2], ARGV[4], id)
 redis.call('ZADD', KEYS[3], ARGV[5], id)
 redis.call('ZADD', KEYS[4], 0, ARGV[8])
 if ARGV[6] == '1' then
   redis.call('SADD', KEYS[6], id); redis.call('SREM', KEYS[7], id)
+  redis.call('ZADD', KEYS[8], ARGV[5], id); redis.call('ZREM', KEYS[9], id)
 else
   redis.call('SADD', KEYS[7], id); redis.call('SREM', KEYS[6], id)
+  redis.call('ZADD', KEYS[9], ARGV[5], id); redis.call('ZREM', KEYS[8], id)
 end
 redis.call('HSET', KEYS[5], id, ARGV[7])
 return 1
@@ -150,20 +156,25 @@ if old ~= ARGV[2] then return 0 end
 redis.call('ZREM', KEYS[1], id); redis.call('ZREM', KEYS[2], id); redis.call('ZREM', KEYS[3], id)
 redis.call('ZREM', KEYS[4], ARGV[3])
 redis.call('SREM', KEYS[6], id); redis.call('SREM', KEYS[7], id)
-for i = 8, #KEYS do redis.call('SREM', KEYS[i], id) end
+redis.call('ZREM', KEYS[8], id); redis.call('ZREM', KEYS[9], id)
+for i = 10, #KEYS do redis.call('SREM', KEYS[i], id) end
 redis.call('HDEL', KEYS[5], id)
 return 1
 """
 
-# Progress: KEYS 1 updated 2 size 3 entry 4 done 5 open; ARGV id, updated, size, complete.
+# Progress: KEYS 1 updated 2 size 3 entry 4 done 5 open 6 size:done 7 size:open;
+# ARGV id, updated, size, complete.
 _TOUCH = """
-if redis.call('HEXISTS', KEYS[3], ARGV[1]) == 0 then return 0 end
-redis.call('ZADD', KEYS[1], ARGV[2], ARGV[1])
-redis.call('ZADD', KEYS[2], ARGV[3], ARGV[1])
+local id = ARGV[1]
+if redis.call('HEXISTS', KEYS[3], id) == 0 then return 0 end
+redis.call('ZADD', KEYS[1], ARGV[2], id)
+redis.call('ZADD', KEYS[2], ARGV[3], id)
 if ARGV[4] == '1' then
-  redis.call('SADD', KEYS[4], ARGV[1]); redis.call('SREM', KEYS[5], ARGV[1])
+  redis.call('SADD', KEYS[4], id); redis.call('SREM', KEYS[5], id)
+  redis.call('ZADD', KEYS[6], ARGV[3], id); redis.call('ZREM', KEYS[7], id)
 else
-  redis.call('SADD', KEYS[5], ARGV[1]); redis.call('SREM', KEYS[4], ARGV[1])
+  redis.call('SADD', KEYS[5], id); redis.call('SREM', KEYS[4], id)
+  redis.call('ZADD', KEYS[7], ARGV[3], id); redis.call('ZREM', KEYS[6], id)
 end
 return 1
 """
@@ -463,9 +474,14 @@ return result
 """
 
 
-def grams(text: str) -> list[str]:
-    """The distinct trigrams of a (lower-case) name, in order of first appearance."""
-    return list(dict.fromkeys(text[i : i + GRAM] for i in range(len(text) - GRAM + 1)))
+def grams(text: str, size: int = GRAM) -> list[str]:
+    """The distinct `size`-character pieces of a (lower-case) name, in order of first appearance."""
+    return list(dict.fromkeys(text[i : i + size] for i in range(len(text) - size + 1)))
+
+
+def all_grams(text: str) -> list[str]:
+    """Every distinct piece of one to `GRAM` characters: the gram sets a name belongs to."""
+    return [gram for size in range(1, GRAM + 1) for gram in grams(text, size)]
 
 
 def _glob_escape(text: str) -> str:
@@ -483,6 +499,9 @@ class Catalog:
 
     sparse = 1500
     density = 40
+    LAYOUT = 2
+    """The indexes' layout: 2 added the 1- and 2-gram sets and the sizes split by completion.
+    Bumped with every change of what is indexed, so `upgrade_indexes` rebuilds once on serve."""
 
     def __init__(self, client: Any, keys: Keys):
         self.client = client
@@ -500,20 +519,18 @@ class Catalog:
 
     @staticmethod
     def _fixed(scope: str) -> list[str]:
-        return [f"{scope}:{name}" for name in ("uploads", "updated", "size", "name", "entry")] + [
-            f"{scope}:done",
-            f"{scope}:open",
-        ]
+        names = ("uploads", "updated", "size", "name", "entry", "done", "open")
+        return [f"{scope}:{name}" for name in (*names, "size:done", "size:open")]
 
     def _sets(self, scope: str, packed: str) -> list[str]:
         """The per-value sets an entry belongs to: its tags, MIME major and full type, and in
-        the fleet scope the trigrams of its name (what `q=` over 100,000 names intersects)."""
+        the fleet scope the 1- to 3-grams of its name (what `q=` over 100,000 names reads)."""
         kind, tags, _, name = _unpack(packed)
         sets = [f"{scope}:tag:{tag}" for tag in tags]
         if kind:
             sets += [f"{scope}:major:{kind.split('/', 1)[0]}", f"{scope}:type:{kind}"]
         if scope == self.keys.all_uploads:
-            sets += [f"{scope}:gram:{gram}" for gram in grams(name)]
+            sets += [f"{scope}:gram:{gram}" for gram in all_grams(name)]
         return sets
 
     # -- maintenance -------------------------------------------------------------------------
@@ -607,7 +624,8 @@ class Catalog:
         complete = "1" if info.is_complete else "0"
         batch = Batch(self.client)
         for scope in self.scopes(info.owner):
-            keys = [f"{scope}:{n}" for n in ("updated", "size", "entry", "done", "open")]
+            names = ("updated", "size", "entry", "done", "open", "size:done", "size:open")
+            keys = [f"{scope}:{n}" for n in names]
             batch.script(self._touch, keys, [info.id, repr(info.updated), size, complete])
         batch.execute()
 
@@ -633,20 +651,26 @@ class Catalog:
         """A page of ids matching `query` in `owner`'s scope (the fleet's without); the total."""
         scope = self.keys.owner(owner) if owner else self.keys.all_uploads
         sort_key = {"created": "uploads"}.get(query.sort, query.sort)
-        keys = [f"{scope}:{sort_key}", f"{scope}:entry", f"{scope}:name"]
-        keys += [f"{scope}:uploads", f"{scope}:size"]
+        keys = [f"{scope}:{sort_key}", f"{scope}:entry", f"{scope}:name", f"{scope}:uploads"]
+        sized = query.min_size is not None or query.max_size is not None
+        if sized and query.complete is not None:
+            # sizes of complete (or incomplete) uploads only: the range is the whole filter,
+            # counted with ZCOUNT instead of intersecting a copy of it with done/open
+            keys.append(f"{scope}:size:{'done' if query.complete else 'open'}")
+        else:
+            keys.append(f"{scope}:size")
         scratch = secrets.token_hex(8)
         keys += [f"{scope}:tmp:{scratch}:{n}" for n in ("q", "size", "created", "result")]
         keys += [f"{scope}:tag:{tag}" for tag in dict.fromkeys(query.tags)]
         if query.type:
             major, _, sub = query.type.partition("/")
             keys.append(f"{scope}:type:{query.type}" if sub else f"{scope}:major:{major}")
-        if query.complete is not None:
+        if query.complete is not None and not sized:
             keys.append(f"{scope}:{'done' if query.complete else 'open'}")
         q, pattern = query.q, ""
-        if q and scope == self.keys.all_uploads and len(q) >= GRAM:
-            keys += [f"{scope}:gram:{gram}" for gram in grams(q)]
-            q = "" if len(q) == GRAM else q  # one gram is the answer itself
+        if q and scope == self.keys.all_uploads:
+            keys += [f"{scope}:gram:{gram}" for gram in grams(q, min(len(q), GRAM))]
+            q = "" if len(q) <= GRAM else q  # one gram is the answer itself
         elif q:
             pattern = f"*{_glob_escape(q)}*\0*"
         args: list[Any] = [

@@ -75,6 +75,12 @@ class Keys:
         return f"{self.prefix}uploads"
 
     @property
+    def catalog_layout(self) -> str:
+        """Which layout of the catalog's indexes the stored ones follow (`Catalog.LAYOUT`); an
+        older or missing mark on a store with uploads makes `upgrade_indexes` rebuild them."""
+        return f"{self.prefix}{{all}}:layout"
+
+    @property
     def reaper(self) -> str:
         """The lease that lets one reaper at a time run across all servers."""
         return f"{self.prefix}reaper"

@@ -453,18 +453,26 @@ class RedisState:
         return count
 
     def upgrade_indexes(self) -> int | None:
-        """Build the catalog once after an upgrade from a version without it; how many uploads
-        were indexed, or None when there was nothing to upgrade.
+        """Build the catalog once after an upgrade from a version without it, or with an older
+        layout of its indexes; how many uploads were indexed, or None when there was nothing to
+        upgrade.
 
-        Without this, an upgraded server would list no file until someone ran `tusserver
-        reindex`. The old listing index is the marker: it is removed only after every upload
-        has been indexed, so a start interrupted midway upgrades again on the next start.
+        Without this, an upgraded server would list no file (or miss the new indexes' answers)
+        until someone ran `tusserver reindex`. The markers -- the old listing index, the
+        catalog's layout mark -- change only after every upload has been indexed, so a start
+        interrupted midway upgrades again on the next start.
         """
         with translate_errors():
-            if not self.client.exists(self.keys.legacy_uploads):
+            legacy = self.client.exists(self.keys.legacy_uploads)
+            layout = self.client.get(self.keys.catalog_layout)
+            if not legacy and layout == str(Catalog.LAYOUT):
+                return None
+            if not legacy and not self.client.exists(f"{self.keys.all_uploads}:uploads"):
+                self.client.set(self.keys.catalog_layout, Catalog.LAYOUT)  # nothing stored yet
                 return None
         count = self.reindex_all()
         with translate_errors():
+            self.client.set(self.keys.catalog_layout, Catalog.LAYOUT)
             self.client.delete(self.keys.legacy_uploads)
         return count
 
