@@ -228,17 +228,19 @@ def test_pages_put_together_are_the_whole_reference(
     ],
 )
 @pytest.mark.parametrize("offset", [0, 37, 5000])
-@pytest.mark.parametrize("sparse", [Catalog.sparse, 100, 20])
+@pytest.mark.parametrize(
+    ("sparse", "walk"), [(Catalog.sparse, Catalog.walk), (100, 10**9), (20, 0)]
+)  # the defaults; then walking the sort index always, or never (sorting what matched)
 def test_each_strategy_gives_the_reference_page(
-    loaded: tuple[Catalog, list[Entry]], query: CatalogQuery, offset: int, sparse: int
+    loaded: tuple[Catalog, list[Entry]], query: CatalogQuery, offset: int, sparse: int, walk: int
 ) -> None:
     catalog, uploads = loaded
     expected = reference(uploads, query, None)
-    catalog.sparse = sparse
+    catalog.sparse, catalog.walk = sparse, walk
     try:
         ids, total = catalog.query(query, 50, offset, None)
     finally:
-        del catalog.sparse
+        del catalog.sparse, catalog.walk
     assert (ids, total) == (expected[offset : offset + 50], len(expected))
     assert not catalog.client.keys(f"{catalog.keys.prefix}*:tmp:*")  # no scratch key is left
 

@@ -186,7 +186,7 @@ return 1
 # ARGV: 1 'score'|'name' 2 desc '1'|'0' 3 offset 4 limit 5 q to check on names ('' = none)
 #       6 ZSCAN pattern for q when no gram set stands for it ('' = none) 7-8 size range
 #       9-10 creation range (ZRANGEBYSCORE syntax; '' = unbounded side, both '' = none)
-#       11 SPARSE 12 DENSITY (the strategy's thresholds, see Catalog).
+#       11 SPARSE 12 DENSITY 13 WALK (the strategy's thresholds, see Catalog).
 # Strategy: the smallest filter decides. A small one (<= SPARSE ids) is read and the others
 # checked in batches; large ones are counted in C (ZINTERCARD) and the page found by walking
 # the sort index, or intersected in C (ZINTERSTORE) when the result is too sparse to walk.
@@ -196,6 +196,7 @@ local desc = ARGV[2] == '1'
 local offset, limit = tonumber(ARGV[3]), tonumber(ARGV[4])
 local q, pattern = ARGV[5], ARGV[6]
 local SPARSE, DENSITY, CHUNK = tonumber(ARGV[11]), tonumber(ARGV[12]), 500
+local WALK = tonumber(ARGV[13])
 local SORT, ENTRY, NAMES, CREATED, SIZES = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local TMP_Q, TMP_SIZE, TMP_CREATED, TMP_RESULT = KEYS[6], KEYS[7], KEYS[8], KEYS[9]
 local all = redis.call('ZCARD', CREATED)
@@ -296,12 +297,14 @@ local function filter(ids, checks, verify)
   end
   return keep
 end
--- the page of `matched` (a complete list of the matches, any order) in sort order
+-- the page of `matched` (a complete list of the matches, any order) in sort order: found by
+-- walking the sort index when that is expected to pass at most WALK ids (a table lookup each),
+-- else by sorting the matches (a score read each, and n log n comparisons in Lua)
 local function page_of(matched)
   local total = #matched
   local page = {}
   if offset >= total then return {total, page} end
-  if total * DENSITY >= all then
+  if (offset + limit) * all <= total * WALK then
     local is_match = {}
     for _, id in ipairs(matched) do is_match[id] = true end
     local seen, start = 0, 0
@@ -493,12 +496,15 @@ class Catalog:
 
     `sparse`: a filter matching at most this many uploads is read and the others checked id by
     id; larger ones are counted in C. `density`: a result of at least 1/density of the scope is
-    paged by walking the sort index, a thinner one is sorted after intersecting. Tuned with
+    paged by walking the sort index, a thinner one is sorted after intersecting. `walk`: matches
+    already in hand (checked names, read small filters) are paged by walking the sort index when
+    that passes at most this many ids, else sorted. Tuned with
     bench/search.py; tests lower them to reach every strategy with fewer uploads.
     """
 
     sparse = 1500
     density = 40
+    walk = 20_000
     LAYOUT = 2
     """The indexes' layout: 2 added the 1- and 2-gram sets and the sizes split by completion.
     Bumped with every change of what is indexed, so `upgrade_indexes` rebuilds once on serve."""
@@ -685,6 +691,7 @@ class Catalog:
             "" if query.until is None else f"({float(query.until)!r}",
             self.sparse,
             self.density,
+            self.walk,
         ]
         total, ids = self._query(keys=keys, args=args)
         return list(ids), int(total)
