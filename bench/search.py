@@ -60,6 +60,7 @@ COMBOS: list[tuple[str, CatalogQuery]] = [
     ("q=report", CatalogQuery(q="report")),
     ("q=ep (common)", CatalogQuery(q="ep")),
     ("q=zz (no match)", CatalogQuery(q="zz")),
+    ("q=e&complete=true (one dense character)", CatalogQuery(q="e", complete=True)),
     ("q=report&tag=photo", CatalogQuery(q="report", tags=("photo",))),
     ("q=scan&type=image/&complete=true", CatalogQuery(q="scan", type="image", complete=True)),
     ("tag=invoice&type=application/pdf&since", CatalogQuery(
@@ -68,6 +69,8 @@ COMBOS: list[tuple[str, CatalogQuery]] = [
         type="image", complete=True, sort="name", descending=False)),
     ("complete=true&min_size=1MB&sort=name", CatalogQuery(
         complete=True, min_size=1_000_000, sort="name", descending=False)),
+    ("complete=false&max_size=1MB&sort=-size", CatalogQuery(
+        complete=False, max_size=1_000_000, sort="size")),
 ]  # fmt: skip
 
 

@@ -186,7 +186,8 @@ return 1
 # ARGV: 1 'score'|'name' 2 desc '1'|'0' 3 offset 4 limit 5 q to check on names ('' = none)
 #       6 ZSCAN pattern for q when no gram set stands for it ('' = none) 7-8 size range
 #       9-10 creation range (ZRANGEBYSCORE syntax; '' = unbounded side, both '' = none)
-#       11 SPARSE 12 DENSITY 13 WALK (the strategy's thresholds, see Catalog).
+#       11 SPARSE 12 DENSITY 13 WALK (the strategy's thresholds, see Catalog)
+#       14 how many of the last KEYS are trigrams of a q that is checked on the names.
 # Strategy: the smallest filter decides. A small one (<= SPARSE ids) is read and the others
 # checked in batches; large ones are counted in C (ZINTERCARD) and the page found by walking
 # the sort index, or intersected in C (ZINTERSTORE) when the result is too sparse to walk.
@@ -229,9 +230,18 @@ end
 
 -- producers: sets (tags, name grams, type, done/open) and score ranges (size, created)
 local producers = {}
-for i = 10, #KEYS do
+local first_gram = #KEYS - tonumber(ARGV[14]) + 1
+for i = 10, first_gram - 1 do
   producers[#producers + 1] = {set = true, key = KEYS[i], n = redis.call('SCARD', KEYS[i])}
 end
+-- a checked q: its two rarest trigrams find the candidates (the names are checked anyway;
+-- more gram sets would mostly repeat the same ids at the cost of a lookup each)
+local gram_sets = {}
+for i = first_gram, #KEYS do
+  gram_sets[#gram_sets + 1] = {set = true, key = KEYS[i], n = redis.call('SCARD', KEYS[i])}
+end
+table.sort(gram_sets, function(a, b) return a.n < b.n end)
+for i = 1, math.min(2, #gram_sets) do producers[#producers + 1] = gram_sets[i] end
 local function bound(text, default)
   if text == '' then return default, false end
   if string.sub(text, 1, 1) == '(' then return tonumber(string.sub(text, 2)), true end
@@ -298,13 +308,13 @@ local function filter(ids, checks, verify)
   return keep
 end
 -- the page of `matched` (a complete list of the matches, any order) in sort order: found by
--- walking the sort index when that is expected to pass at most WALK ids (a table lookup each),
--- else by sorting the matches (a score read each, and n log n comparisons in Lua)
+-- walking the sort index when that is expected to pass at most WALK ids per match (a table
+-- lookup each), else by sorting the matches (a score read each, n log n comparisons in Lua)
 local function page_of(matched)
   local total = #matched
   local page = {}
   if offset >= total then return {total, page} end
-  if (offset + limit) * all <= total * WALK then
+  if (offset + limit) * all <= total * total * WALK then
     local is_match = {}
     for _, id in ipairs(matched) do is_match[id] = true end
     local seen, start = 0, 0
@@ -498,13 +508,14 @@ class Catalog:
     id; larger ones are counted in C. `density`: a result of at least 1/density of the scope is
     paged by walking the sort index, a thinner one is sorted after intersecting. `walk`: matches
     already in hand (checked names, read small filters) are paged by walking the sort index when
-    that passes at most this many ids, else sorted. Tuned with
+    that is expected to pass at most this many ids per match, else sorted (measured: a walked id
+    costs about 1/15 of a sorted one). Tuned with
     bench/search.py; tests lower them to reach every strategy with fewer uploads.
     """
 
     sparse = 1500
     density = 40
-    walk = 20_000
+    walk = 15
     LAYOUT = 2
     """The indexes' layout: 2 added the 1- and 2-gram sets and the sizes split by completion.
     Bumped with every change of what is indexed, so `upgrade_indexes` rebuilds once on serve."""
@@ -673,10 +684,13 @@ class Catalog:
             keys.append(f"{scope}:type:{query.type}" if sub else f"{scope}:major:{major}")
         if query.complete is not None and not sized:
             keys.append(f"{scope}:{'done' if query.complete else 'open'}")
-        q, pattern = query.q, ""
+        q, pattern, checked_grams = query.q, "", 0
         if q and scope == self.keys.all_uploads:
             keys += [f"{scope}:gram:{gram}" for gram in grams(q, min(len(q), GRAM))]
-            q = "" if len(q) <= GRAM else q  # one gram is the answer itself
+            if len(q) <= GRAM:
+                q = ""  # one gram is the answer itself
+            else:
+                checked_grams = len(grams(q))
         elif q:
             pattern = f"*{_glob_escape(q)}*\0*"
         args: list[Any] = [
@@ -692,6 +706,7 @@ class Catalog:
             self.sparse,
             self.density,
             self.walk,
+            checked_grams,
         ]
         total, ids = self._query(keys=keys, args=args)
         return list(ids), int(total)
