@@ -222,6 +222,9 @@ def test_pages_put_together_are_the_whole_reference(
         CatalogQuery(complete=True, min_size=1000, sort="name"),  # sizes of complete ones
         CatalogQuery(complete=False, max_size=4_000_000, sort="size"),  # ... of incomplete ones
         CatalogQuery(type="image", complete=True, min_size=1000),  # sets and a split range
+        CatalogQuery(complete=False, max_size=0, sort="size"),  # the range at the far end:
+        CatalogQuery(until=1_700_001_000.0),  # the walk starts at the range (ties at its bound)
+        CatalogQuery(since=1_700_004_000.0, tags=("red",), sort="created", descending=False),
         CatalogQuery(tags=("red",), type="image", sort="size"),  # sparse result of large sets
         CatalogQuery(tags=("red",), type="image", sort="name", descending=False),
         CatalogQuery(since=1_700_001_000.0, until=1_700_001_010.0),  # a narrow range
@@ -243,6 +246,33 @@ def test_each_strategy_gives_the_reference_page(
         del catalog.sparse, catalog.walk
     assert (ids, total) == (expected[offset : offset + 50], len(expected))
     assert not catalog.client.keys(f"{catalog.keys.prefix}*:tmp:*")  # no scratch key is left
+
+
+def test_a_walk_that_starts_at_a_range_keeps_the_ties_at_its_bounds(
+    redis_client: redis.Redis, redis_prefix: str
+) -> None:
+    """Sorted by the field a range filters, the walk starts at the range: uploads whose size or
+    creation time equals a bound are in (or, for `until`, out of) the page all the same."""
+    catalog = Catalog(redis_client, Keys(redis_prefix))
+    catalog.sparse, catalog.walk = 5, 10**9  # walk the sort index even for these few
+    rng = random.Random(7)
+    uploads = []
+    for n in range(60):
+        size = rng.choice([999, 1000, 1000, 1001, 5000])
+        created = 1_700_000_000.0 + rng.choice([10, 20, 20, 30])
+        info = random_upload(rng).evolve(length=size, offset=size, created=created, updated=created)
+        uploads.append(info)
+    catalog.index_new(uploads)
+    entries = [reference_entry(info) for info in uploads]
+    for query in (
+        CatalogQuery(min_size=1000, sort="size", descending=False),
+        CatalogQuery(complete=True, max_size=1000, sort="size"),
+        CatalogQuery(since=1_700_000_020.0, sort="created", descending=False),
+        CatalogQuery(until=1_700_000_020.0, sort="created"),
+        CatalogQuery(since=1_700_000_020.0, until=1_700_000_030.0, sort="created"),
+    ):
+        expected = reference(entries, query, None)
+        assert catalog.query(query, 50, 0, None) == (expected[:50], len(expected)), query
 
 
 def test_every_strategy_on_this_topology(redis_client: redis.Redis, redis_prefix: str) -> None:

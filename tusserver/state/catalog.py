@@ -187,7 +187,8 @@ return 1
 #       6 ZSCAN pattern for q when no gram set stands for it ('' = none) 7-8 size range
 #       9-10 creation range (ZRANGEBYSCORE syntax; '' = unbounded side, both '' = none)
 #       11 SPARSE 12 DENSITY 13 WALK (the strategy's thresholds, see Catalog)
-#       14 how many of the last KEYS are trigrams of a q that is checked on the names.
+#       14 how many of the last KEYS are trigrams of a q that is checked on the names
+#       15 the range the sort index is scored by: 'size', 'created' or ''.
 # Strategy: the smallest filter decides. A small one (<= SPARSE ids) is read and the others
 # checked in batches; large ones are counted in C (ZINTERCARD) and the page found by walking
 # the sort index, or intersected in C (ZINTERSTORE) when the result is too sparse to walk.
@@ -247,7 +248,8 @@ local function bound(text, default)
   if string.sub(text, 1, 1) == '(' then return tonumber(string.sub(text, 2)), true end
   return tonumber(text), false
 end
-local function add_range(key, tmp, lo, hi)
+local sorted_range = nil
+local function add_range(field, key, tmp, lo, hi)
   if lo == '' and hi == '' then return end
   local rlo, rhi = lo == '' and '-inf' or lo, hi == '' and '+inf' or hi
   local p = {set = false, key = key, tmp = tmp, lo = rlo, hi = rhi,
@@ -255,9 +257,27 @@ local function add_range(key, tmp, lo, hi)
   p.min, p.min_open = bound(lo, -math.huge)
   p.max, p.max_open = bound(hi, math.huge)
   producers[#producers + 1] = p
+  if field == ARGV[15] then sorted_range = p end
 end
-add_range(SIZES, TMP_SIZE, ARGV[7], ARGV[8])
-add_range(CREATED, TMP_CREATED, ARGV[9], ARGV[10])
+add_range('size', SIZES, TMP_SIZE, ARGV[7], ARGV[8])
+add_range('created', CREATED, TMP_CREATED, ARGV[9], ARGV[10])
+-- Where a walk of the sort index starts: when the sort index is scored by a filtered range,
+-- at that range (what comes before it in the sort order cannot match), so a range at the far
+-- end of the order (sort=-size&max_size=...) is not reached by passing every other id first.
+local function walk_start()
+  local p = sorted_range
+  if not p then return 0 end
+  local function before(text)  -- the bound that leaves out exactly what text lets in
+    if string.sub(text, 1, 1) == '(' then return string.sub(text, 2) end
+    return '(' .. text
+  end
+  if desc then
+    if p.hi == '+inf' then return 0 end
+    return redis.call('ZCOUNT', SORT, before(p.hi), '+inf')
+  end
+  if p.lo == '-inf' then return 0 end
+  return redis.call('ZCOUNT', SORT, '-inf', before(p.lo))
+end
 
 if #producers == 0 and q == '' then
   local page = redis.call(desc and 'ZREVRANGE' or 'ZRANGE', SORT, offset, offset + limit - 1)
@@ -317,7 +337,7 @@ local function page_of(matched)
   if (offset + limit) * all <= total * total * WALK then
     local is_match = {}
     for _, id in ipairs(matched) do is_match[id] = true end
-    local seen, start = 0, 0
+    local seen, start = 0, walk_start()
     while #page < limit do
       local chunk = sort_ids(redis.call(desc and 'ZREVRANGE' or 'ZRANGE', SORT, start,
                                         start + CHUNK - 1))
@@ -400,7 +420,7 @@ local function sorted_page(inputs, count)
 end
 
 local function walk(total, checks)
-  local page, seen, start = {}, 0, 0
+  local page, seen, start = {}, 0, walk_start()
   while #page < limit and seen < total do
     local chunk = sort_ids(redis.call(desc and 'ZREVRANGE' or 'ZRANGE', SORT, start,
                                       start + CHUNK - 1))
@@ -707,6 +727,7 @@ class Catalog:
             self.density,
             self.walk,
             checked_grams,
+            query.sort if query.sort in ("size", "created") else "",
         ]
         total, ids = self._query(keys=keys, args=args)
         return list(ids), int(total)
