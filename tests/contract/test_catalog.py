@@ -257,7 +257,7 @@ def test_a_walk_that_starts_at_a_range_keeps_the_ties_at_its_bounds(
     catalog.sparse, catalog.walk = 5, 10**9  # walk the sort index even for these few
     rng = random.Random(7)
     uploads = []
-    for n in range(60):
+    for _ in range(60):
         size = rng.choice([999, 1000, 1000, 1001, 5000])
         created = 1_700_000_000.0 + rng.choice([10, 20, 20, 30])
         info = random_upload(rng).evolve(length=size, offset=size, created=created, updated=created)
