@@ -120,64 +120,101 @@ def _unpack(packed: str) -> tuple[str, tuple[str, ...], str, str]:
     return kind, tuple(t for t in tags.split(",") if t), owner, name
 
 
-# KEYS: 1 uploads 2 updated 3 size 4 name 5 entry 6 done 7 open 8 size:done 9 size:open, then
-# the sets to leave (ARGV[9] of them), then the sets to join. ARGV: id, expected entry ('\1' =
-# none), created, updated, size, complete, new entry, new name member, count of sets to leave,
-# old name member.
-_INDEX = """
-local id = ARGV[1]
+# Shared by the maintenance scripts. KEYS 1 uploads 2 updated 3 size 4 name 5 entry 6 done
+# 7 open 8 size:done 9 size:open 10 slot 11 slot:free 12 slot:next 13 bits:done 14 bits:open.
+# ARGV[11]: the scope's bitmap prefix ('' = no bitmaps: an owner's scope). In the fleet scope
+# each upload has a slot number (reused after removal) and some sets a bitmap twin, a key
+# under the prefix (no set's key starts with it), whose bit at the slot mirrors membership.
+_PUT = """
+local id, prefix = ARGV[1], ARGV[11]
+local function slot_of(allocate)
+  if prefix == '' then return nil end
+  local slot = redis.call('HGET', KEYS[10], id)
+  if not slot and allocate then
+    slot = redis.call('SPOP', KEYS[11]) or (redis.call('INCR', KEYS[12]) - 1)
+    redis.call('HSET', KEYS[10], id, slot)
+  end
+  return slot and tonumber(slot)
+end
+local function put(key, on, slot)
+  if prefix ~= '' and string.sub(key, 1, #prefix) == prefix then
+    if slot then redis.call('SETBIT', key, slot, on and 1 or 0) end
+  elseif on then redis.call('SADD', key, id)
+  else redis.call('SREM', key, id) end
+end
+"""
+
+# KEYS: as _PUT, then the sets to leave (ARGV[9] of them), then the sets to join (each with its
+# bitmap twin, if any). ARGV: id, expected entry ('\1' = none), created, updated, size,
+# complete, new entry, new name member, count of sets to leave, old name member, bitmap prefix.
+_INDEX = (
+    _PUT
+    + """
 local old = redis.call('HGET', KEYS[5], id) or '\\1'
 if old ~= ARGV[2] then return 0 end
 local leave = tonumber(ARGV[9])
+local slot = slot_of(true)
 if ARGV[10] ~= '' then redis.call('ZREM', KEYS[4], ARGV[10]) end
-for i = 10, 9 + leave do redis.call('SREM', KEYS[i], id) end
-for i = 10 + leave, #KEYS do redis.call('SADD', KEYS[i], id) end
+for i = 15, 14 + leave do put(KEYS[i], false, slot) end
+for i = 15 + leave, #KEYS do put(KEYS[i], true, slot) end
 redis.call('ZADD', KEYS[1], ARGV[3], id)
 redis.call('ZADD', KEYS[2], ARGV[4], id)
 redis.call('ZADD', KEYS[3], ARGV[5], id)
 redis.call('ZADD', KEYS[4], 0, ARGV[8])
-if ARGV[6] == '1' then
-  redis.call('SADD', KEYS[6], id); redis.call('SREM', KEYS[7], id)
+local done = ARGV[6] == '1'
+put(KEYS[6], done); put(KEYS[7], not done)
+if slot then put(KEYS[13], done, slot); put(KEYS[14], not done, slot) end
+if done then
   redis.call('ZADD', KEYS[8], ARGV[5], id); redis.call('ZREM', KEYS[9], id)
 else
-  redis.call('SADD', KEYS[7], id); redis.call('SREM', KEYS[6], id)
   redis.call('ZADD', KEYS[9], ARGV[5], id); redis.call('ZREM', KEYS[8], id)
 end
 redis.call('HSET', KEYS[5], id, ARGV[7])
 return 1
 """
+)
 
-# Same KEYS as _INDEX up to 7, then the sets to leave. ARGV: id, expected entry, name member.
-_REMOVE = """
-local id = ARGV[1]
+# KEYS as _PUT, then the sets to leave. ARGV: id, expected entry, name member; ARGV[11] as _PUT.
+_REMOVE = (
+    _PUT
+    + """
 local old = redis.call('HGET', KEYS[5], id)
 if not old then return 1 end
 if old ~= ARGV[2] then return 0 end
+local slot = slot_of(false)
 redis.call('ZREM', KEYS[1], id); redis.call('ZREM', KEYS[2], id); redis.call('ZREM', KEYS[3], id)
 redis.call('ZREM', KEYS[4], ARGV[3])
-redis.call('SREM', KEYS[6], id); redis.call('SREM', KEYS[7], id)
 redis.call('ZREM', KEYS[8], id); redis.call('ZREM', KEYS[9], id)
-for i = 10, #KEYS do redis.call('SREM', KEYS[i], id) end
+put(KEYS[6], false); put(KEYS[7], false)
+if slot then put(KEYS[13], false, slot); put(KEYS[14], false, slot) end
+for i = 15, #KEYS do put(KEYS[i], false, slot) end
+if slot then
+  redis.call('HDEL', KEYS[10], id); redis.call('SADD', KEYS[11], slot)
+end
 redis.call('HDEL', KEYS[5], id)
 return 1
 """
+)
 
-# Progress: KEYS 1 updated 2 size 3 entry 4 done 5 open 6 size:done 7 size:open;
-# ARGV id, updated, size, complete.
-_TOUCH = """
-local id = ARGV[1]
-if redis.call('HEXISTS', KEYS[3], id) == 0 then return 0 end
-redis.call('ZADD', KEYS[1], ARGV[2], id)
-redis.call('ZADD', KEYS[2], ARGV[3], id)
-if ARGV[4] == '1' then
-  redis.call('SADD', KEYS[4], id); redis.call('SREM', KEYS[5], id)
-  redis.call('ZADD', KEYS[6], ARGV[3], id); redis.call('ZREM', KEYS[7], id)
+# Progress: KEYS as _PUT; ARGV id, updated, size, complete, ARGV[11] as _PUT.
+_TOUCH = (
+    _PUT
+    + """
+if redis.call('HEXISTS', KEYS[5], id) == 0 then return 0 end
+local slot = slot_of(false)
+redis.call('ZADD', KEYS[2], ARGV[2], id)
+redis.call('ZADD', KEYS[3], ARGV[3], id)
+local done = ARGV[4] == '1'
+put(KEYS[6], done); put(KEYS[7], not done)
+if slot then put(KEYS[13], done, slot); put(KEYS[14], not done, slot) end
+if done then
+  redis.call('ZADD', KEYS[8], ARGV[3], id); redis.call('ZREM', KEYS[9], id)
 else
-  redis.call('SADD', KEYS[5], id); redis.call('SREM', KEYS[4], id)
-  redis.call('ZADD', KEYS[7], ARGV[3], id); redis.call('ZREM', KEYS[6], id)
+  redis.call('ZADD', KEYS[9], ARGV[3], id); redis.call('ZREM', KEYS[8], id)
 end
 return 1
 """
+)
 
 # One filtered, sorted page and the total, over one scope, in one script.
 # KEYS: 1 sort index (a score index, or the name index) 2 entry 3 name 4 uploads (created)
@@ -188,7 +225,9 @@ return 1
 #       9-10 creation range (ZRANGEBYSCORE syntax; '' = unbounded side, both '' = none)
 #       11 SPARSE 12 DENSITY 13 WALK (the strategy's thresholds, see Catalog)
 #       14 how many of the last KEYS are trigrams of a q that is checked on the names
-#       15 the range the sort index is scored by: 'size', 'created' or ''.
+#       15 the range the sort index is scored by: 'size', 'created' or ''
+#       16 how many of the last KEYS are bitmaps: the twins of the filter sets, in their order,
+#          given when every filter set has one (then their intersection is counted by BITOP).
 # Strategy: the smallest filter decides. A small one (<= SPARSE ids) is read and the others
 # checked in batches; large ones are counted in C (ZINTERCARD) and the page found by walking
 # the sort index, or intersected in C (ZINTERSTORE) when the result is too sparse to walk.
@@ -231,14 +270,16 @@ end
 
 -- producers: sets (tags, name grams, type, done/open) and score ranges (size, created)
 local producers = {}
-local first_gram = #KEYS - tonumber(ARGV[14]) + 1
+local BITMAPS = tonumber(ARGV[16])
+local last_set = #KEYS - BITMAPS
+local first_gram = last_set - tonumber(ARGV[14]) + 1
 for i = 10, first_gram - 1 do
   producers[#producers + 1] = {set = true, key = KEYS[i], n = redis.call('SCARD', KEYS[i])}
 end
 -- a checked q: its two rarest trigrams find the candidates (the names are checked anyway;
 -- more gram sets would mostly repeat the same ids at the cost of a lookup each)
 local gram_sets = {}
-for i = first_gram, #KEYS do
+for i = first_gram, last_set do
   gram_sets[#gram_sets + 1] = {set = true, key = KEYS[i], n = redis.call('SCARD', KEYS[i])}
 end
 table.sort(gram_sets, function(a, b) return a.n < b.n end)
@@ -452,9 +493,26 @@ if #sets == 0 then
   cleanup()
   return result
 end
+-- How many ids are in every set: their bitmap twins ANDed and counted (a few KB each, however
+-- many ids), else SINTERCARD (a lookup per id of the smallest set), stopping past `limit`.
+local function count_sets(cap)
+  if BITMAPS > 0 then
+    redis.call('BITOP', 'AND', TMP_RESULT, unpack(KEYS, last_set + 1, #KEYS))
+    local count = redis.call('BITCOUNT', TMP_RESULT)
+    redis.call('DEL', TMP_RESULT)
+    return count
+  end
+  local args = {#sets}
+  for _, key in ipairs(sets) do args[#args + 1] = key end
+  if cap then
+    args[#args + 1] = 'LIMIT'
+    args[#args + 1] = cap
+  end
+  return redis.call('SINTERCARD', unpack(args))
+end
 -- sets only: counted in C; a dense result is paged by walking, a thin one intersected in C
 if #ranges == 0 and not verify then
-  local count = redis.call('SINTERCARD', #sets, unpack(sets))
+  local count = count_sets(nil)
   local result
   if count * DENSITY >= all or offset >= count then
     result = walk(count, producers)
@@ -473,13 +531,7 @@ end
 -- ranges checked on it; else the ranges are copied to scratch keys and everything is counted
 -- (and, when thin, intersected) in C, a dense result paged by walking the sort index.
 local few = verify
-if not few then
-  local args = {#sets}
-  for _, key in ipairs(sets) do args[#args + 1] = key end
-  args[#args + 1] = 'LIMIT'
-  args[#args + 1] = SPARSE * 4 + 1
-  few = redis.call('SINTERCARD', unpack(args)) <= SPARSE * 4
-end
+if not few then few = count_sets(SPARSE * 4 + 1) <= SPARSE * 4 end
 if not few then
   local inputs = {}
   for _, key in ipairs(sets) do inputs[#inputs + 1] = key end
@@ -556,19 +608,35 @@ class Catalog:
 
     @staticmethod
     def _fixed(scope: str) -> list[str]:
-        names = ("uploads", "updated", "size", "name", "entry", "done", "open")
-        return [f"{scope}:{name}" for name in (*names, "size:done", "size:open")]
+        names = ("uploads", "updated", "size", "name", "entry", "done", "open", "size:done")
+        names += ("size:open", "slot", "slot:free", "slot:next", "bits:done", "bits:open")
+        return [f"{scope}:{name}" for name in names]
+
+    def _bits_prefix(self, scope: str) -> str:
+        """Where the scope's bitmaps live: the fleet scope's only (an owner's sets are small)."""
+        return f"{scope}:bits:" if scope == self.keys.all_uploads else ""
+
+    def _bitmap(self, scope: str, set_key: str) -> str | None:
+        """The bitmap twin of a fleet set that dense queries count (BITOP AND + BITCOUNT):
+        done/open, tags, types and the 1-/2-grams; trigram sets are many and thin, so none."""
+        prefix = self._bits_prefix(scope)
+        suffix = set_key[len(scope) + 1 :]
+        if not prefix or (suffix.startswith("gram:") and len(suffix) > len("gram:") + 2):
+            return None
+        return prefix + suffix
 
     def _sets(self, scope: str, packed: str) -> list[str]:
         """The per-value sets an entry belongs to: its tags, MIME major and full type, and in
-        the fleet scope the 1- to 3-grams of its name (what `q=` over 100,000 names reads)."""
+        the fleet scope the 1- to 3-grams of its name (what `q=` over 100,000 names reads);
+        each followed by its bitmap twin, if it has one."""
         kind, tags, _, name = _unpack(packed)
         sets = [f"{scope}:tag:{tag}" for tag in tags]
         if kind:
             sets += [f"{scope}:major:{kind.split('/', 1)[0]}", f"{scope}:type:{kind}"]
         if scope == self.keys.all_uploads:
             sets += [f"{scope}:gram:{gram}" for gram in all_grams(name)]
-        return sets
+        twins = ((key, self._bitmap(scope, key)) for key in sets)
+        return [key for pair in twins for key in pair if key is not None]
 
     # -- maintenance -------------------------------------------------------------------------
     def index(self, info: UploadInfo, fresh: bool = False) -> None:
@@ -605,6 +673,7 @@ class Catalog:
                     f"{entry.name}\0{info.id}",
                     str(len(leave)),
                     f"{_unpack(old)[3]}\0{info.id}" if old is not None else "",
+                    self._bits_prefix(scope),
                 ]
                 keys = [*self._fixed(scope), *leave, *self._sets(scope, packed)]
                 writes.script(self._index, keys, args)
@@ -635,6 +704,7 @@ class Catalog:
                     f"{entry.name}\0{info.id}",
                     "0",
                     "",
+                    self._bits_prefix(scope),
                 ]
                 keys = [*self._fixed(scope), *self._sets(scope, packed)]
                 batch.script(self._index, keys, args)
@@ -661,9 +731,9 @@ class Catalog:
         complete = "1" if info.is_complete else "0"
         batch = Batch(self.client)
         for scope in self.scopes(info.owner):
-            names = ("updated", "size", "entry", "done", "open", "size:done", "size:open")
-            keys = [f"{scope}:{n}" for n in names]
-            batch.script(self._touch, keys, [info.id, repr(info.updated), size, complete])
+            args = [info.id, repr(info.updated), size, complete, *[""] * 6]
+            args.append(self._bits_prefix(scope))
+            batch.script(self._touch, self._fixed(scope), args)
         batch.execute()
 
     def remove(self, upload_id: str, owner: str | None = None) -> None:
@@ -678,7 +748,8 @@ class Catalog:
                     break
                 keys = [*self._fixed(scope), *self._sets(scope, old)]
                 member = f"{_unpack(old)[3]}\0{upload_id}"
-                if self._remove(keys=keys, args=[upload_id, old, member]):
+                args = [upload_id, old, member, *[""] * 7, self._bits_prefix(scope)]
+                if self._remove(keys=keys, args=args):
                     break
 
     # -- queries -----------------------------------------------------------------------------
@@ -713,6 +784,11 @@ class Catalog:
                 checked_grams = len(grams(q))
         elif q:
             pattern = f"*{_glob_escape(q)}*\0*"
+        twins = [self._bitmap(scope, key) for key in keys[9 : len(keys) - checked_grams]]
+        bitmaps = [] if checked_grams else [twin for twin in twins if twin is not None]
+        if len(bitmaps) < len(twins):
+            bitmaps = []  # a filter without a twin: SINTERCARD counts them all
+        keys += bitmaps
         args: list[Any] = [
             "name" if query.sort == "name" else "score",
             "1" if query.descending else "0",
@@ -728,6 +804,7 @@ class Catalog:
             self.walk,
             checked_grams,
             query.sort if query.sort in ("size", "created") else "",
+            len(bitmaps),
         ]
         total, ids = self._query(keys=keys, args=args)
         return list(ids), int(total)
