@@ -71,6 +71,8 @@ COMBOS: list[tuple[str, CatalogQuery]] = [
         complete=True, min_size=1_000_000, sort="name", descending=False)),
     ("complete=false&max_size=1MB&sort=-size", CatalogQuery(
         complete=False, max_size=1_000_000, sort="size")),
+    ("type=image/&min_size=1MB (a large set and a large range)", CatalogQuery(
+        type="image", min_size=1_000_000)),
 ]  # fmt: skip
 
 

@@ -318,6 +318,8 @@ def test_an_older_catalog_layout_is_rebuilt_once_on_the_next_start(state: RedisS
     new_keys = [f"{all_}:gram:{g}" for g in ("a", "b", "ab", "bc")]
     new_keys += [f"{scope}:size:{kind}" for scope in (all_, state.keys.owner("ann"))
                  for kind in ("done", "open")]  # fmt: skip
+    new_keys += [f"{all_}:{name}" for name in ("slot", "slot:free", "slot:next")]
+    new_keys += state.client.keys(f"{all_}:bits:*")
     state.client.delete(*new_keys, state.keys.catalog_layout)  # what an older version left
     by_size = CatalogQuery(complete=True, min_size=0)
     assert state.list(10, query=by_size).total == 0
@@ -327,6 +329,8 @@ def test_an_older_catalog_layout_is_rebuilt_once_on_the_next_start(state: RedisS
     assert [u.id for u in state.list(10, query=by_size).uploads] == [done.id]
     assert [u.id for u in state.list(10, owner="ann", query=by_size).uploads] == [done.id]
     assert [u.id for u in state.list(10, query=CatalogQuery(q="b")).uploads] == [open_.id, done.id]
+    state.catalog.sparse = 0  # count from the bitmaps, as over many uploads
+    assert state.list(10, query=CatalogQuery(q="b", complete=True)).total == 1
     assert state.upgrade_indexes() is None, "already upgraded: nothing to do"
 
 

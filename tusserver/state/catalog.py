@@ -589,7 +589,8 @@ class Catalog:
     density = 40
     walk = 15
     LAYOUT = 2
-    """The indexes' layout: 2 added the 1- and 2-gram sets and the sizes split by completion.
+    """The indexes' layout: 2 added the 1- and 2-gram sets, the sizes split by completion and
+    the fleet scope's slots and bitmaps.
     Bumped with every change of what is indexed, so `upgrade_indexes` rebuilds once on serve."""
 
     def __init__(self, client: Any, keys: Keys):
