@@ -136,9 +136,26 @@ local function slot_of(allocate)
   end
   return slot and tonumber(slot)
 end
-local function put(key, on, slot)
+-- A twin is made only once its set is large (ARGV[12] ids, and 1/128 of the slots): below
+-- that the set itself is cheap to intersect, and a bitmap of a rare set (a rare tag or
+-- 2-gram) would cost up to slots/8 bytes for a handful of ids. Once made, it is kept.
+local function make_twin(set, twin)
+  local slots = tonumber(redis.call('GET', KEYS[12]) or '0')
+  if redis.call('SCARD', set) < math.max(tonumber(ARGV[12]), slots / 128) then return end
+  local members = redis.call('SMEMBERS', set)
+  for s = 1, #members, 500 do
+    local found = redis.call('HMGET', KEYS[10], unpack(members, s, math.min(s + 499, #members)))
+    for _, at in ipairs(found) do
+      if at then redis.call('SETBIT', twin, tonumber(at), 1) end
+    end
+  end
+end
+-- `set`: for a twin, the set it mirrors (already changed)
+local function put(key, on, slot, set)
   if prefix ~= '' and string.sub(key, 1, #prefix) == prefix then
-    if slot then redis.call('SETBIT', key, slot, on and 1 or 0) end
+    if not slot then return end
+    if redis.call('EXISTS', key) == 1 then redis.call('SETBIT', key, slot, on and 1 or 0)
+    elseif on then make_twin(set, key) end
   elseif on then redis.call('SADD', key, id)
   else redis.call('SREM', key, id) end
 end
@@ -155,15 +172,15 @@ if old ~= ARGV[2] then return 0 end
 local leave = tonumber(ARGV[9])
 local slot = slot_of(true)
 if ARGV[10] ~= '' then redis.call('ZREM', KEYS[4], ARGV[10]) end
-for i = 15, 14 + leave do put(KEYS[i], false, slot) end
-for i = 15 + leave, #KEYS do put(KEYS[i], true, slot) end
+for i = 15, 14 + leave do put(KEYS[i], false, slot, KEYS[i - 1]) end
+for i = 15 + leave, #KEYS do put(KEYS[i], true, slot, KEYS[i - 1]) end
 redis.call('ZADD', KEYS[1], ARGV[3], id)
 redis.call('ZADD', KEYS[2], ARGV[4], id)
 redis.call('ZADD', KEYS[3], ARGV[5], id)
 redis.call('ZADD', KEYS[4], 0, ARGV[8])
 local done = ARGV[6] == '1'
 put(KEYS[6], done); put(KEYS[7], not done)
-if slot then put(KEYS[13], done, slot); put(KEYS[14], not done, slot) end
+if slot then put(KEYS[13], done, slot, KEYS[6]); put(KEYS[14], not done, slot, KEYS[7]) end
 if done then
   redis.call('ZADD', KEYS[8], ARGV[5], id); redis.call('ZREM', KEYS[9], id)
 else
@@ -187,7 +204,7 @@ redis.call('ZREM', KEYS[4], ARGV[3])
 redis.call('ZREM', KEYS[8], id); redis.call('ZREM', KEYS[9], id)
 put(KEYS[6], false); put(KEYS[7], false)
 if slot then put(KEYS[13], false, slot); put(KEYS[14], false, slot) end
-for i = 15, #KEYS do put(KEYS[i], false, slot) end
+for i = 15, #KEYS do put(KEYS[i], false, slot, KEYS[i - 1]) end
 if slot then
   redis.call('HDEL', KEYS[10], id); redis.call('SADD', KEYS[11], slot)
 end
@@ -206,7 +223,7 @@ redis.call('ZADD', KEYS[2], ARGV[2], id)
 redis.call('ZADD', KEYS[3], ARGV[3], id)
 local done = ARGV[4] == '1'
 put(KEYS[6], done); put(KEYS[7], not done)
-if slot then put(KEYS[13], done, slot); put(KEYS[14], not done, slot) end
+if slot then put(KEYS[13], done, slot, KEYS[6]); put(KEYS[14], not done, slot, KEYS[7]) end
 if done then
   redis.call('ZADD', KEYS[8], ARGV[3], id); redis.call('ZREM', KEYS[9], id)
 else
@@ -495,8 +512,12 @@ if #sets == 0 then
 end
 -- How many ids are in every set: their bitmap twins ANDed and counted (a few KB each, however
 -- many ids), else SINTERCARD (a lookup per id of the smallest set), stopping past `limit`.
+local twins = BITMAPS > 0
+for i = last_set + 1, #KEYS do
+  twins = twins and redis.call('EXISTS', KEYS[i]) == 1
+end
 local function count_sets(cap)
-  if BITMAPS > 0 then
+  if twins then
     redis.call('BITOP', 'AND', TMP_RESULT, unpack(KEYS, last_set + 1, #KEYS))
     local count = redis.call('BITCOUNT', TMP_RESULT)
     redis.call('DEL', TMP_RESULT)
@@ -581,13 +602,15 @@ class Catalog:
     paged by walking the sort index, a thinner one is sorted after intersecting. `walk`: matches
     already in hand (checked names, read small filters) are paged by walking the sort index when
     that is expected to pass at most this many ids per match, else sorted (measured: a walked id
-    costs about 1/15 of a sorted one). Tuned with
+    costs about 1/15 of a sorted one). `twin_min`: a fleet set gets its bitmap twin once it holds
+    this many ids (and 1/128 of the slots); tests lower it to 1. Tuned with
     bench/search.py; tests lower them to reach every strategy with fewer uploads.
     """
 
     sparse = 1500
     density = 40
     walk = 15
+    twin_min = 64
     LAYOUT = 2
     """The indexes' layout: 2 added the 1- and 2-gram sets, the sizes split by completion and
     the fleet scope's slots and bitmaps.
@@ -675,6 +698,7 @@ class Catalog:
                     str(len(leave)),
                     f"{_unpack(old)[3]}\0{info.id}" if old is not None else "",
                     self._bits_prefix(scope),
+                    self.twin_min,
                 ]
                 keys = [*self._fixed(scope), *leave, *self._sets(scope, packed)]
                 writes.script(self._index, keys, args)
@@ -706,6 +730,7 @@ class Catalog:
                     "0",
                     "",
                     self._bits_prefix(scope),
+                    self.twin_min,
                 ]
                 keys = [*self._fixed(scope), *self._sets(scope, packed)]
                 batch.script(self._index, keys, args)
@@ -733,7 +758,7 @@ class Catalog:
         batch = Batch(self.client)
         for scope in self.scopes(info.owner):
             args = [info.id, repr(info.updated), size, complete, *[""] * 6]
-            args.append(self._bits_prefix(scope))
+            args += [self._bits_prefix(scope), self.twin_min]
             batch.script(self._touch, self._fixed(scope), args)
         batch.execute()
 
@@ -749,7 +774,7 @@ class Catalog:
                     break
                 keys = [*self._fixed(scope), *self._sets(scope, old)]
                 member = f"{_unpack(old)[3]}\0{upload_id}"
-                args = [upload_id, old, member, *[""] * 7, self._bits_prefix(scope)]
+                args = [upload_id, old, member, *[""] * 7, self._bits_prefix(scope), 0]
                 if self._remove(keys=keys, args=args):
                     break
 
