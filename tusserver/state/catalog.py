@@ -5,10 +5,13 @@ slot per owner) and in the fleet-wide scope (`<prefix>{all}:...`, one hot slot t
 search). A scope holds:
 
 - `:uploads`, `:updated`, `:size` sorted sets (creation time, last change, length; -1 while the
-  length is deferred);
+  length is deferred); `:size:done` / `:size:open` the lengths of complete / incomplete ones;
 - `:name` a lexicographic sorted set of `<lower-case name>\\0<id>` (name order, `q=` scans);
 - `:done` / `:open` sets (complete / incomplete uploads);
-- `:tag:<tag>` and `:major:<type>` sets (tags; MIME major type such as `image`);
+- `:tag:<tag>`, `:major:<type>`, `:type:<type/sub>` sets (tags; MIME major and full type);
+- fleet scope only: `:gram:<g>` sets of ids per 1-, 2- and 3-character piece of the name, and
+  for counting large intersections a slot number per upload (`:slot`) and bitmap twins of the
+  large sets (`:bits:<set suffix>`);
 - `:entry` a hash id -> `name\\0type\\0tags\\0owner`: what the upload was indexed under, so a
   change or removal can take it out of exactly the sets it is in.
 
