@@ -26,6 +26,7 @@ import datetime
 import os
 import platform
 import shutil
+import statistics
 import sys
 import tempfile
 import time
@@ -39,7 +40,13 @@ if str(ROOT) not in sys.path:
 from bench import servers  # noqa: E402
 from bench.results_file import write_section  # noqa: E402
 from tests.support.procstats import tree_cpu, tree_rss  # noqa: E402
-from tests.support.slow_load import LoadResult, MiB, raise_open_file_limit, run_load  # noqa: E402
+from tests.support.slow_load import (  # noqa: E402
+    PHASES,
+    LoadResult,
+    MiB,
+    raise_open_file_limit,
+    run_load,
+)
 
 TARGET_P99 = 1.0
 TARGET_RSS = 600 * MiB
@@ -100,10 +107,52 @@ def measure(server: servers.Server, args: argparse.Namespace, path: str) -> Load
     if result.probe_latencies:
         timeline = " ".join(f"{latency * 1000:.0f}" for latency in result.probe_latencies)
         say(f"  fresh-client latencies in order, ms: {timeline}")
+    progressed = sum(b - a for a, b in zip(result.acked_start, result.acked_end, strict=True))
+    if progressed:
+        per_mib = result.cpu_seconds / (progressed / MiB) * 1000
+        say(
+            f"  server CPU per MiB acknowledged: {per_mib:.0f} ms "
+            f"({progressed / MiB:.0f} MiB in the window)"
+        )
+    for line in diagnosis(result):
+        say(f"  {line}")
     if result.probe_errors:
         say(f"  first fresh-client error: {result.probe_errors[0]}")
     result.idle_rss = idle_rss  # type: ignore[attr-defined]
     return result
+
+
+def diagnosis(result: LoadResult) -> list[str]:
+    """Where the slow fresh clients waited, and whether the load generator kept time."""
+    lines = []
+    slow = [
+        (latency, phases)
+        for latency, phases in zip(result.probe_latencies, result.probe_phases, strict=False)
+        if latency > TARGET_P99
+    ]
+    if slow:
+        worst = ", ".join(
+            f"{latency * 1000:.0f} ms = "
+            + " + ".join(f"{name} {p * 1000:.0f}" for name, p in zip(PHASES, phases, strict=False))
+            for latency, phases in sorted(slow, reverse=True)[:5]
+        )
+        lines.append(f"fresh clients over {TARGET_P99:.0f} s, by step (ms): {worst}")
+    if result.probe_phases:
+        medians = [
+            statistics.median(p[i] for p in result.probe_phases if len(p) > i)
+            for i in range(len(PHASES))
+        ]
+        lines.append(
+            "median step, ms: "
+            + ", ".join(f"{n} {m * 1000:.1f}" for n, m in zip(PHASES, medians, strict=False))
+        )
+    if result.load_lag:
+        lag = sorted(result.load_lag)
+        lines.append(
+            f"load generator's loop lag: median {statistics.median(lag) * 1000:.1f} ms, p99 "
+            f"{lag[int(len(lag) * 0.99)] * 1000:.0f} ms, max {lag[-1] * 1000:.0f} ms"
+        )
+    return lines
 
 
 def report(results: dict[str, LoadResult], args: argparse.Namespace, notes: list[str]) -> str:
