@@ -2,8 +2,8 @@
 
 Run in a child process that gevent monkey-patches (as gunicorn's gevent worker does), so the
 thread pool is the real one. What a user would notice if this broke: bytes written out of order
-or after the file was closed (a corrupt upload), also when a small write is done inline, or a failed disk write that goes unreported
-(an offset acknowledged for bytes that are not there).
+or after the file was closed (a corrupt upload), also when a small write is done inline, or a
+failed disk write that goes unreported (an offset acknowledged for bytes that are not there).
 """
 
 from __future__ import annotations
