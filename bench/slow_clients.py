@@ -167,17 +167,21 @@ def diagnosis(result: LoadResult) -> list[str]:
     """Where the slow fresh clients waited, and whether the load generator kept time."""
     lines = []
     slow = [
-        (latency, phases)
-        for latency, phases in zip(result.probe_latencies, result.probe_phases, strict=False)
+        (latency, phases, at)
+        for latency, phases, at in zip(
+            result.probe_latencies, result.probe_phases, result.probe_starts, strict=False
+        )
         if latency > TARGET_P99
     ]
     if slow:
         worst = ", ".join(
-            f"{latency * 1000:.0f} ms = "
+            f"{latency * 1000:.0f} ms at {at:.1f} s = "
             + " + ".join(f"{name} {p * 1000:.0f}" for name, p in zip(PHASES, phases, strict=False))
-            for latency, phases in sorted(slow, reverse=True)[:5]
+            for latency, phases, at in sorted(slow, reverse=True)[:5]
         )
         lines.append(f"fresh clients over {TARGET_P99:.0f} s, by step (ms): {worst}")
+        when = " ".join(f"{at:.1f}" for _latency, _phases, at in sorted(slow, key=lambda s: s[2]))
+        lines.append(f"they started at (s into the window): {when}")
     if result.probe_phases:
         medians = [
             statistics.median(p[i] for p in result.probe_phases if len(p) > i)

@@ -61,6 +61,7 @@ class LoadResult:
     probe_latencies: list[float] = field(default_factory=list)
     probe_errors: list[str] = field(default_factory=list)
     probe_phases: list[list[float]] = field(default_factory=list)  # seconds per PHASES step
+    probe_starts: list[float] = field(default_factory=list)  # when each began, in the window
     load_lag: list[float] = field(default_factory=list)  # the load's loop lateness, seconds
     rss_samples: list[int] = field(default_factory=list)
     cpu_seconds: float = 0.0
@@ -381,9 +382,12 @@ def _probe_process(options: dict[str, Any], pipe: Any) -> None:
     latencies: list[float] = []
     breakdown: list[list[float]] = []
     errors: list[str] = []
-    deadline = time.monotonic() + options["seconds"]
+    began = time.monotonic()
+    deadline = began + options["seconds"]
+    starts: list[float] = []
     while time.monotonic() < deadline:
         phases: list[float] = []
+        at = time.monotonic() - began
         try:
             latencies.append(
                 fresh_client_once(
@@ -396,11 +400,12 @@ def _probe_process(options: dict[str, Any], pipe: Any) -> None:
                 )
             )
             breakdown.append(phases)
+            starts.append(at)
         except Exception as exc:
             errors.append(f"{type(exc).__name__}: {exc}")
             time.sleep(0.1)
         time.sleep(options["probe_pause"])
-    pipe.send((latencies, errors, breakdown))
+    pipe.send((latencies, errors, breakdown, starts))
 
 
 # -- the coordinator -------------------------------------------------------------------------
@@ -464,7 +469,12 @@ def run_load(
             time.sleep(0.5)
         result.cpu_seconds = (cpu() - cpu_before) if cpu else 0.0
         if probe_end.poll(120):
-            result.probe_latencies, result.probe_errors, result.probe_phases = probe_end.recv()
+            (
+                result.probe_latencies,
+                result.probe_errors,
+                result.probe_phases,
+                result.probe_starts,
+            ) = probe_end.recv()
         prober.join(10)
         if not load_end.poll(60):
             raise RuntimeError("the load did not finish")
