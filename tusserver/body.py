@@ -19,6 +19,7 @@ import time
 from collections.abc import Iterator
 from typing import BinaryIO
 
+from . import splice
 from .rate import MinimumRate
 
 log = logging.getLogger(__name__)
@@ -79,34 +80,83 @@ class BodyReader:
                 self.sock.shutdown(socket.SHUT_RD)
 
     def __iter__(self) -> Iterator[bytes]:
-        while True:
-            if self.interrupted is not None:
-                return
-            want = self.chunk_size
-            if self.expected is not None:
-                want = min(want, self.expected - self.received)
-                if want <= 0:
-                    return
-            if self.limit is not None:
-                room = self.limit - self.received
-                if room <= 0:
-                    if self.expected is None:
-                        self._check_overflow()
-                    return
-                want = min(want, room)
+        while (want := self._next_size()) > 0:
             chunk = self._read(want)
             if not chunk:
-                if self.expected is not None and self.received < self.expected:
-                    self.disconnected = True
+                self._ended_short()
                 return
-            self.received += len(chunk)
-            self._last_activity = time.monotonic()
-            if self.min_rate is not None and self.min_rate.too_slow(self.received):
-                # The bytes that did arrive are kept (yielded below); the body ends after them.
-                self.interrupt(
-                    f"slower than {self.min_rate.rate:g} bytes/s over {self.min_rate.window:g}s"
-                )
+            self._arrived(len(chunk))
             yield chunk
+
+    def can_splice(self) -> bool:
+        """True if `into_file` may move this body without reading it into Python."""
+        return splice.AVAILABLE and hasattr(self.stream, "splice_into")
+
+    def into_file(self, fd: int, position: int) -> Iterator[int | bytes]:
+        """The body for file `fd` from `position`: each piece is a count or a chunk.
+
+        A count is bytes already written to the file at the running position, moved from the
+        socket by `splice` (see `tusserver.splice`); a chunk (bytes) is for the caller to
+        write there, as from iterating: a slow sender's bytes, or all of them once splice
+        turned out not to work here. Limits, the minimum rate and interrupts apply as to
+        iterating. An `OSError` is the file's (the socket's end the body as a short read).
+        """
+        splice_into = getattr(self.stream, "splice_into", None) if splice.AVAILABLE else None
+        pipe: splice.Pipe | None = None
+        try:
+            while (want := self._next_size()) > 0:
+                piece: int | bytes | None = None
+                if splice_into is not None:
+                    try:
+                        if pipe is None:
+                            pipe = splice.Pipe()
+                        piece = splice_into(pipe, fd, position, want)
+                    except splice.Unsupported as exc:
+                        log.info("splice unavailable, copying the body instead: %s", exc)
+                        splice_into = None
+                if piece is None:
+                    piece = self._read(want)
+                count = piece if isinstance(piece, int) else len(piece)
+                if not count:
+                    self._ended_short()
+                    return
+                position += count
+                self._arrived(count)
+                yield piece
+        finally:
+            if pipe is not None:
+                pipe.close()
+
+    def _next_size(self) -> int:
+        """How many bytes the next read may take (0: the body is over for us)."""
+        if self.interrupted is not None or self.disconnected:
+            return 0
+        want = self.chunk_size
+        if self.expected is not None:
+            want = min(want, self.expected - self.received)
+            if want <= 0:
+                return 0
+        if self.limit is not None:
+            room = self.limit - self.received
+            if room <= 0:
+                if self.expected is None:
+                    self._check_overflow()
+                return 0
+            want = min(want, room)
+        return want
+
+    def _ended_short(self) -> None:
+        if self.expected is not None and self.received < self.expected:
+            self.disconnected = True
+
+    def _arrived(self, count: int) -> None:
+        self.received += count
+        self._last_activity = time.monotonic()
+        if self.min_rate is not None and self.min_rate.too_slow(self.received):
+            # The bytes that did arrive are kept (yielded next); the body ends after them.
+            self.interrupt(
+                f"slower than {self.min_rate.rate:g} bytes/s over {self.min_rate.window:g}s"
+            )
 
     def _read(self, size: int) -> bytes:
         try:

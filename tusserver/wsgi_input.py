@@ -26,13 +26,17 @@ yet; anything else (chunked bodies, other WSGI servers, the test client) gets `w
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import io
+import os
 import socket
 import struct
 import termios
 import time
 from typing import Any, BinaryIO
+
+from .splice import Pipe, Unsupported, wait_readable
 
 FAST_SENDER = 64 * 1024
 """A read that finds this many bytes waiting at once is from a fast sender: it gets one buffer of
@@ -201,9 +205,91 @@ class DirectInput:
                 raise
             return buffer if filled == size else bytes(view[:filled])
 
+    def splice_into(self, pipe: Pipe, fd: int, position: int, size: int) -> int | None:
+        """Move up to `size` body bytes into file `fd` at `position`, not through Python.
+
+        Bytes gunicorn already buffered are written first. Then, like `read`, it waits holding
+        nothing until `SLOW_WAKE` bytes (or a hold time's worth) arrived; a slow sender's bytes
+        are left for `read` (None: the copy path costs less than a pipe's worth of kernel
+        memory per trickling client); a fast sender's go socket -> `pipe` -> file, gathered in
+        the pipe until `size` bytes or `HOLD_SECONDS`, woken per `WAKE_BYTES`. Returns the
+        bytes written to the file (0: the client went away or the read side was shut down).
+        Raises `splice.Unsupported` when splice cannot be used and nothing was taken from the
+        socket; `OSError` from the file. A socket failure ends the body like a short read.
+        """
+        if getattr(self._body, "failed", False):
+            return 0
+        if self._pending:
+            piece = self._pending[:size]
+            _pwrite_all(fd, piece, position)
+            self._pending = self._pending[len(piece) :]
+            return len(piece)
+        size = min(size, self._reader.length)
+        if size <= 0:
+            return 0
+        sock_fd = self._sock.fileno()
+        if not self._wait_for_first_bytes(sock_fd, size):
+            return 0
+        waiting = self._waiting_bytes()
+        if waiting < FAST_SENDER and waiting < size:
+            return None
+        deadline = time.monotonic() + HOLD_SECONDS
+        size = min(size, pipe.size)
+        held = 0
+        try:
+            while held < size:
+                moved = pipe.fill_from(sock_fd, size - held)
+                if moved == 0:
+                    break  # the client went away, or the read side was shut down
+                if moved is not None:
+                    held += moved
+                    self._reader.length -= moved
+                    self._last_activity = time.monotonic()
+                    continue
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    break
+                self._set_lowat(min(size - held, WAKE_BYTES))
+                if not wait_readable(sock_fd, remaining):
+                    break  # the hold time is up: write what arrived
+        except Unsupported:
+            if held:
+                self._body.failed = True
+                raise OSError(errno.EIO, "splice failed mid-body") from None
+            raise
+        except OSError:
+            self._body.failed = True  # the client's end: keep what arrived, the body ends
+        finally:
+            self._set_lowat(1)
+        if held:
+            try:
+                pipe.drain_to(fd, position, held)
+            except Unsupported:
+                pipe.drain_copying(fd, position, held)
+        return held
+
+    def _wait_for_first_bytes(self, sock_fd: int, size: int) -> bool:
+        """Wait, holding no buffer, until bytes (or the end) arrive; False if the socket failed."""
+        self._set_lowat(min(SLOW_WAKE, size))
+        try:
+            while not wait_readable(sock_fd, HOLD_SECONDS):
+                if self._waiting_bytes():
+                    self._set_lowat(1)  # a few bytes in a whole hold time: take them now
+        except OSError:
+            self._body.failed = True
+            return False
+        return True
+
     def _set_lowat(self, count: int) -> int:
         if count != self._lowat:
             with contextlib.suppress(OSError):
                 self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVLOWAT, count)
             self._lowat = count
         return count
+
+
+def _pwrite_all(fd: int, data: memoryview, position: int) -> None:
+    while data:
+        count = os.pwrite(fd, data, position)
+        data = data[count:]
+        position += count
