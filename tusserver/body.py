@@ -89,43 +89,35 @@ class BodyReader:
             yield chunk
 
     def can_splice(self) -> bool:
-        """True if `into_file` may move this body without reading it into Python."""
-        return splice.AVAILABLE and hasattr(self.stream, "splice_into")
+        """True if `pieces` may move this body without reading it into Python."""
+        return splice.AVAILABLE and hasattr(self.stream, "fill_pipe")
 
-    def into_file(self, fd: int, position: int) -> Iterator[int | bytes]:
-        """The body for file `fd` from `position`: each piece is a count or a chunk.
+    def pieces(self, pipes: splice.Pipes) -> Iterator[bytes | splice.Filled]:
+        """The body as pieces: chunks (bytes), or pipes filled straight from the socket.
 
-        A count is bytes already written to the file at the running position, moved from the
-        socket by `splice` (see `tusserver.splice`); a chunk (bytes) is for the caller to
-        write there, as from iterating: a slow sender's bytes, or all of them once splice
-        turned out not to work here. Limits, the minimum rate and interrupts apply as to
-        iterating. An `OSError` is the file's (the socket's end the body as a short read).
+        A `Filled` pipe holds the next `count` bytes of the body, moved from the socket by
+        splice (see `tusserver.splice`): the caller drains it into the file at the running
+        position before the next-but-one piece (the pipes alternate). Chunks come as from
+        iterating: a slow sender's bytes, or all of them once splice turned out not to work
+        here. Limits, the minimum rate and interrupts apply as to iterating.
         """
-        splice_into = getattr(self.stream, "splice_into", None) if splice.AVAILABLE else None
-        pipe: splice.Pipe | None = None
-        try:
-            while (want := self._next_size()) > 0:
-                piece: int | bytes | None = None
-                if splice_into is not None:
-                    try:
-                        if pipe is None:
-                            pipe = splice.Pipe()
-                        piece = splice_into(pipe, fd, position, want)
-                    except splice.Unsupported as exc:
-                        log.info("splice unavailable, copying the body instead: %s", exc)
-                        splice_into = None
-                if piece is None:
-                    piece = self._read(want)
-                count = piece if isinstance(piece, int) else len(piece)
-                if not count:
-                    self._ended_short()
-                    return
-                position += count
-                self._arrived(count)
-                yield piece
-        finally:
-            if pipe is not None:
-                pipe.close()
+        fill_pipe = getattr(self.stream, "fill_pipe", None) if splice.AVAILABLE else None
+        while (want := self._next_size()) > 0:
+            piece: bytes | splice.Filled | None = None
+            if fill_pipe is not None:
+                try:
+                    piece = fill_pipe(pipes, want)
+                except splice.Unsupported as exc:
+                    log.info("splice unavailable, copying the body instead: %s", exc)
+                    fill_pipe = None
+            if piece is None:
+                piece = self._read(want)
+            count = piece.count if isinstance(piece, splice.Filled) else len(piece)
+            if not count:
+                self._ended_short()
+                return
+            self._arrived(count)
+            yield piece
 
     def _next_size(self) -> int:
         """How many bytes the next read may take (0: the body is over for us)."""

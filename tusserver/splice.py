@@ -20,6 +20,7 @@ import errno
 import fcntl
 import os
 import select
+from typing import NamedTuple
 
 from .offload import event_loop_active
 
@@ -38,6 +39,42 @@ UNSUPPORTED_ERRNOS = frozenset({errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP, er
 
 class Unsupported(Exception):
     """splice cannot be used here; nothing was moved by the call that raised it."""
+
+
+class Filled(NamedTuple):
+    """A pipe holding the next `count` bytes of a body, to be drained into the file."""
+
+    pipe: Pipe | None
+    count: int
+
+
+ENDED = Filled(None, 0)
+"""No more bytes: the client went away, or the read side was shut down."""
+
+
+class Pipes:
+    """Two pipes used by turns (made on first use), so one is filled while the other drains.
+
+    Whoever drains a `Filled` pipe must have finished before the pipe's next turn, i.e. before
+    the next-but-one piece is asked for (`offload.WriteBehind` keeps one write in flight).
+    """
+
+    def __init__(self) -> None:
+        self._pipes: list[Pipe | None] = [None, None]
+        self._turn = 0
+
+    def next(self) -> Pipe:
+        self._turn ^= 1
+        pipe = self._pipes[self._turn]
+        if pipe is None:
+            pipe = self._pipes[self._turn] = Pipe()
+        return pipe
+
+    def close(self) -> None:
+        for pipe in self._pipes:
+            if pipe is not None:
+                pipe.close()
+        self._pipes = [None, None]
 
 
 class Pipe:

@@ -26,17 +26,15 @@ yet; anything else (chunked bodies, other WSGI servers, the test client) gets `w
 from __future__ import annotations
 
 import contextlib
-import errno
 import fcntl
 import io
-import os
 import socket
 import struct
 import termios
 import time
 from typing import Any, BinaryIO
 
-from .splice import Pipe, Unsupported, wait_readable
+from .splice import ENDED, Filled, Pipes, Unsupported, wait_readable
 
 FAST_SENDER = 64 * 1024
 """A read that finds this many bytes waiting at once is from a fast sender: it gets one buffer of
@@ -205,36 +203,34 @@ class DirectInput:
                 raise
             return buffer if filled == size else bytes(view[:filled])
 
-    def splice_into(self, pipe: Pipe, fd: int, position: int, size: int) -> int | None:
-        """Move up to `size` body bytes into file `fd` at `position`, not through Python.
+    def fill_pipe(self, pipes: Pipes, size: int) -> Filled | None:
+        """Move up to `size` body bytes from the socket into one of `pipes`, not through Python.
 
-        Bytes gunicorn already buffered are written first. Then, like `read`, it waits holding
-        nothing until `SLOW_WAKE` bytes (or a hold time's worth) arrived; a slow sender's bytes
-        are left for `read` (None: the copy path costs less than a pipe's worth of kernel
-        memory per trickling client); a fast sender's go socket -> `pipe` -> file, gathered in
-        the pipe until `size` bytes or `HOLD_SECONDS`, woken per `WAKE_BYTES`. Returns the
-        bytes written to the file (0: the client went away or the read side was shut down).
-        Raises `splice.Unsupported` when splice cannot be used and nothing was taken from the
-        socket; `OSError` from the file. A socket failure ends the body like a short read.
+        Like `read`, it first waits holding nothing until `SLOW_WAKE` bytes (or a hold time's
+        worth) arrived. A slow sender's bytes, and bytes gunicorn already buffered, are left for
+        `read` (None): a pipe's worth of kernel memory per trickling client would cost more
+        than the copy. A fast sender's are gathered in the pipe until `size` bytes or
+        `HOLD_SECONDS`, woken per `WAKE_BYTES`. Returns the pipe and the bytes now in it
+        (`ENDED`: the client went away or the read side was shut down). Raises
+        `splice.Unsupported` when splice cannot be used and nothing was taken from the socket.
+        A socket failure ends the body like a short read, keeping what arrived.
         """
         if getattr(self._body, "failed", False):
-            return 0
+            return ENDED
         if self._pending:
-            piece = self._pending[:size]
-            _pwrite_all(fd, piece, position)
-            self._pending = self._pending[len(piece) :]
-            return len(piece)
+            return None
         size = min(size, self._reader.length)
         if size <= 0:
-            return 0
+            return ENDED
         sock_fd = self._sock.fileno()
         if not self._wait_for_first_bytes(sock_fd, size):
-            return 0
+            return ENDED
         waiting = self._waiting_bytes()
         if waiting < FAST_SENDER and waiting < size:
             return None
-        deadline = time.monotonic() + HOLD_SECONDS
+        pipe = pipes.next()
         size = min(size, pipe.size)
+        deadline = time.monotonic() + HOLD_SECONDS
         held = 0
         try:
             while held < size:
@@ -251,22 +247,17 @@ class DirectInput:
                     break
                 self._set_lowat(min(size - held, WAKE_BYTES))
                 if not wait_readable(sock_fd, remaining):
-                    break  # the hold time is up: write what arrived
+                    break  # the hold time is up: hand over what arrived
         except Unsupported:
             if held:
-                self._body.failed = True
-                raise OSError(errno.EIO, "splice failed mid-body") from None
+                self._body.failed = True  # pragma: no cover - splice worked a moment ago
+                return Filled(pipe, held)
             raise
         except OSError:
             self._body.failed = True  # the client's end: keep what arrived, the body ends
         finally:
             self._set_lowat(1)
-        if held:
-            try:
-                pipe.drain_to(fd, position, held)
-            except Unsupported:
-                pipe.drain_copying(fd, position, held)
-        return held
+        return Filled(pipe, held)
 
     def _wait_for_first_bytes(self, sock_fd: int, size: int) -> bool:
         """Wait, holding no buffer, until bytes (or the end) arrive; False if the socket failed."""
@@ -286,10 +277,3 @@ class DirectInput:
                 self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVLOWAT, count)
             self._lowat = count
         return count
-
-
-def _pwrite_all(fd: int, data: memoryview, position: int) -> None:
-    while data:
-        count = os.pwrite(fd, data, position)
-        data = data[count:]
-        position += count

@@ -15,6 +15,7 @@ from ..errors import BackendUnavailable, TooLarge
 from ..models import UploadInfo, WriteResult
 from ..offload import WriteBehind, blocking
 from ..protocol import is_upload_id
+from ..splice import Filled, Pipe, Pipes, Unsupported
 from .writeback import start_writeback
 
 log = logging.getLogger(__name__)
@@ -64,7 +65,7 @@ class LocalStore:
     ) -> WriteResult:
         """Write the chunks in place from `info.offset`; with `fsync`, durable on return.
 
-        A request body that can be spliced (a fast sender's, see `BodyReader.into_file`)
+        A request body that can be spliced (a fast sender's, see `BodyReader.pieces`)
         moves socket -> pipe -> file in the kernel: one copy instead of two and no buffer in
         the process. Other chunks (a slow sender's, a body whose checksum needs the bytes, the
         test client's) are written by the thread pool under the gevent worker (a write stalled
@@ -80,37 +81,42 @@ class LocalStore:
         behind = WriteBehind()
         position = info.offset
         written = spliced = 0
-        pieces = _pieces(chunks, fd, position) if self.splice else iter(chunks)
+        pipes = Pipes()
         try:
-            for piece in pieces:
-                if isinstance(piece, int):  # already in the file (spliced): count it in order
-                    behind.wait()
-                    if self.fsync:
-                        start_writeback(fd, position, piece)
-                    position += piece
-                    spliced += piece
-                    written = position - info.offset
-                    continue
-                behind.submit(_write_all, fd, piece, position, self.fsync)
+            for piece in self._pieces(chunks, pipes):
+                if isinstance(piece, Filled):
+                    behind.submit(_drain, piece.pipe, fd, position, piece.count, self.fsync)
+                    spliced += piece.count
+                else:
+                    behind.submit(_write_all, fd, piece, position, self.fsync)
                 written = position - info.offset  # every write before this one is done
-                position += len(piece)
+                position += piece.count if isinstance(piece, Filled) else len(piece)
             behind.wait()
             written = position - info.offset
         except OSError as exc:
-            behind.then(os.close, fd)
+            behind.then(_close, fd, pipes)
             raise _unavailable("write", exc) from exc
         except BaseException:
-            behind.then(os.close, fd)  # never close the file under a write still running
+            behind.then(_close, fd, pipes)  # never close a file or pipe under a write running
             raise
-        finally:
-            close = getattr(pieces, "close", None)
-            if close is not None:
-                close()  # a splicing generator closes its pipe
+        pipes.close()
         try:
             blocking(_finish, fd, self.fsync)
         except OSError as exc:
             raise _unavailable("write", exc) from exc
-        return WriteResult(written, spliced=spliced)
+        return WriteResult(written, spliced=min(spliced, written))
+
+    def _pieces(self, chunks: Iterable[bytes], pipes: Pipes) -> Iterator[bytes | Filled]:
+        """The body as pieces: chunks to write, or pipes filled from the socket to drain.
+
+        A request body that can be spliced (`BodyReader.pieces`) moves from the socket to the
+        file without passing through Python; anything else (a hashed body, the test client, a
+        chunked body) is chunks to write.
+        """
+        can_splice = getattr(chunks, "can_splice", None)
+        if self.splice and can_splice is not None and can_splice():
+            return chunks.pieces(pipes)  # type: ignore[attr-defined, no-any-return]
+        return iter(chunks)
 
     def discard(self, info: UploadInfo, result: WriteResult, exclusive: bool = False) -> None:
         """Cut the file back to the committed offset, only while the caller holds the lock.
@@ -173,19 +179,6 @@ class LocalStore:
             os.close(fd)
 
 
-def _pieces(chunks: Iterable[bytes], fd: int, position: int) -> Iterator[int | bytes]:
-    """The body as pieces for `fd`: counts already spliced into it, or chunks to write.
-
-    A request body that can be spliced (`BodyReader.into_file`) moves from the socket to the
-    file without passing through Python; anything else (a hashed body, the test client, a
-    chunked body) is chunks to write.
-    """
-    can_splice = getattr(chunks, "can_splice", None)
-    if can_splice is not None and can_splice():
-        return chunks.into_file(fd, position)  # type: ignore[attr-defined, no-any-return]
-    return iter(chunks)
-
-
 def _write_all(fd: int, chunk: bytes, position: int, flush: bool = False) -> None:
     """Write the whole chunk at `position`; with `flush`, start writing it to the disk now.
 
@@ -201,6 +194,22 @@ def _write_all(fd: int, chunk: bytes, position: int, flush: bool = False) -> Non
         position += count
     if flush and position > start:
         start_writeback(fd, start, position - start)
+
+
+def _drain(pipe: Pipe, fd: int, position: int, count: int, flush: bool = False) -> None:
+    """Write a pipe's `count` bytes at `position` (splice, or copying where the file refuses);
+    with `flush`, start writing them to the disk now (see `_write_all`)."""
+    try:
+        pipe.drain_to(fd, position, count)
+    except Unsupported:
+        pipe.drain_copying(fd, position, count)
+    if flush and count:
+        start_writeback(fd, position, count)
+
+
+def _close(fd: int, pipes: Pipes) -> None:
+    pipes.close()
+    os.close(fd)
 
 
 def _finish(fd: int, sync: bool) -> None:
