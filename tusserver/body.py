@@ -65,6 +65,11 @@ class BodyReader:
         return time.monotonic() - last
 
     @property
+    def at_end(self) -> bool:
+        """Every byte of a Content-Length body has arrived: no read is left to make."""
+        return self.expected is not None and self.received >= self.expected
+
+    @property
     def complete(self) -> bool:
         """The whole body arrived: nothing was cut short by the client or an interrupt."""
         return not self.disconnected and self.interrupted is None
