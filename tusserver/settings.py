@@ -62,6 +62,8 @@ class Settings:
     redis_wait_timeout: int = 1000
     storage: str = "local"
     fsync: bool = True
+    splice: bool = True
+    """Local store: move request bodies socket -> file with splice(2) where possible."""
     max_size: int = 0
     max_metadata_size: int = 4096
     json_upload_max: int = 10 * MiB
