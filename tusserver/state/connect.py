@@ -111,7 +111,8 @@ def connect(
 def pool_queue_class() -> type:
     """The queue the pool keeps its idle connections in: gevent's own under the event loop.
 
-    redis-py's default, the standard library's `LifoQueue`, takes a `threading.Condition` and
+    redis-py's default, the standard library's `LifoQueue` (bound when redis is imported, which
+    under `tusserver serve` is before the monkey-patching), takes a `threading.Condition` and
     its lock for every connection taken and given back; under the gevent worker those are
     monkey-patched locks written in Python, and with a few thousand slow uploads per worker
     (every PATCH takes and returns a connection twice, the lock keeper once per tick) they were
