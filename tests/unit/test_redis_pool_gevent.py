@@ -15,8 +15,8 @@ from pathlib import Path
 
 CHILD = textwrap.dedent(
     """
-    # As under `tusserver serve`, redis is imported before the monkey-patching (the CLI's own
-    # imports bring it in), so redis-py's default queue is the standard library's.
+    # redis imported before the monkey-patching (by another entry point, or a library that
+    # imports it first): redis-py's default queue is then the standard library's.
     from tusserver.state.connect import connect
     from gevent import monkey
     monkey.patch_all()
