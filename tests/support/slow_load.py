@@ -183,8 +183,12 @@ async def _slow_upload(
         offset = 0
         # Spread the uploads' ticks evenly instead of all waking at once.
         await asyncio.sleep(interval * (index % 97) / 97)
+        # Real clients do not start in step: the first PATCH is cut short by a share of a
+        # whole one that differs per upload, so that the PATCHes end spread evenly over a
+        # PATCH's duration instead of 2,000 at once every few seconds (same rate, same bytes).
+        first = max(STEP, patch_bytes * (index % 64 + 1) // 64 // STEP * STEP)
         while not stop.is_set() and offset < length:
-            body = min(patch_bytes, length - offset)
+            body = min(first if offset == 0 else patch_bytes, length - offset)
             writer.write(
                 f"PATCH {target} HTTP/1.1\r\nHost: {load.host}\r\nTus-Resumable: 1.0.0\r\n"
                 f"Content-Type: application/offset+octet-stream\r\nUpload-Offset: {offset}\r\n"
