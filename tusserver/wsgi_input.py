@@ -28,6 +28,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import io
+import os
 import socket
 import struct
 import termios
@@ -223,6 +224,24 @@ class DirectInput:
         if size <= 0:
             return ENDED
         sock_fd = self._sock.fileno()
+        try:
+            blocking = os.get_blocking(sock_fd)
+        except OSError:  # the socket is closed: the body ends here
+            self._body.failed = True
+            return ENDED
+        if not blocking:  # gevent's sockets, or any with a timeout
+            return self._fill_pipe(pipes, sock_fd, size)
+        # splice(2) on a blocking TCP socket would wait for every byte asked for, past the hold
+        # time (gthread's sockets): a timeout makes Python set the descriptor non-blocking.
+        timeout = self._sock.gettimeout()
+        self._sock.settimeout(HOLD_SECONDS)
+        try:
+            return self._fill_pipe(pipes, sock_fd, size)
+        finally:
+            with contextlib.suppress(OSError):
+                self._sock.settimeout(timeout)
+
+    def _fill_pipe(self, pipes: Pipes, sock_fd: int, size: int) -> Filled | None:
         if not self._wait_for_first_bytes(sock_fd, size):
             return ENDED
         waiting = self._waiting_bytes()
