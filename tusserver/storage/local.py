@@ -20,6 +20,15 @@ from .writeback import start_writeback
 
 log = logging.getLogger(__name__)
 
+INLINE_WRITE_MAX = 64 * 1024
+"""A chunk this small (a slow sender's: see `wsgi_input.SLOW_WAKE`) is written by the event loop
+itself, not the thread pool: copying it into the page cache takes microseconds, while handing
+it to a thread woke that thread, which then had to take the GIL from the event loop, several
+times per call. With 2,000 uploads trickling 16 KiB/s (1,000 such writes a second) those
+hand-offs were a quarter of the time the event loop held the GIL and a fifth of the server's
+CPU per byte (`bench/slow_clients.py`). Its writeback is left to the `fdatasync` at the end of
+the request; larger chunks, and every `fdatasync`, still go to the pool."""
+
 READ_BLOCK = 1024 * 1024
 
 
@@ -67,10 +76,11 @@ class LocalStore:
 
         A request body that can be spliced (a fast sender's, see `BodyReader.pieces`)
         moves socket -> pipe -> file in the kernel: one copy instead of two and no buffer in
-        the process. Other chunks (a slow sender's, a body whose checksum needs the bytes, the
-        test client's) are written by the thread pool under the gevent worker (a write stalled
-        by dirty-page throttling must not stall other connections), each while the next chunk
-        is received (`WriteBehind`). Only bytes whose write finished count as written. One
+        the process. Other chunks (a body whose checksum needs the bytes, the test client's)
+        are written by the thread pool under the gevent worker (a write stalled by dirty-page
+        throttling must not stall other connections), each while the next chunk is received
+        (`WriteBehind`); a slow sender's small chunk is copied by the event loop itself
+        (`INLINE_WRITE_MAX`). Only bytes whose write finished count as written. One
         `fdatasync` at the end: the data and the file size, which is all a later read needs
         (the offset itself lives in the state store).
         """
@@ -94,6 +104,9 @@ class LocalStore:
                     job, args = _write_all, (fd, piece, position, flush)
                 if finishing:
                     behind.submit(_write_and_finish, job, args, fd, self.fsync)
+                elif job is _write_all and len(piece) <= INLINE_WRITE_MAX:
+                    # A slow sender's chunk: copied here, its writeback left to the fdatasync.
+                    behind.submit(_write_all, fd, piece, position, False, inline=True)
                 else:
                     behind.submit(job, *args)
                 written = position - info.offset  # every write before this one is done
