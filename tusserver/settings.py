@@ -17,8 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from .origins import origin_problem
-from .state.connect import MODES as REDIS_MODES
-from .state.connect import parse_sentinels
+from .state.addresses import MODES as REDIS_MODES
+from .state.addresses import parse_sentinels
 
 PREFIX = "TUSSERVER_"
 MiB = 1024 * 1024
