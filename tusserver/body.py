@@ -102,9 +102,9 @@ class BodyReader:
 
         A `Filled` pipe holds the next `count` bytes of the body, moved from the socket by
         splice (see `tusserver.splice`): the caller drains it into the file at the running
-        position before the next-but-one piece (the pipes alternate). Chunks come as from
-        iterating: a slow sender's bytes, or all of them once splice turned out not to work
-        here. Limits, the minimum rate and interrupts apply as to iterating.
+        position before the next-but-one piece (the pipes alternate). Chunks are a slow
+        sender's bytes, or all of them once splice turned out not to work here. Limits,
+        the minimum rate and interrupts apply as to iterating.
         """
         fill_pipe = getattr(self.stream, "fill_pipe", None) if splice.AVAILABLE else None
         while (want := self._next_size()) > 0:

@@ -28,6 +28,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import io
+import os
 import socket
 import struct
 import termios
@@ -203,15 +204,15 @@ class DirectInput:
                 raise
             return buffer if filled == size else bytes(view[:filled])
 
-    def fill_pipe(self, pipes: Pipes, size: int) -> Filled | None:
+    def fill_pipe(self, pipes: Pipes, size: int) -> Filled | bytes | None:
         """Move up to `size` body bytes from the socket into one of `pipes`, not through Python.
 
         Like `read`, it first waits holding nothing until `SLOW_WAKE` bytes (or a hold time's
-        worth) arrived. A slow sender's bytes, and bytes gunicorn already buffered, are left for
-        `read` (None): a pipe's worth of kernel memory per trickling client would cost more
-        than the copy. A fast sender's are gathered in the pipe until `size` bytes or
-        `HOLD_SECONDS`, woken per `WAKE_BYTES`. Returns the pipe and the bytes now in it
-        (`ENDED`: the client went away or the read side was shut down). Raises
+        worth) arrived. A slow sender's bytes are returned as bytes (a pipe's worth of kernel
+        memory per trickling client would cost more than the copy); bytes gunicorn already
+        buffered are left for `read` (None). A fast sender's are gathered in the pipe until
+        `size` bytes or `HOLD_SECONDS`, woken per `WAKE_BYTES`, and the pipe is returned with
+        the count (`ENDED`: the client went away or the read side was shut down). Raises
         `splice.Unsupported` when splice cannot be used and nothing was taken from the socket.
         A socket failure ends the body like a short read, keeping what arrived.
         """
@@ -223,11 +224,29 @@ class DirectInput:
         if size <= 0:
             return ENDED
         sock_fd = self._sock.fileno()
+        try:
+            blocking = os.get_blocking(sock_fd)
+        except OSError:  # the socket is closed: the body ends here
+            self._body.failed = True
+            return ENDED
+        if not blocking:  # gevent's sockets, or any with a timeout
+            return self._fill_pipe(pipes, sock_fd, size)
+        # splice(2) on a blocking TCP socket would wait for every byte asked for, past the hold
+        # time (gthread's sockets): a timeout makes Python set the descriptor non-blocking.
+        timeout = self._sock.gettimeout()
+        self._sock.settimeout(HOLD_SECONDS)
+        try:
+            return self._fill_pipe(pipes, sock_fd, size)
+        finally:
+            with contextlib.suppress(OSError):
+                self._sock.settimeout(timeout)
+
+    def _fill_pipe(self, pipes: Pipes, sock_fd: int, size: int) -> Filled | bytes:
         if not self._wait_for_first_bytes(sock_fd, size):
             return ENDED
         waiting = self._waiting_bytes()
         if waiting < FAST_SENDER and waiting < size:
-            return None
+            return self._take_waiting(size)
         pipe = pipes.next()
         size = min(size, pipe.size)
         deadline = time.monotonic() + HOLD_SECONDS
@@ -258,6 +277,18 @@ class DirectInput:
         finally:
             self._set_lowat(1)
         return Filled(pipe, held)
+
+    def _take_waiting(self, size: int) -> bytes:
+        """The bytes a slow sender has waiting (the wait is over: this does not block)."""
+        try:
+            data = self._sock.recv(size)
+        except OSError:
+            self._body.failed = True  # where the next request starts is unknown now
+            return b""
+        self._reader.length -= len(data)
+        if data:
+            self._last_activity = time.monotonic()
+        return data
 
     def _wait_for_first_bytes(self, sock_fd: int, size: int) -> bool:
         """Wait, holding no buffer, until bytes (or the end) arrive; False if the socket failed."""

@@ -12,6 +12,7 @@ import base64
 import hashlib
 import os
 import re
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -118,6 +119,22 @@ def test_a_spliced_body_cut_short_keeps_what_arrived_and_resumes(
     assert offset == sent
     response = patch(url, offset, BODY[offset:])
     assert response.status_code == 204
+    assert sha(requests.get(url, timeout=30).content) == sha(BODY)
+
+
+def test_a_body_that_trickles_then_speeds_up_is_stored_exactly(gevent_server: LiveServer) -> None:
+    """A slow start goes the copy path, the fast rest through the pipes: one exact file."""
+    url = create_upload(gevent_server, len(BODY))
+    sock = open_patch(url, 0, len(BODY), BODY[:1000])
+    sent = 1000
+    for _ in range(5):
+        time.sleep(0.2)
+        sock.sendall(BODY[sent : sent + 4096])
+        sent += 4096
+    sock.sendall(BODY[sent:])
+    sock.settimeout(30)
+    assert sock.recv(4096).startswith(b"HTTP/1.1 204 ")
+    sock.close()
     assert sha(requests.get(url, timeout=30).content) == sha(BODY)
 
 

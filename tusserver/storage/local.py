@@ -102,9 +102,13 @@ class LocalStore:
                     spliced += piece.count
                 else:
                     job, args = _write_all, (fd, piece, position, flush)
+                small = job is _write_all and len(piece) <= INLINE_WRITE_MAX
                 if finishing:
-                    behind.submit(_write_and_finish, job, args, fd, self.fsync)
-                elif job is _write_all and len(piece) <= INLINE_WRITE_MAX:
+                    # Without an fdatasync, a small last write and the close are cheaper here
+                    # than a hand-off: a small PATCH with fsync off never waits for the pool.
+                    inline = small and not self.fsync
+                    behind.submit(_write_and_finish, job, args, fd, self.fsync, inline=inline)
+                elif small:
                     # A slow sender's chunk: copied here, its writeback left to the fdatasync.
                     behind.submit(_write_all, fd, piece, position, False, inline=True)
                 else:
