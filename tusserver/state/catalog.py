@@ -10,8 +10,9 @@ search). A scope holds:
 - `:done` / `:open` sets (complete / incomplete uploads);
 - `:tag:<tag>`, `:major:<type>`, `:type:<type/sub>` sets (tags; MIME major and full type);
 - fleet scope only: `:gram:<g>` sets of ids per 1-, 2- and 3-character piece of the name, and
-  for counting large intersections a slot number per upload (`:slot`) and bitmap twins of the
-  large sets (`:bits:<set suffix>`);
+  for counting large intersections a slot number per upload (`:slot`), bitmap twins of the
+  large sets (`:bits:<set suffix>`) and a bitmap per size bucket (`:bits:sizes:<b>`, b the
+  length's bit length), so a size range over large sets is counted without copying it;
 - `:entry` a hash id -> `name\\0type\\0tags\\0owner`: what the upload was indexed under, so a
   change or removal can take it out of exactly the sets it is in.
 
