@@ -26,11 +26,13 @@ import datetime
 import os
 import platform
 import shutil
+import statistics
 import sys
 import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
@@ -39,7 +41,14 @@ if str(ROOT) not in sys.path:
 from bench import servers  # noqa: E402
 from bench.results_file import write_section  # noqa: E402
 from tests.support.procstats import tree_cpu, tree_rss  # noqa: E402
-from tests.support.slow_load import LoadResult, MiB, raise_open_file_limit, run_load  # noqa: E402
+from tests.support.slow_load import (  # noqa: E402
+    PHASES,
+    LoadResult,
+    MiB,
+    raise_open_file_limit,
+    run_load,
+)
+from tusserver.embedded_redis import SOCKET_NAME  # noqa: E402
 
 TARGET_P99 = 1.0
 TARGET_RSS = 600 * MiB
@@ -70,12 +79,50 @@ def start_ours(
     return servers._wait_ready(server, "GET", "/api/health", 200)
 
 
+def valkey_of(server: servers.Server) -> Any:
+    """A client of the embedded Valkey `tusserver serve` started (its socket in the data dir),
+    or None (another server, or a TCP fallback)."""
+    sockets = sorted(server.data_dir.parent.glob(f"**/{SOCKET_NAME}"))
+    if not sockets:
+        return None
+    import redis
+
+    return redis.Redis(unix_socket_path=str(sockets[0]), socket_timeout=10)
+
+
+def watch_fsync_stalls(server: servers.Server) -> Any:
+    """Ask the embedded Valkey to record its AOF fsyncs slower than 100 ms (`LATENCY LATEST`):
+    with `appendfsync always` it answers nobody while one runs, so every request that needs
+    Redis waits for the disk."""
+    client = valkey_of(server)
+    if client is not None:
+        with contextlib.suppress(Exception):
+            client.config_set("latency-monitor-threshold", 100)
+            client.execute_command("LATENCY", "RESET")
+            return client
+    return None
+
+
+def fsync_stalls(client: Any) -> str | None:
+    """'max N ms (latest N ms)' of the AOF fsyncs over 100 ms since `watch_fsync_stalls`."""
+    if client is None:
+        return None
+    with contextlib.suppress(Exception):
+        for event, _when, latest, worst, *_ in client.execute_command("LATENCY", "LATEST"):
+            name = event.decode() if isinstance(event, bytes) else str(event)
+            if name.startswith("aof-fsync"):
+                return f"Valkey AOF fsync over 100 ms: max {worst} ms (latest {latest} ms)"
+        return "Valkey AOF fsync: none over 100 ms"
+    return None
+
+
 def measure(server: servers.Server, args: argparse.Namespace, path: str) -> LoadResult:
     say(
         f"{server.name}: {args.idle} idle connections, {args.uploads} uploads at "
         f"{args.rate // 1024} KiB/s, {args.seconds:.0f} s window"
     )
     idle_rss = tree_rss(server.pid)
+    valkey = watch_fsync_stalls(server) if server.kind == "ours" else None
     result = run_load(
         "127.0.0.1",
         server.port,
@@ -100,10 +147,60 @@ def measure(server: servers.Server, args: argparse.Namespace, path: str) -> Load
     if result.probe_latencies:
         timeline = " ".join(f"{latency * 1000:.0f}" for latency in result.probe_latencies)
         say(f"  fresh-client latencies in order, ms: {timeline}")
+    progressed = sum(b - a for a, b in zip(result.acked_start, result.acked_end, strict=True))
+    if progressed:
+        per_mib = result.cpu_seconds / (progressed / MiB) * 1000
+        say(
+            f"  server CPU per MiB acknowledged: {per_mib:.0f} ms "
+            f"({progressed / MiB:.0f} MiB in the window)"
+        )
+    result.fsync_stalls = fsync_stalls(valkey)  # type: ignore[attr-defined]
+    for line in diagnosis(result):
+        say(f"  {line}")
     if result.probe_errors:
         say(f"  first fresh-client error: {result.probe_errors[0]}")
     result.idle_rss = idle_rss  # type: ignore[attr-defined]
     return result
+
+
+def diagnosis(result: LoadResult) -> list[str]:
+    """Where the slow fresh clients waited, and whether the load generator kept time."""
+    lines = []
+    slow = [
+        (latency, phases, at)
+        for latency, phases, at in zip(
+            result.probe_latencies, result.probe_phases, result.probe_starts, strict=False
+        )
+        if latency > TARGET_P99
+    ]
+    if slow:
+        worst = ", ".join(
+            f"{latency * 1000:.0f} ms at {at:.1f} s = "
+            + " + ".join(f"{name} {p * 1000:.0f}" for name, p in zip(PHASES, phases, strict=False))
+            for latency, phases, at in sorted(slow, reverse=True)[:5]
+        )
+        lines.append(f"fresh clients over {TARGET_P99:.0f} s, by step (ms): {worst}")
+        when = " ".join(f"{at:.1f}" for _latency, _phases, at in sorted(slow, key=lambda s: s[2]))
+        lines.append(f"they started at (s into the window): {when}")
+    if result.probe_phases:
+        medians = [
+            statistics.median(p[i] for p in result.probe_phases if len(p) > i)
+            for i in range(len(PHASES))
+        ]
+        lines.append(
+            "median step, ms: "
+            + ", ".join(f"{n} {m * 1000:.1f}" for n, m in zip(PHASES, medians, strict=False))
+        )
+    stalls = getattr(result, "fsync_stalls", None)
+    if stalls:
+        lines.append(stalls)
+    if result.load_lag:
+        lag = sorted(result.load_lag)
+        lines.append(
+            f"load generator's loop lag: median {statistics.median(lag) * 1000:.1f} ms, p99 "
+            f"{lag[int(len(lag) * 0.99)] * 1000:.0f} ms, max {lag[-1] * 1000:.0f} ms"
+        )
+    return lines
 
 
 def report(results: dict[str, LoadResult], args: argparse.Namespace, notes: list[str]) -> str:
@@ -151,6 +248,7 @@ def report(results: dict[str, LoadResult], args: argparse.Namespace, notes: list
             lines.append(f"- {name}: load errors {s['errors']}")
         if result.probe_errors:
             lines.append(f"- {name}: first fresh-client error: `{result.probe_errors[0]}`")
+        lines += [f"- {name}: {line}" for line in diagnosis(result)]
     lines += [f"- {note}" for note in notes]
     return "\n".join(lines).rstrip() + "\n"
 

@@ -112,7 +112,7 @@ def make_store(settings: Settings) -> DataStore:
         return store
     from .storage.local import LocalStore
 
-    return LocalStore(settings.uploads_dir, fsync=settings.fsync)
+    return LocalStore(settings.uploads_dir, fsync=settings.fsync, splice=settings.splice)
 
 
 def create_app(

@@ -19,6 +19,7 @@ import time
 from collections.abc import Iterator
 from typing import BinaryIO
 
+from . import splice
 from .rate import MinimumRate
 
 log = logging.getLogger(__name__)
@@ -64,6 +65,11 @@ class BodyReader:
         return time.monotonic() - last
 
     @property
+    def at_end(self) -> bool:
+        """Every byte of a Content-Length body has arrived: no read is left to make."""
+        return self.expected is not None and self.received >= self.expected
+
+    @property
     def complete(self) -> bool:
         """The whole body arrived: nothing was cut short by the client or an interrupt."""
         return not self.disconnected and self.interrupted is None
@@ -79,34 +85,75 @@ class BodyReader:
                 self.sock.shutdown(socket.SHUT_RD)
 
     def __iter__(self) -> Iterator[bytes]:
-        while True:
-            if self.interrupted is not None:
-                return
-            want = self.chunk_size
-            if self.expected is not None:
-                want = min(want, self.expected - self.received)
-                if want <= 0:
-                    return
-            if self.limit is not None:
-                room = self.limit - self.received
-                if room <= 0:
-                    if self.expected is None:
-                        self._check_overflow()
-                    return
-                want = min(want, room)
+        while (want := self._next_size()) > 0:
             chunk = self._read(want)
             if not chunk:
-                if self.expected is not None and self.received < self.expected:
-                    self.disconnected = True
+                self._ended_short()
                 return
-            self.received += len(chunk)
-            self._last_activity = time.monotonic()
-            if self.min_rate is not None and self.min_rate.too_slow(self.received):
-                # The bytes that did arrive are kept (yielded below); the body ends after them.
-                self.interrupt(
-                    f"slower than {self.min_rate.rate:g} bytes/s over {self.min_rate.window:g}s"
-                )
+            self._arrived(len(chunk))
             yield chunk
+
+    def can_splice(self) -> bool:
+        """True if `pieces` may move this body without reading it into Python."""
+        return splice.AVAILABLE and hasattr(self.stream, "fill_pipe")
+
+    def pieces(self, pipes: splice.Pipes) -> Iterator[bytes | splice.Filled]:
+        """The body as pieces: chunks (bytes), or pipes filled straight from the socket.
+
+        A `Filled` pipe holds the next `count` bytes of the body, moved from the socket by
+        splice (see `tusserver.splice`): the caller drains it into the file at the running
+        position before the next-but-one piece (the pipes alternate). Chunks are a slow
+        sender's bytes, or all of them once splice turned out not to work here. Limits,
+        the minimum rate and interrupts apply as to iterating.
+        """
+        fill_pipe = getattr(self.stream, "fill_pipe", None) if splice.AVAILABLE else None
+        while (want := self._next_size()) > 0:
+            piece: bytes | splice.Filled | None = None
+            if fill_pipe is not None:
+                try:
+                    piece = fill_pipe(pipes, want)
+                except splice.Unsupported as exc:
+                    log.info("splice unavailable, copying the body instead: %s", exc)
+                    fill_pipe = None
+            if piece is None:
+                piece = self._read(want)
+            count = piece.count if isinstance(piece, splice.Filled) else len(piece)
+            if not count:
+                self._ended_short()
+                return
+            self._arrived(count)
+            yield piece
+
+    def _next_size(self) -> int:
+        """How many bytes the next read may take (0: the body is over for us)."""
+        if self.interrupted is not None or self.disconnected:
+            return 0
+        want = self.chunk_size
+        if self.expected is not None:
+            want = min(want, self.expected - self.received)
+            if want <= 0:
+                return 0
+        if self.limit is not None:
+            room = self.limit - self.received
+            if room <= 0:
+                if self.expected is None:
+                    self._check_overflow()
+                return 0
+            want = min(want, room)
+        return want
+
+    def _ended_short(self) -> None:
+        if self.expected is not None and self.received < self.expected:
+            self.disconnected = True
+
+    def _arrived(self, count: int) -> None:
+        self.received += count
+        self._last_activity = time.monotonic()
+        if self.min_rate is not None and self.min_rate.too_slow(self.received):
+            # The bytes that did arrive are kept (yielded next); the body ends after them.
+            self.interrupt(
+                f"slower than {self.min_rate.rate:g} bytes/s over {self.min_rate.window:g}s"
+            )
 
     def _read(self, size: int) -> bytes:
         try:

@@ -35,6 +35,10 @@ REQUEST_SECONDS = Histogram(
     ["method"],
 )
 BYTES_RECEIVED = Counter("tusserver_bytes_received", "Upload bytes received in request bodies")
+BYTES_SPLICED = Counter(
+    "tusserver_bytes_spliced",
+    "Upload bytes moved from the socket to the file by splice(2), never copied through Python",
+)
 BYTES_SERVED = Counter("tusserver_bytes_served", "Download bytes handed to the client's connection")
 RESPONSES_CUT_SHORT = Counter(
     "tusserver_responses_cut_short",
@@ -152,7 +156,10 @@ class TimedStore:
     def write(
         self, info: UploadInfo, chunks: Iterable[bytes], attempt: str | None = None
     ) -> WriteResult:
-        return self._timed("write", self._store.write, info, chunks, attempt)
+        result: WriteResult = self._timed("write", self._store.write, info, chunks, attempt)
+        if result.spliced:
+            BYTES_SPLICED.inc(result.spliced)
+        return result
 
     def discard(self, info: UploadInfo, result: WriteResult, exclusive: bool = False) -> None:
         self._timed("discard", self._store.discard, info, result, exclusive)

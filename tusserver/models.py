@@ -125,3 +125,5 @@ class WriteResult:
     bytes_written: int
     parts: tuple[Part, ...] = ()
     failure: Exception | None = None
+    spliced: int = 0
+    """How many of the bytes went socket -> file by splice(2) (the local store; metrics)."""

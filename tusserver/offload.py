@@ -49,9 +49,14 @@ class WriteBehind:
         self._pending: Any = None
         self._background = event_loop_active()
 
-    def submit(self, fn: Callable[..., Any], *args: Any) -> None:
+    def submit(self, fn: Callable[..., Any], *args: Any, inline: bool = False) -> None:
+        """Start `fn(*args)` once the call before it is done; `inline`: run it here, now.
+
+        `inline` is for a call so small that handing it to a thread costs the event loop more
+        than the call itself (see `LocalStore.write`).
+        """
         self.wait()
-        if not self._background:
+        if inline or not self._background:
             fn(*args)
             return
         from gevent import get_hub

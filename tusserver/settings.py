@@ -17,8 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from .origins import origin_problem
-from .state.connect import MODES as REDIS_MODES
-from .state.connect import parse_sentinels
+from .state.addresses import MODES as REDIS_MODES
+from .state.addresses import parse_sentinels
 
 PREFIX = "TUSSERVER_"
 MiB = 1024 * 1024
@@ -62,6 +62,8 @@ class Settings:
     redis_wait_timeout: int = 1000
     storage: str = "local"
     fsync: bool = True
+    splice: bool = True
+    """Local store: move request bodies socket -> file with splice(2) where possible."""
     max_size: int = 0
     max_metadata_size: int = 4096
     json_upload_max: int = 10 * MiB

@@ -43,6 +43,7 @@ from gunicorn.workers.base_async import AsyncWorker
 from gunicorn.workers.ggevent import GeventWorker
 
 from . import client_limits
+from .gc_tuning import tune_for_many_connections
 from .offload import blocking
 from .settings import Settings
 
@@ -90,6 +91,7 @@ class TusGeventWorker(GeventWorker):  # type: ignore[misc]
         # of 10 threads would queue a fresh client's fsync behind a hundred others.
         gevent.get_hub().threadpool.maxsize = THREADPOOL_SIZE
         super().load_wsgi()
+        tune_for_many_connections()
 
     def patch(self) -> None:
         super().patch()

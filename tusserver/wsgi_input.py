@@ -28,11 +28,14 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import io
+import os
 import socket
 import struct
 import termios
 import time
 from typing import Any, BinaryIO
+
+from .splice import ENDED, Filled, Pipes, Unsupported, wait_readable
 
 FAST_SENDER = 64 * 1024
 """A read that finds this many bytes waiting at once is from a fast sender: it gets one buffer of
@@ -200,6 +203,104 @@ class DirectInput:
                     return bytes(view[:filled])  # keep what arrived; the next read fails
                 raise
             return buffer if filled == size else bytes(view[:filled])
+
+    def fill_pipe(self, pipes: Pipes, size: int) -> Filled | bytes | None:
+        """Move up to `size` body bytes from the socket into one of `pipes`, not through Python.
+
+        Like `read`, it first waits holding nothing until `SLOW_WAKE` bytes (or a hold time's
+        worth) arrived. A slow sender's bytes are returned as bytes (a pipe's worth of kernel
+        memory per trickling client would cost more than the copy); bytes gunicorn already
+        buffered are left for `read` (None). A fast sender's are gathered in the pipe until
+        `size` bytes or `HOLD_SECONDS`, woken per `WAKE_BYTES`, and the pipe is returned with
+        the count (`ENDED`: the client went away or the read side was shut down). Raises
+        `splice.Unsupported` when splice cannot be used and nothing was taken from the socket.
+        A socket failure ends the body like a short read, keeping what arrived.
+        """
+        if getattr(self._body, "failed", False):
+            return ENDED
+        if self._pending:
+            return None
+        size = min(size, self._reader.length)
+        if size <= 0:
+            return ENDED
+        sock_fd = self._sock.fileno()
+        try:
+            blocking = os.get_blocking(sock_fd)
+        except OSError:  # the socket is closed: the body ends here
+            self._body.failed = True
+            return ENDED
+        if not blocking:  # gevent's sockets, or any with a timeout
+            return self._fill_pipe(pipes, sock_fd, size)
+        # splice(2) on a blocking TCP socket would wait for every byte asked for, past the hold
+        # time (gthread's sockets): a timeout makes Python set the descriptor non-blocking.
+        timeout = self._sock.gettimeout()
+        self._sock.settimeout(HOLD_SECONDS)
+        try:
+            return self._fill_pipe(pipes, sock_fd, size)
+        finally:
+            with contextlib.suppress(OSError):
+                self._sock.settimeout(timeout)
+
+    def _fill_pipe(self, pipes: Pipes, sock_fd: int, size: int) -> Filled | bytes:
+        if not self._wait_for_first_bytes(sock_fd, size):
+            return ENDED
+        waiting = self._waiting_bytes()
+        if waiting < FAST_SENDER and waiting < size:
+            return self._take_waiting(size)
+        pipe = pipes.next()
+        size = min(size, pipe.size)
+        deadline = time.monotonic() + HOLD_SECONDS
+        held = 0
+        try:
+            while held < size:
+                moved = pipe.fill_from(sock_fd, size - held)
+                if moved == 0:
+                    break  # the client went away, or the read side was shut down
+                if moved is not None:
+                    held += moved
+                    self._reader.length -= moved
+                    self._last_activity = time.monotonic()
+                    continue
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    break
+                self._set_lowat(min(size - held, WAKE_BYTES))
+                if not wait_readable(sock_fd, remaining):
+                    break  # the hold time is up: hand over what arrived
+        except Unsupported:
+            if held:
+                self._body.failed = True  # pragma: no cover - splice worked a moment ago
+                return Filled(pipe, held)
+            raise
+        except OSError:
+            self._body.failed = True  # the client's end: keep what arrived, the body ends
+        finally:
+            self._set_lowat(1)
+        return Filled(pipe, held)
+
+    def _take_waiting(self, size: int) -> bytes:
+        """The bytes a slow sender has waiting (the wait is over: this does not block)."""
+        try:
+            data = self._sock.recv(size)
+        except OSError:
+            self._body.failed = True  # where the next request starts is unknown now
+            return b""
+        self._reader.length -= len(data)
+        if data:
+            self._last_activity = time.monotonic()
+        return data
+
+    def _wait_for_first_bytes(self, sock_fd: int, size: int) -> bool:
+        """Wait, holding no buffer, until bytes (or the end) arrive; False if the socket failed."""
+        self._set_lowat(min(SLOW_WAKE, size))
+        try:
+            while not wait_readable(sock_fd, HOLD_SECONDS):
+                if self._waiting_bytes():
+                    self._set_lowat(1)  # a few bytes in a whole hold time: take them now
+        except OSError:
+            self._body.failed = True
+            return False
+        return True
 
     def _set_lowat(self, count: int) -> int:
         if count != self._lowat:

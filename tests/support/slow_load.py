@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import http.client
+import itertools
 import multiprocessing
 import os
 import resource
@@ -28,6 +29,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
+
+from tusserver.gc_tuning import tune_for_many_connections
 
 MiB = 1024 * 1024
 STEP = 4096
@@ -57,6 +60,9 @@ class LoadResult:
     idle_held: int = 0
     probe_latencies: list[float] = field(default_factory=list)
     probe_errors: list[str] = field(default_factory=list)
+    probe_phases: list[list[float]] = field(default_factory=list)  # seconds per PHASES step
+    probe_starts: list[float] = field(default_factory=list)  # when each began, in the window
+    load_lag: list[float] = field(default_factory=list)  # the load's loop lateness, seconds
     rss_samples: list[int] = field(default_factory=list)
     cpu_seconds: float = 0.0
 
@@ -177,8 +183,12 @@ async def _slow_upload(
         offset = 0
         # Spread the uploads' ticks evenly instead of all waking at once.
         await asyncio.sleep(interval * (index % 97) / 97)
+        # Real clients do not start in step: the first PATCH is cut short by a share of a
+        # whole one that differs per upload, so that the PATCHes end spread evenly over a
+        # PATCH's duration instead of 2,000 at once every few seconds (same rate, same bytes).
+        first = max(STEP, patch_bytes * (index % 64 + 1) // 64 // STEP * STEP)
         while not stop.is_set() and offset < length:
-            body = min(patch_bytes, length - offset)
+            body = min(first if offset == 0 else patch_bytes, length - offset)
             writer.write(
                 f"PATCH {target} HTTP/1.1\r\nHost: {load.host}\r\nTus-Resumable: 1.0.0\r\n"
                 f"Content-Type: application/offset+octet-stream\r\nUpload-Offset: {offset}\r\n"
@@ -231,6 +241,16 @@ async def _idle(load: _Load, held: list[int], index: int, stop: asyncio.Event) -
         load.count(f"idle {type(exc).__name__}")
 
 
+async def _lag(samples: list[float], counting: asyncio.Event, stop: asyncio.Event) -> None:
+    """How late the load's own event loop wakes up (a starved generator sends late)."""
+    step = 0.1
+    while not stop.is_set():
+        before = time.monotonic()
+        await asyncio.sleep(step)
+        if counting.is_set():
+            samples.append(time.monotonic() - before - step)
+
+
 async def _run(options: dict[str, Any], pipe: Any) -> None:
     load = _Load(options["host"], options["port"], options["path"], options["headers"])
     uploads, idle = options["uploads"], options["idle"]
@@ -239,7 +259,8 @@ async def _run(options: dict[str, Any], pipe: Any) -> None:
     held = [0] * idle
     stop = asyncio.Event()
     counting = asyncio.Event()
-    tasks = []
+    lag: list[float] = []
+    tasks = [asyncio.ensure_future(_lag(lag, counting, stop))]
     # Idle connections first, then the uploads, each at a bounded opening rate.
     for index in range(idle):
         tasks.append(asyncio.ensure_future(_idle(load, held, index, stop)))
@@ -270,6 +291,7 @@ async def _run(options: dict[str, Any], pipe: Any) -> None:
     await asyncio.sleep(options["seconds"])
     acked_end = list(acked)
     idle_held = sum(held)
+    counting.clear()  # the window is over: closing 12,000 connections is not loop lag
     stop.set()
     await asyncio.wait(tasks, timeout=10)
     pipe.send(
@@ -281,6 +303,7 @@ async def _run(options: dict[str, Any], pipe: Any) -> None:
                 "sent": sent,
                 "idle_held": idle_held,
                 "errors": load.errors,
+                "lag": lag,
             },
         )
     )
@@ -288,21 +311,43 @@ async def _run(options: dict[str, Any], pipe: Any) -> None:
 
 def _load_process(options: dict[str, Any], pipe: Any) -> None:
     raise_open_file_limit()
+    # The load holds 12,000 connections' objects: with CPython's default collector settings its
+    # full collections stopped this event loop for up to 1.4 s (the uploads then sent late).
+    # The same remedy as the server's workers.
+    tune_for_many_connections()
     asyncio.run(_run(options, pipe))
 
 
 # -- the fresh client ------------------------------------------------------------------------
 
 
-def fresh_client_once(host: str, port: int, path: str, payload: bytes, headers: dict) -> float:
-    """POST + 1 MiB PATCH + HEAD + 1 MiB GET on a new connection; seconds taken."""
+PHASES = ("connect", "create", "patch", "head", "get")
+
+
+def fresh_client_once(
+    host: str,
+    port: int,
+    path: str,
+    payload: bytes,
+    headers: dict,
+    phases: list[float] | None = None,
+) -> float:
+    """POST + 1 MiB PATCH + HEAD + 1 MiB GET on a new connection; seconds taken.
+
+    `phases`, when given, receives the seconds each step of `PHASES` took (the TCP connect
+    first: a full listen queue shows there), to tell where a slow answer waited.
+    """
     started = time.monotonic()
+    marks = [started]
     connection = http.client.HTTPConnection(host, port, timeout=60)
     try:
         tus = {"Tus-Resumable": "1.0.0", **headers}
+        connection.connect()
+        marks.append(time.monotonic())
         connection.request("POST", f"{path}/", headers={**tus, "Upload-Length": str(len(payload))})
         answer = connection.getresponse()
         answer.read()
+        marks.append(time.monotonic())
         if answer.status != 201:
             raise RuntimeError(f"create answered {answer.status}")
         target = urlsplit(answer.getheader("Location")).path
@@ -314,40 +359,57 @@ def fresh_client_once(host: str, port: int, path: str, payload: bytes, headers: 
         connection.request("PATCH", target, body=payload, headers=patch_headers)
         answer = connection.getresponse()
         answer.read()
+        marks.append(time.monotonic())
         if answer.status != 204:
             raise RuntimeError(f"PATCH answered {answer.status}")
         connection.request("HEAD", target, headers=tus)
         answer = connection.getresponse()
         answer.read()
+        marks.append(time.monotonic())
         if answer.getheader("Upload-Offset") != str(len(payload)):
             raise RuntimeError(f"HEAD says offset {answer.getheader('Upload-Offset')}")
         connection.request("GET", target, headers=headers)
         answer = connection.getresponse()
         body = answer.read()
+        marks.append(time.monotonic())
         if answer.status != 200 or body != payload:
             raise RuntimeError(f"GET answered {answer.status} with {len(body)} bytes")
     finally:
         connection.close()
+    if phases is not None:
+        phases[:] = [b - a for a, b in itertools.pairwise(marks)]
     return time.monotonic() - started
 
 
 def _probe_process(options: dict[str, Any], pipe: Any) -> None:
     payload = os.urandom(MiB)
     latencies: list[float] = []
+    breakdown: list[list[float]] = []
     errors: list[str] = []
-    deadline = time.monotonic() + options["seconds"]
+    began = time.monotonic()
+    deadline = began + options["seconds"]
+    starts: list[float] = []
     while time.monotonic() < deadline:
+        phases: list[float] = []
+        at = time.monotonic() - began
         try:
             latencies.append(
                 fresh_client_once(
-                    options["host"], options["port"], options["path"], payload, options["headers"]
+                    options["host"],
+                    options["port"],
+                    options["path"],
+                    payload,
+                    options["headers"],
+                    phases,
                 )
             )
+            breakdown.append(phases)
+            starts.append(at)
         except Exception as exc:
             errors.append(f"{type(exc).__name__}: {exc}")
             time.sleep(0.1)
         time.sleep(options["probe_pause"])
-    pipe.send((latencies, errors))
+    pipe.send((latencies, errors, breakdown, starts))
 
 
 # -- the coordinator -------------------------------------------------------------------------
@@ -411,7 +473,12 @@ def run_load(
             time.sleep(0.5)
         result.cpu_seconds = (cpu() - cpu_before) if cpu else 0.0
         if probe_end.poll(120):
-            result.probe_latencies, result.probe_errors = probe_end.recv()
+            (
+                result.probe_latencies,
+                result.probe_errors,
+                result.probe_phases,
+                result.probe_starts,
+            ) = probe_end.recv()
         prober.join(10)
         if not load_end.poll(60):
             raise RuntimeError("the load did not finish")
@@ -421,6 +488,7 @@ def run_load(
         result.sent = done["sent"]
         result.idle_held = done["idle_held"]
         result.errors = done["errors"]
+        result.load_lag = done["lag"]
     finally:
         loader.join(30)
         if loader.is_alive():

@@ -2,8 +2,8 @@
 
 Run in a child process that gevent monkey-patches (as gunicorn's gevent worker does), so the
 thread pool is the real one. What a user would notice if this broke: bytes written out of order
-or after the file was closed (a corrupt upload), or a failed disk write that goes unreported
-(an offset acknowledged for bytes that are not there).
+or after the file was closed (a corrupt upload), also when a small write is done inline, or a
+failed disk write that goes unreported (an offset acknowledged for bytes that are not there).
 """
 
 from __future__ import annotations
@@ -39,6 +39,11 @@ CHILD = textwrap.dedent(
     elapsed = time.monotonic() - started
     assert os.pread(fd, 24, 0) == b"AAAABBBBCCCCDDDDEEEEFFFF", os.pread(fd, 24, 0)
     assert len(ticks) >= 10, "the event loop stalled while the writes ran"
+
+    # A small write done inline (a slow sender's chunk) still lands after the one in flight.
+    behind.submit(slow_write, b"XXXX", 0)
+    behind.submit(os.pwrite, fd, b"YY", 0, inline=True)
+    assert os.pread(fd, 4, 0) == b"YYXX", os.pread(fd, 4, 0)
 
     def failing(*_):
         raise OSError(28, "No space left on device")

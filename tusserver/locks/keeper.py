@@ -27,9 +27,10 @@ from .base import Lock
 
 log = logging.getLogger(__name__)
 
-BUSY_WRITES = 500
+BUSY_WRITES = 200
 """Up to this many running writes per process the keeper checks every `interval`; beyond it
-the interval grows in proportion (see `LockKeeper.tick`)."""
+the interval grows in proportion (see `LockKeeper.tick`), so it checks at most about a thousand
+locks a second."""
 
 MAX_INTERVAL = 1.0
 """The longest time between two checks, however many writes run (far below any lock TTL)."""
@@ -111,8 +112,10 @@ class LockKeeper:
         `interval` up to `BUSY_WRITES` writes, then longer in proportion, up to `MAX_INTERVAL`:
         a check costs the event loop some 10-20 µs per write (packing the pipelined scripts and
         parsing their answers), which with a few thousand slow uploads per worker, five times a
-        second, took a tenth of the worker's time. A newcomer waits for a running write to let
-        go at most this long (its own wait is `TUSSERVER_LOCK_WAIT`, 5 s by default).
+        second, took a tenth of the worker's time; at 2.5 checks a second of 1,000 writes it was
+        still an eighth of the worker's CPU under `bench/slow_clients.py`. A newcomer waits for
+        a running write to let go at most this long (its own wait is `TUSSERVER_LOCK_WAIT`, 5 s
+        by default).
         """
         return min(max(self.interval, self.interval * running / BUSY_WRITES), MAX_INTERVAL)
 

@@ -14,6 +14,7 @@ pool limits are the same whatever the topology, and the code above works unchang
 from __future__ import annotations
 
 from collections.abc import Sequence
+from queue import LifoQueue
 from typing import TYPE_CHECKING, Any, TypeAlias
 from urllib.parse import urlsplit
 
@@ -22,12 +23,14 @@ from redis.cluster import ClusterNode, RedisCluster
 from redis.exceptions import RedisClusterException, RedisError
 from redis.sentinel import Sentinel, SentinelConnectionPool
 
+from ..offload import event_loop_active
+from .addresses import MODES, parse_sentinels
+
 if TYPE_CHECKING:
     from ..settings import Settings
 
 __all__ = ["MODES", "REDIS_ERRORS", "Client", "connect", "connect_settings", "parse_sentinels"]
 
-MODES = ("single", "cluster", "sentinel")
 
 REDIS_ERRORS: tuple[type[Exception], ...] = (RedisError, RedisClusterException)
 """What a client of any mode raises when Redis fails: the cluster client also raises
@@ -96,12 +99,32 @@ def connect(
         url,
         max_connections=max_connections,
         timeout=10,
+        queue_class=pool_queue_class(),
         decode_responses=True,
         health_check_interval=30,
         **_TIMEOUTS,
         **auth,
     )
     return redis.Redis(connection_pool=pool)
+
+
+def pool_queue_class() -> type:
+    """The queue the pool keeps its idle connections in: gevent's own under the event loop.
+
+    redis-py's default, the standard library's `LifoQueue` (bound when redis is imported: if
+    that was before the monkey-patching, it stays the unpatched one), takes a
+    `threading.Condition` and
+    its lock for every connection taken and given back; under the gevent worker those are
+    monkey-patched locks written in Python, and with a few thousand slow uploads per worker
+    (every PATCH takes and returns a connection twice, the lock keeper once per tick) they were
+    6 % of the worker's CPU. gevent's `LifoQueue` is compiled and waits on the event loop
+    directly. Elsewhere (threads, the CLI) the standard one is right.
+    """
+    if event_loop_active():
+        from gevent.queue import LifoQueue as GeventLifoQueue
+
+        return GeventLifoQueue
+    return LifoQueue
 
 
 def _cluster_node(url: str) -> ClusterNode:
@@ -120,21 +143,6 @@ def connect_settings(settings: Settings, max_connections: int = POOL_SIZE) -> Cl
         sentinel_password=settings.redis_sentinel_password,
         password=settings.redis_password,
     )
-
-
-def parse_sentinels(entries: Sequence[str]) -> list[tuple[str, int]]:
-    """`host:port` strings (`[::1]:26379` for IPv6) as (host, port); ValueError names a bad one."""
-    addresses = []
-    for entry in entries:
-        parts = urlsplit(f"//{entry.strip()}")
-        try:
-            port = parts.port
-        except ValueError:
-            port = None
-        if not parts.hostname or port is None:
-            raise ValueError(f"{entry!r} is not host:port")
-        addresses.append((parts.hostname, port))
-    return addresses
 
 
 def _sentinel_master(
