@@ -73,6 +73,8 @@ COMBOS: list[tuple[str, CatalogQuery]] = [
         complete=False, max_size=1_000_000, sort="size")),
     ("type=image/&min_size=1MB (a large set and a large range)", CatalogQuery(
         type="image", min_size=1_000_000)),
+    ("type=image/&complete=true&min_size=1MB", CatalogQuery(
+        type="image", complete=True, min_size=1_000_000)),
 ]  # fmt: skip
 
 

@@ -177,17 +177,28 @@ owners = st.sampled_from([None, None, *OWNERS])
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(query=queries, owner=owners, limit=st.integers(1, 60), offset=st.integers(0, 300))
+@given(
+    query=queries,
+    owner=owners,
+    limit=st.integers(1, 60),
+    offset=st.integers(0, 300),
+    sparse=st.sampled_from([Catalog.sparse, 20]),  # 20: the dense strategies (bitmaps) too
+)
 def test_a_page_is_the_reference_page(
     loaded: tuple[Catalog, list[Entry]],
     query: CatalogQuery,
     owner: str | None,
     limit: int,
     offset: int,
+    sparse: int,
 ) -> None:
     catalog, uploads = loaded
     expected = reference(uploads, query, owner)
-    ids, total = catalog.query(query, limit, offset, owner)
+    catalog.sparse = sparse
+    try:
+        ids, total = catalog.query(query, limit, offset, owner)
+    finally:
+        del catalog.sparse
     assert total == len(expected)
     assert ids == expected[offset : offset + limit]
 
@@ -228,6 +239,11 @@ def test_pages_put_together_are_the_whole_reference(
         CatalogQuery(tags=("red",), type="image", sort="size"),  # sparse result of large sets
         CatalogQuery(tags=("red",), type="image", sort="name", descending=False),
         CatalogQuery(since=1_700_001_000.0, until=1_700_001_010.0),  # a narrow range
+        CatalogQuery(type="image", min_size=1000),  # a large set and size range: the buckets
+        CatalogQuery(tags=("red",), min_size=1000, max_size=4_000_000, sort="size"),
+        CatalogQuery(type="image", max_size=1023, sort="name"),  # whole buckets only
+        CatalogQuery(tags=("red",), min_size=1000, max_size=1020),  # a slice of one bucket
+        CatalogQuery(type="image", complete=False, min_size=1000),  # the open twin as mask
     ],
 )
 @pytest.mark.parametrize("offset", [0, 37, 5000])

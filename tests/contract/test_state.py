@@ -308,8 +308,9 @@ def test_an_upgrade_from_before_the_catalog_lists_every_upload_once(state: Redis
 
 
 def test_an_older_catalog_layout_is_rebuilt_once_on_the_next_start(state: RedisState) -> None:
-    """A deployment indexed before the 1-/2-gram sets and the sizes split by completion gets
-    them on the first start of this version (its layout mark is older), and only then."""
+    """A deployment indexed before the 1-/2-gram sets, the sizes split by completion and the
+    size buckets' bitmaps gets them on the first start of this version (its layout mark is
+    older), and only then."""
     done = make(created=1000.0, owner="ann", metadata={"filename": "Ab.txt"}).evolve(offset=100)
     open_ = make(created=1001.0, owner="ann", metadata={"filename": "bc.txt"})
     for info in (done, open_):
@@ -332,6 +333,7 @@ def test_an_older_catalog_layout_is_rebuilt_once_on_the_next_start(state: RedisS
     assert [u.id for u in state.list(10, query=CatalogQuery(q="b")).uploads] == [open_.id, done.id]
     state.catalog.sparse = 0  # count from the bitmaps, as over many uploads
     assert state.list(10, query=CatalogQuery(q="b", complete=True)).total == 1
+    assert state.list(10, query=CatalogQuery(q="b", min_size=64)).total == 2  # buckets
     assert state.upgrade_indexes() is None, "already upgraded: nothing to do"
 
 

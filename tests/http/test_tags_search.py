@@ -388,3 +388,27 @@ def test_dense_counts_follow_every_change(app: Any, client: Any, clock: Clock) -
     clock.now += EXPIRE + 10
     app.extensions["tusserver"].service.cleanup()
     assert totals() == (0, 0, 0, 0)
+
+
+def test_dense_size_ranges_follow_every_change(app: Any, client: Any) -> None:
+    """A size range over large sets is counted from the size buckets' bitmaps (the buckets
+    wholly inside it, plus the slices of the ones it cuts): a declared length, a delete, and
+    a freed slot taken by an upload of another size must keep those right."""
+    catalog = app.extensions["tusserver"].service.state.catalog
+    catalog.sparse, catalog.twin_min = 0, 1  # every set large, and with its bitmap twin
+    a = create(client, 4, filename="a.png", filetype="image/png", tags="t")
+    create(client, 6, filename="b.png", filetype="image/png", tags="t")
+    c = create(client, None, filename="c.png", filetype="image/png", tags="t")
+
+    def totals() -> tuple[int, ...]:
+        queries = ("type=image&min_size=4&max_size=7", "tag=t&min_size=5")
+        queries += ("type=image&complete=false&min_size=8", "tag=t&max_size=4")
+        return tuple(listing(client, query)["total"] for query in queries)
+
+    assert totals() == (2, 1, 0, 1)
+    assert patch(client, c, 0, b"", Upload_Length="9").status_code == 204  # length declared
+    assert totals() == (2, 2, 1, 1)
+    assert client.delete(f"/api/uploads/{upload_id(a)}").status_code == 204
+    assert totals() == (1, 2, 1, 0)
+    create(client, 20, filename="d.png", filetype="image/png", tags="t")  # reuses a's slot
+    assert totals() == (1, 3, 2, 0)

@@ -10,8 +10,9 @@ search). A scope holds:
 - `:done` / `:open` sets (complete / incomplete uploads);
 - `:tag:<tag>`, `:major:<type>`, `:type:<type/sub>` sets (tags; MIME major and full type);
 - fleet scope only: `:gram:<g>` sets of ids per 1-, 2- and 3-character piece of the name, and
-  for counting large intersections a slot number per upload (`:slot`) and bitmap twins of the
-  large sets (`:bits:<set suffix>`);
+  for counting large intersections a slot number per upload (`:slot`), bitmap twins of the
+  large sets (`:bits:<set suffix>`) and a bitmap per size bucket (`:bits:sizes:<b>`, b the
+  length's bit length), so a size range over large sets is counted without copying it;
 - `:entry` a hash id -> `name\\0type\\0tags\\0owner`: what the upload was indexed under, so a
   change or removal can take it out of exactly the sets it is in.
 
@@ -124,7 +125,8 @@ def _unpack(packed: str) -> tuple[str, tuple[str, ...], str, str]:
 
 
 # Shared by the maintenance scripts. KEYS 1 uploads 2 updated 3 size 4 name 5 entry 6 done
-# 7 open 8 size:done 9 size:open 10 slot 11 slot:free 12 slot:next 13 bits:done 14 bits:open.
+# 7 open 8 size:done 9 size:open 10 slot 11 slot:free 12 slot:next 13 bits:done 14 bits:open
+# 15 the size bucket bitmap of the upload's length (fleet scope, length known; else unused).
 # ARGV[11]: the scope's bitmap prefix ('' = no bitmaps: an owner's scope). In the fleet scope
 # each upload has a slot number (reused after removal) and some sets a bitmap twin, a key
 # under the prefix (no set's key starts with it), whose bit at the slot mirrors membership.
@@ -153,6 +155,10 @@ local function make_twin(set, twin)
     end
   end
 end
+-- the upload's bit in the bitmap of its length's size bucket (`size` < 0: none)
+local function put_size(slot, size, on)
+  if slot and size >= 0 then redis.call('SETBIT', KEYS[15], slot, on and 1 or 0) end
+end
 -- `set`: for a twin, the set it mirrors (already changed)
 local function put(key, on, slot, set)
   if prefix ~= '' and string.sub(key, 1, #prefix) == prefix then
@@ -175,8 +181,10 @@ if old ~= ARGV[2] then return 0 end
 local leave = tonumber(ARGV[9])
 local slot = slot_of(true)
 if ARGV[10] ~= '' then redis.call('ZREM', KEYS[4], ARGV[10]) end
-for i = 15, 14 + leave do put(KEYS[i], false, slot, KEYS[i - 1]) end
-for i = 15 + leave, #KEYS do put(KEYS[i], true, slot, KEYS[i - 1]) end
+for i = 16, 15 + leave do put(KEYS[i], false, slot, KEYS[i - 1]) end
+for i = 16 + leave, #KEYS do put(KEYS[i], true, slot, KEYS[i - 1]) end
+-- a length, once known, never changes (tus): the bucket is new, or the one it is in already
+put_size(slot, tonumber(ARGV[5]), true)
 redis.call('ZADD', KEYS[1], ARGV[3], id)
 redis.call('ZADD', KEYS[2], ARGV[4], id)
 redis.call('ZADD', KEYS[3], ARGV[5], id)
@@ -194,20 +202,24 @@ return 1
 """
 )
 
-# KEYS as _PUT, then the sets to leave. ARGV: id, expected entry, name member; ARGV[11] as _PUT.
+# KEYS as _PUT (15: the bucket of the expected length), then the sets to leave. ARGV: id,
+# expected entry, name member, expected length (its score in `:size`); ARGV[11] as _PUT.
 _REMOVE = (
     _PUT
     + """
 local old = redis.call('HGET', KEYS[5], id)
 if not old then return 1 end
 if old ~= ARGV[2] then return 0 end
+local size = tonumber(redis.call('ZSCORE', KEYS[3], id) or '-1')
+if size ~= tonumber(ARGV[4]) then return 0 end
 local slot = slot_of(false)
+put_size(slot, size, false)
 redis.call('ZREM', KEYS[1], id); redis.call('ZREM', KEYS[2], id); redis.call('ZREM', KEYS[3], id)
 redis.call('ZREM', KEYS[4], ARGV[3])
 redis.call('ZREM', KEYS[8], id); redis.call('ZREM', KEYS[9], id)
 put(KEYS[6], false); put(KEYS[7], false)
 if slot then put(KEYS[13], false, slot); put(KEYS[14], false, slot) end
-for i = 15, #KEYS do put(KEYS[i], false, slot, KEYS[i - 1]) end
+for i = 16, #KEYS do put(KEYS[i], false, slot, KEYS[i - 1]) end
 if slot then
   redis.call('HDEL', KEYS[10], id); redis.call('SADD', KEYS[11], slot)
 end
@@ -224,6 +236,7 @@ if redis.call('HEXISTS', KEYS[5], id) == 0 then return 0 end
 local slot = slot_of(false)
 redis.call('ZADD', KEYS[2], ARGV[2], id)
 redis.call('ZADD', KEYS[3], ARGV[3], id)
+put_size(slot, tonumber(ARGV[3]), true)
 local done = ARGV[4] == '1'
 put(KEYS[6], done); put(KEYS[7], not done)
 if slot then put(KEYS[13], done, slot, KEYS[6]); put(KEYS[14], not done, slot, KEYS[7]) end
@@ -248,6 +261,10 @@ return 1
 #       15 the range the sort index is scored by: 'size', 'created' or ''
 #       16 how many of the last KEYS are bitmaps: the twins of the filter sets, in their order,
 #          given when every filter set has one (then their intersection is counted by BITOP).
+#       17 how many KEYS after the twins are size bucket bitmaps (those wholly in the size range)
+#       18 how many KEYS after those are masks ANDed with them (the done/open twin of complete=)
+#       19 '1' when the size range may be counted by buckets (the only range; twins given)
+#       20-23 the size slices of the buckets the range cuts (lo, hi; '' = none)
 # Strategy: the smallest filter decides. A small one (<= SPARSE ids) is read and the others
 # checked in batches; large ones are counted in C (ZINTERCARD) and the page found by walking
 # the sort index, or intersected in C (ZINTERSTORE) when the result is too sparse to walk.
@@ -290,8 +307,9 @@ end
 
 -- producers: sets (tags, name grams, type, done/open) and score ranges (size, created)
 local producers = {}
-local BITMAPS = tonumber(ARGV[16])
-local last_set = #KEYS - BITMAPS
+local BITMAPS, BUCKETS, MASKS = tonumber(ARGV[16]), tonumber(ARGV[17]), tonumber(ARGV[18])
+local last_set = #KEYS - BITMAPS - BUCKETS - MASKS
+local first_bucket = last_set + BITMAPS + 1
 local first_gram = last_set - tonumber(ARGV[14]) + 1
 for i = 10, first_gram - 1 do
   producers[#producers + 1] = {set = true, key = KEYS[i], n = redis.call('SCARD', KEYS[i])}
@@ -516,12 +534,16 @@ end
 -- How many ids are in every set: their bitmap twins ANDed and counted (a few KB each, however
 -- many ids), else SINTERCARD (a lookup per id of the smallest set), stopping past `limit`.
 local twins = BITMAPS > 0
-for i = last_set + 1, #KEYS do
+for i = last_set + 1, last_set + BITMAPS do
   twins = twins and redis.call('EXISTS', KEYS[i]) == 1
+end
+local masked = twins
+for i = first_bucket + BUCKETS, #KEYS do
+  masked = masked and redis.call('EXISTS', KEYS[i]) == 1
 end
 local function count_sets(cap)
   if twins then
-    redis.call('BITOP', 'AND', TMP_RESULT, unpack(KEYS, last_set + 1, #KEYS))
+    redis.call('BITOP', 'AND', TMP_RESULT, unpack(KEYS, last_set + 1, last_set + BITMAPS))
     local count = redis.call('BITCOUNT', TMP_RESULT)
     redis.call('DEL', TMP_RESULT)
     return count
@@ -556,6 +578,34 @@ end
 -- (and, when thin, intersected) in C, a dense result paged by walking the sort index.
 local few = verify
 if not few then few = count_sets(SPARSE * 4 + 1) <= SPARSE * 4 end
+-- The size range counted without copying it: the bitmaps of the size buckets wholly inside it
+-- ORed, ANDed with the sets' twins (and done/open for complete=), plus the ids of the (at most
+-- two) slices of the buckets it cuts that are in every set. A dense result is then walked.
+if not few and masked and ARGV[19] == '1' then
+  local count = 0
+  if BUCKETS > 0 then
+    redis.call('BITOP', 'OR', TMP_SIZE, unpack(KEYS, first_bucket, first_bucket + BUCKETS - 1))
+    local args = {'AND', TMP_SIZE, TMP_SIZE}
+    for i = last_set + 1, last_set + BITMAPS do args[#args + 1] = KEYS[i] end
+    for i = first_bucket + BUCKETS, #KEYS do args[#args + 1] = KEYS[i] end
+    redis.call('BITOP', unpack(args))
+    count = redis.call('BITCOUNT', TMP_SIZE)
+    redis.call('DEL', TMP_SIZE)
+  end
+  local set_checks = {}
+  for _, p in ipairs(producers) do if p.set then set_checks[#set_checks + 1] = p end end
+  for i = 20, 22, 2 do
+    if ARGV[i] ~= '' then
+      count = count + #filter(redis.call('ZRANGEBYSCORE', SIZES, ARGV[i], ARGV[i + 1]),
+                              set_checks, false)
+    end
+  end
+  if count * DENSITY >= all or offset >= count then
+    local result = walk(count, producers)
+    cleanup()
+    return result
+  end
+end
 if not few then
   local inputs = {}
   for _, key in ipairs(sets) do inputs[#inputs + 1] = key end
@@ -614,9 +664,9 @@ class Catalog:
     density = 40
     walk = 15
     twin_min = 64
-    LAYOUT = 2
+    LAYOUT = 3
     """The indexes' layout: 2 added the 1- and 2-gram sets, the sizes split by completion and
-    the fleet scope's slots and bitmaps.
+    the fleet scope's slots and bitmaps; 3 the size buckets' bitmaps.
     Bumped with every change of what is indexed, so `upgrade_indexes` rebuilds once on serve."""
 
     def __init__(self, client: Any, keys: Keys):
@@ -634,10 +684,12 @@ class Catalog:
         return [*scopes, self.keys.all_uploads]
 
     @staticmethod
-    def _fixed(scope: str) -> list[str]:
+    def _fixed(scope: str, size: int) -> list[str]:
+        """The keys every maintenance script gets; the last, the bitmap of `size`'s bucket."""
         names = ("uploads", "updated", "size", "name", "entry", "done", "open", "size:done")
         names += ("size:open", "slot", "slot:free", "slot:next", "bits:done", "bits:open")
-        return [f"{scope}:{name}" for name in names]
+        bucket = "none" if size < 0 else str(size_bucket(size))
+        return [f"{scope}:{name}" for name in names] + [f"{scope}:bits:sizes:{bucket}"]
 
     def _bits_prefix(self, scope: str) -> str:
         """Where the scope's bitmaps live: the fleet scope's only (an owner's sets are small)."""
@@ -703,7 +755,7 @@ class Catalog:
                     self._bits_prefix(scope),
                     self.twin_min,
                 ]
-                keys = [*self._fixed(scope), *leave, *self._sets(scope, packed)]
+                keys = [*self._fixed(scope, entry.size), *leave, *self._sets(scope, packed)]
                 writes.script(self._index, keys, args)
             done = writes.execute()
             pending = [scope for scope, ok in zip(pending, done, strict=True) if not ok]
@@ -735,7 +787,7 @@ class Catalog:
                     self._bits_prefix(scope),
                     self.twin_min,
                 ]
-                keys = [*self._fixed(scope), *self._sets(scope, packed)]
+                keys = [*self._fixed(scope, entry.size), *self._sets(scope, packed)]
                 batch.script(self._index, keys, args)
         answers = iter(batch.execute())
         for info in queued:
@@ -762,7 +814,7 @@ class Catalog:
         for scope in self.scopes(info.owner):
             args = [info.id, repr(info.updated), size, complete, *[""] * 6]
             args += [self._bits_prefix(scope), self.twin_min]
-            batch.script(self._touch, self._fixed(scope), args)
+            batch.script(self._touch, self._fixed(scope, size), args)
         batch.execute()
 
     def remove(self, upload_id: str, owner: str | None = None) -> None:
@@ -772,12 +824,16 @@ class Catalog:
             owner = _unpack(packed)[2] or None if packed is not None else None
         for scope in self.scopes(owner):
             for _ in range(_CAS_RETRIES):
-                old = self.client.hget(f"{scope}:entry", upload_id)
+                reads = Batch(self.client)
+                reads.command(f"{scope}:entry", "hget", upload_id)
+                reads.command(f"{scope}:size", "zscore", upload_id)
+                old, score = reads.execute()
                 if old is None:
                     break
-                keys = [*self._fixed(scope), *self._sets(scope, old)]
+                size = -1 if score is None else int(score)
+                keys = [*self._fixed(scope, size), *self._sets(scope, old)]
                 member = f"{_unpack(old)[3]}\0{upload_id}"
-                args = [upload_id, old, member, *[""] * 7, self._bits_prefix(scope), 0]
+                args = [upload_id, old, member, size, *[""] * 6, self._bits_prefix(scope), 0]
                 if self._remove(keys=keys, args=args):
                     break
 
@@ -818,6 +874,15 @@ class Catalog:
         if len(bitmaps) < len(twins):
             bitmaps = []  # a filter without a twin: SINTERCARD counts them all
         keys += bitmaps
+        buckets, masks, slices = [], [], []
+        by_buckets = bool(bitmaps) and sized and query.since is None and query.until is None
+        if by_buckets:
+            whole, slices = size_buckets(max(query.min_size or 0, 0), query.max_size)
+            buckets = [f"{scope}:bits:sizes:{bucket}" for bucket in whole]
+            if query.complete is not None:
+                masks = [f"{scope}:bits:{'done' if query.complete else 'open'}"]
+        keys += buckets + masks
+        cuts = [str(bound) for cut in slices for bound in cut]
         args: list[Any] = [
             "name" if query.sort == "name" else "score",
             "1" if query.descending else "0",
@@ -834,6 +899,11 @@ class Catalog:
             checked_grams,
             query.sort if query.sort in ("size", "created") else "",
             len(bitmaps),
+            len(buckets),
+            len(masks),
+            "1" if by_buckets else "0",
+            *cuts,
+            *[""] * (4 - len(cuts)),
         ]
         total, ids = self._query(keys=keys, args=args)
         return list(ids), int(total)
@@ -842,6 +912,34 @@ class Catalog:
         """Every id indexed in a scope (for checks and rebuilds)."""
         scope = self.keys.owner(owner) if owner else self.keys.all_uploads
         return self.client.zrange(f"{scope}:uploads", 0, -1)
+
+
+def size_bucket(size: int) -> int:
+    """The size bucket of a known length: 0 for empty, else its bit length (bucket b >= 1 holds
+    the lengths 2**(b-1) .. 2**b - 1), so 64 buckets cover every length."""
+    return size.bit_length()
+
+
+def size_buckets(low: int, high: int | None) -> tuple[list[int], list[tuple[int, int]]]:
+    """A size range as the buckets wholly inside it and the (at most two) slices of the buckets
+    it cuts: the range's ids are those buckets' bitmaps ORed plus the ids in the slices."""
+    whole: list[int] = []
+    slices: list[tuple[int, int]] = []
+    top = _BUCKETS - 1 if high is None else min(size_bucket(high), _BUCKETS - 1)
+    for bucket in range(size_bucket(low), top + 1):
+        start, end = (0, 0) if bucket == 0 else (1 << (bucket - 1), (1 << bucket) - 1)
+        cut_start, cut_end = max(start, low), end if high is None else min(end, high)
+        if cut_start > cut_end:
+            continue
+        if (cut_start, cut_end) == (start, end):
+            whole.append(bucket)
+        else:
+            slices.append((cut_start, cut_end))
+    return whole, slices
+
+
+_BUCKETS = 65
+"""Lengths are below 2**64 (64-bit offsets): buckets 0..64."""
 
 
 def _size_range(low: int | None, high: int | None) -> tuple[str, str]:

@@ -550,7 +550,9 @@ class RedisState:
             completed=completed,
             parts=info.parts + parts,
         )
-        if self.catalog.needs_touch(info, committed):
+        # `info` already carries a length this write declares (write.py), so compare nothing:
+        # a declared length always moves the upload in the size indexes.
+        if length is not None or self.catalog.needs_touch(info, committed):
             with translate_errors():
                 self.catalog.touch(committed)
         return committed
