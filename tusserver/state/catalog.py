@@ -168,6 +168,16 @@ local function put(key, on, slot, set)
   elseif on then redis.call('SADD', key, id)
   else redis.call('SREM', key, id) end
 end
+-- the upload's completion: the done/open sets (and their twins) and the size split by it
+local function put_done(slot, done, size)
+  put(KEYS[6], done); put(KEYS[7], not done)
+  if slot then put(KEYS[13], done, slot, KEYS[6]); put(KEYS[14], not done, slot, KEYS[7]) end
+  if done then
+    redis.call('ZADD', KEYS[8], size, id); redis.call('ZREM', KEYS[9], id)
+  else
+    redis.call('ZADD', KEYS[9], size, id); redis.call('ZREM', KEYS[8], id)
+  end
+end
 """
 
 # KEYS: as _PUT, then the sets to leave (ARGV[9] of them), then the sets to join (each with its
@@ -189,14 +199,7 @@ redis.call('ZADD', KEYS[1], ARGV[3], id)
 redis.call('ZADD', KEYS[2], ARGV[4], id)
 redis.call('ZADD', KEYS[3], ARGV[5], id)
 redis.call('ZADD', KEYS[4], 0, ARGV[8])
-local done = ARGV[6] == '1'
-put(KEYS[6], done); put(KEYS[7], not done)
-if slot then put(KEYS[13], done, slot, KEYS[6]); put(KEYS[14], not done, slot, KEYS[7]) end
-if done then
-  redis.call('ZADD', KEYS[8], ARGV[5], id); redis.call('ZREM', KEYS[9], id)
-else
-  redis.call('ZADD', KEYS[9], ARGV[5], id); redis.call('ZREM', KEYS[8], id)
-end
+put_done(slot, ARGV[6] == '1', ARGV[5])
 redis.call('HSET', KEYS[5], id, ARGV[7])
 return 1
 """
@@ -237,14 +240,7 @@ local slot = slot_of(false)
 redis.call('ZADD', KEYS[2], ARGV[2], id)
 redis.call('ZADD', KEYS[3], ARGV[3], id)
 put_size(slot, tonumber(ARGV[3]), true)
-local done = ARGV[4] == '1'
-put(KEYS[6], done); put(KEYS[7], not done)
-if slot then put(KEYS[13], done, slot, KEYS[6]); put(KEYS[14], not done, slot, KEYS[7]) end
-if done then
-  redis.call('ZADD', KEYS[8], ARGV[3], id); redis.call('ZREM', KEYS[9], id)
-else
-  redis.call('ZADD', KEYS[9], ARGV[3], id); redis.call('ZREM', KEYS[8], id)
-end
+put_done(slot, ARGV[4] == '1', ARGV[3])
 return 1
 """
 )
