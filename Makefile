@@ -41,8 +41,14 @@ format: $(STAMP)
 	$(VENV)/bin/ruff format tusserver tests bench
 	$(VENV)/bin/ruff check --fix tusserver tests bench
 
+# `make bench` also runs the PATCH hot path side by side with an older commit (default: aa5e30c,
+# the code of 2026-11-21 that the write-path rework is measured against); BENCH_OLD=<rev> picks
+# another.
+BENCH_OLD ?= aa5e30c
+
 bench: $(STAMP)
 	$(PY) bench/run.py
+	$(PY) bench/patch_path.py --old $(BENCH_OLD)
 
 clean:
 	rm -rf $(VENV) *.egg-info .pytest_cache .ruff_cache

@@ -13,7 +13,9 @@ one private Valkey started here with the AOF policy the embedded server ships wi
   and then off; MiB/s and the server tree's CPU seconds per GiB; the ratio is the median of the
   run-by-run ratios.
 
-    .venv/bin/python bench/patch_path.py [--old REV] [--runs 5] [--fsync on,off] [--size-mib 256]
+    .venv/bin/python bench/patch_path.py [--old REV] [--runs 9] [--fsync on,off] [--size-mib 256]
+
+`make bench` runs it with `--old aa5e30c` (the Makefile's BENCH_OLD).
 """
 
 from __future__ import annotations
@@ -159,7 +161,7 @@ def serve(
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--old", default=None, help="git revision of the 'old' tree")
-    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--runs", type=int, default=9)
     parser.add_argument("--size-mib", type=int, default=256)
     parser.add_argument(
         "--fsync",
@@ -196,6 +198,13 @@ def main() -> None:
             check=True,
         ).stdout.strip()
     )
+    known = subprocess.run(
+        ["git", "rev-parse", "--verify", "--quiet", f"{old_rev}^{{commit}}"],
+        cwd=ROOT,
+        capture_output=True,
+    )
+    if known.returncode != 0:
+        sys.exit(f"revision {old_rev!r} is not in this clone (shallow?): nothing to compare")
     modes = [mode.strip() for mode in args.fsync.split(",") if mode.strip()]
     with tempfile.TemporaryDirectory() as tmp:
         old_tree = Path(tmp) / "old"

@@ -24,6 +24,10 @@ from .rate import MinimumRate
 
 log = logging.getLogger(__name__)
 
+MOVE_MAX = 64 * 1024 * 1024
+"""The most bytes one `Moved` piece carries: the minimum rate and the interrupt flag are looked
+at between pieces too, and no buffer grows with it (the bytes pass through one pipe)."""
+
 
 class BodyReader:
     """Iterate over a request body in bounded chunks.
@@ -97,38 +101,51 @@ class BodyReader:
         """True if `pieces` may move this body without reading it into Python."""
         return splice.AVAILABLE and hasattr(self.stream, "fill_pipe")
 
-    def pieces(self, pipes: splice.Pipes) -> Iterator[bytes | splice.Filled]:
-        """The body as pieces: chunks (bytes), or pipes filled straight from the socket.
+    def pieces(
+        self, pipes: splice.Pipes, sink: splice.Sink | None = None
+    ) -> Iterator[bytes | splice.Filled | splice.Moved]:
+        """The body as pieces: chunks (bytes), pipes filled straight from the socket, or
+        bytes already moved into the file.
 
         A `Filled` pipe holds the next `count` bytes of the body, moved from the socket by
         splice (see `tusserver.splice`): the caller drains it into the file at the running
-        position before the next-but-one piece (the pipes alternate). Chunks are a slow
-        sender's bytes, or all of them once splice turned out not to work here. Limits,
-        the minimum rate and interrupts apply as to iterating.
+        position before the next-but-one piece (the pipes alternate). With a `sink` a fast
+        sender's bytes are moved into it instead (`DirectInput.move`), up to `MOVE_MAX` per
+        piece, and the piece is `Moved`: already written. Chunks are a slow
+        sender's bytes, or all of them once splice turned out not to work here. Limits, the
+        minimum rate and interrupts apply as to iterating.
         """
-        fill_pipe = getattr(self.stream, "fill_pipe", None) if splice.AVAILABLE else None
+        stream = self.stream if splice.AVAILABLE else None
+        fill_pipe = getattr(stream, "fill_pipe", None)
+        move = getattr(stream, "move", None) if sink is not None else None
         while (want := self._next_size()) > 0:
-            piece: bytes | splice.Filled | None = None
-            if fill_pipe is not None:
-                try:
+            piece: bytes | splice.Filled | splice.Moved | None = None
+            try:
+                if move is not None:
+                    piece = move(pipes, self._next_size(MOVE_MAX), sink, self.received, self._stop)
+                elif fill_pipe is not None:
                     piece = fill_pipe(pipes, want)
-                except splice.Unsupported as exc:
-                    log.info("splice unavailable, copying the body instead: %s", exc)
-                    fill_pipe = None
+            except splice.Unsupported as exc:
+                log.info("splice unavailable, copying the body instead: %s", exc)
+                fill_pipe = move = None
             if piece is None:
                 piece = self._read(want)
-            count = piece.count if isinstance(piece, splice.Filled) else len(piece)
+            count = len(piece) if isinstance(piece, bytes | bytearray) else piece.count
             if not count:
                 self._ended_short()
                 return
             self._arrived(count)
             yield piece
 
-    def _next_size(self) -> int:
-        """How many bytes the next read may take (0: the body is over for us)."""
+    def _stop(self) -> bool:
+        """True once the body must end early (any thread may ask)."""
+        return self.interrupted is not None
+
+    def _next_size(self, most: int | None = None) -> int:
+        """How many bytes the next read may take, `most` or a chunk (0: the body is over)."""
         if self.interrupted is not None or self.disconnected:
             return 0
-        want = self.chunk_size
+        want = most or self.chunk_size
         if self.expected is not None:
             want = min(want, self.expected - self.received)
             if want <= 0:

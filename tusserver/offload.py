@@ -63,6 +63,22 @@ class WriteBehind:
 
         self._pending = get_hub().threadpool.spawn(fn, *args)
 
+    def call(self, fn: Callable[..., T], *args: Any) -> T:
+        """`fn(*args)` on the pool once the call before it is done, waited for: its result.
+
+        Unlike `blocking`, the call stays the one in flight while it runs: if the waiting
+        greenlet is killed, `then` still waits for it before closing what it uses.
+        """
+        self.wait()
+        if not self._background:
+            return fn(*args)
+        from gevent import get_hub
+
+        self._pending = get_hub().threadpool.spawn(fn, *args)
+        result = self._pending.get()
+        self._pending = None
+        return result  # type: ignore[no-any-return]
+
     def wait(self) -> None:
         """Wait for the call in flight (if any); raise its exception."""
         pending, self._pending = self._pending, None

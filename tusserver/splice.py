@@ -20,7 +20,8 @@ import errno
 import fcntl
 import os
 import select
-from typing import NamedTuple
+from collections.abc import Callable
+from typing import Any, NamedTuple, Protocol
 
 from .offload import event_loop_active
 
@@ -50,6 +51,30 @@ class Filled(NamedTuple):
 
 ENDED = Filled(None, 0)
 """No more bytes: the client went away, or the read side was shut down."""
+
+
+class Moved(NamedTuple):
+    """The next `count` bytes of a body, already in the file (socket -> pipe -> file).
+
+    `finished`: they were the body's last, and the sink's `finish` ran after them.
+    """
+
+    count: int
+    finished: bool = False
+
+
+class Sink(Protocol):
+    """Where `DirectInput.move` puts a body: `run` runs the moving, which calls the rest."""
+
+    def run(self, fn: Callable[..., Moved], *args: Any) -> Moved:
+        """`fn(*args)` on a pool thread, waited for; whatever the sink writes to is closed
+        only after it returns, even if the waiting greenlet is killed meanwhile."""
+
+    def drain(self, pipe: Pipe, start: int, count: int) -> None:
+        """Write the pipe's `count` bytes where byte `start` of the body goes."""
+
+    def finish(self) -> None:
+        """The body's last byte is written: end the write (fdatasync, close) on this trip."""
 
 
 class Pipes:

@@ -62,6 +62,18 @@ CHILD = textwrap.dedent(
     assert closed == [], "ran while a write was still in flight"
     gevent.sleep(0.3)
     assert closed == [b"last"], closed
+
+    # `call` returns the job's result; a greenlet killed while it waits (a worker shutting
+    # down) leaves the job in flight, so the clean-up still waits for the job to end.
+    assert behind.call(lambda: os.pwrite(fd, b"ret", 30)) == 3
+    after_kill = []
+    waiter = gevent.spawn(behind.call, slow_write, b"held", 40)
+    gevent.sleep(0.01)
+    waiter.kill()
+    behind.then(lambda: after_kill.append(os.pread(fd, 4, 40)))
+    assert after_kill == [], "cleaned up under a job still running"
+    gevent.sleep(0.3)
+    assert after_kill == [b"held"], after_kill
     ticker.kill()
     print("ok")
     """

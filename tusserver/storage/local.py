@@ -15,7 +15,7 @@ from ..errors import BackendUnavailable, TooLarge
 from ..models import UploadInfo, WriteResult
 from ..offload import WriteBehind, blocking
 from ..protocol import is_upload_id
-from ..splice import Filled, Pipe, Pipes, Unsupported
+from ..splice import Filled, Moved, Pipe, Pipes, Unsupported
 from .writeback import start_writeback
 
 log = logging.getLogger(__name__)
@@ -76,10 +76,12 @@ class LocalStore:
 
         A request body that can be spliced (a fast sender's, see `BodyReader.pieces`)
         moves socket -> pipe -> file in the kernel: one copy instead of two and no buffer in
-        the process. Other chunks (a body whose checksum needs the bytes, the test client's)
-        are written by the thread pool under the gevent worker (a write stalled by dirty-page
-        throttling must not stall other connections), each while the next chunk is received
-        (`WriteBehind`); a slow sender's small chunk is copied by the event loop itself
+        the process, done by one pool thread per piece through `_FileSink` (which also ends
+        the write after the body's last byte). Other chunks (a body whose checksum needs the
+        bytes, the test client's) are written by the thread pool under the gevent worker (a
+        write stalled by dirty-page throttling must not stall other connections), each while
+        the next chunk is received (`WriteBehind`); a slow sender's small chunk is copied by
+        the event loop itself
         (`INLINE_WRITE_MAX`). Only bytes whose write finished count as written. One
         `fdatasync` at the end: the data and the file size, which is all a later read needs
         (the offset itself lives in the state store).
@@ -93,8 +95,16 @@ class LocalStore:
         written = spliced = 0
         pipes = Pipes()
         finishing = False  # the last write was sent off with the fdatasync and close
+        sink = _FileSink(fd, info.offset, self.fsync, behind)
         try:
-            for piece in self._pieces(chunks, pipes):
+            for piece in self._pieces(chunks, pipes, sink):
+                if isinstance(piece, Moved):  # already in the file (see `BodyReader.pieces`)
+                    behind.wait()
+                    position += piece.count
+                    spliced += piece.count
+                    written = position - info.offset
+                    finishing = piece.finished
+                    continue
                 finishing = _at_end(chunks)
                 flush = self.fsync and not finishing  # a last write is fdatasync'd at once
                 if isinstance(piece, Filled):
@@ -118,11 +128,11 @@ class LocalStore:
             behind.wait()
             written = position - info.offset
         except OSError as exc:
-            behind.then(_close, None if finishing else fd, pipes)
+            behind.then(sink.clean_up, pipes, finishing)
             raise _unavailable("write", exc) from exc
         except BaseException:
             # Never close a file or pipe under a write still running.
-            behind.then(_close, None if finishing else fd, pipes)
+            behind.then(sink.clean_up, pipes, finishing)
             raise
         pipes.close()
         if not finishing:
@@ -132,8 +142,11 @@ class LocalStore:
                 raise _unavailable("write", exc) from exc
         return WriteResult(written, spliced=min(spliced, written))
 
-    def _pieces(self, chunks: Iterable[bytes], pipes: Pipes) -> Iterator[bytes | Filled]:
-        """The body as pieces: chunks to write, or pipes filled from the socket to drain.
+    def _pieces(
+        self, chunks: Iterable[bytes], pipes: Pipes, sink: _FileSink
+    ) -> Iterator[bytes | Filled | Moved]:
+        """The body as pieces: chunks to write, pipes filled from the socket to drain, or
+        bytes already moved into the file through `sink`.
 
         A request body that can be spliced (`BodyReader.pieces`) moves from the socket to the
         file without passing through Python; anything else (a hashed body, the test client, a
@@ -141,7 +154,7 @@ class LocalStore:
         """
         can_splice = getattr(chunks, "can_splice", None)
         if self.splice and can_splice is not None and can_splice():
-            return chunks.pieces(pipes)  # type: ignore[attr-defined, no-any-return]
+            return chunks.pieces(pipes, sink)  # type: ignore[attr-defined, no-any-return]
         return iter(chunks)
 
     def discard(self, info: UploadInfo, result: WriteResult, exclusive: bool = False) -> None:
@@ -231,6 +244,36 @@ def _drain(pipe: Pipe, fd: int, position: int, count: int, flush: bool = False) 
         pipe.drain_copying(fd, position, count)
     if flush and count:
         start_writeback(fd, position, count)
+
+
+class _FileSink:
+    """Where `DirectInput.move` writes a fast sender's body: the upload's file (`splice.Sink`).
+
+    The moving runs as the write's call in flight (`WriteBehind.call`), so the write's clean-up
+    (`behind.then`) never closes the file or a pipe under it. `finishing` is set before
+    `finish` runs, which closes the file whatever happens: the clean-up must then not close it
+    again.
+    """
+
+    def __init__(self, fd: int, offset: int, fsync: bool, behind: WriteBehind):
+        self.fd, self.offset, self.fsync = fd, offset, fsync
+        self.behind = behind
+        self.finishing = False
+
+    def run(self, fn: Callable[..., Moved], *args: Any) -> Moved:
+        return self.behind.call(fn, *args)
+
+    def clean_up(self, pipes: Pipes, finished: bool) -> None:
+        """After a failed write, once nothing runs: close the pipes, and the file unless the
+        write's last job (`finished`) or `finish` already closed it."""
+        _close(None if finished or self.finishing else self.fd, pipes)
+
+    def drain(self, pipe: Pipe, start: int, count: int) -> None:
+        _drain(pipe, self.fd, self.offset + start, count, self.fsync)
+
+    def finish(self) -> None:
+        self.finishing = True
+        _finish(self.fd, self.fsync)
 
 
 def _close(fd: int | None, pipes: Pipes) -> None:
