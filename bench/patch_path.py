@@ -293,11 +293,19 @@ def _remove_uploads(data_dir: Path) -> None:
 
     The machine is a VM whose untouched memory is slow to fill the first time: page cache
     for a new 256 MiB file every upload costs several times the CPU of reusing freed pages, and
-    how much depends on what else ran lately. Freeing each upload's pages keeps runs alike.
+    how much depends on what else ran lately. Freeing each upload's pages keeps runs alike, and
+    keeps the dirty pages from piling up: a few hundred MiB of them and the kernel throttles
+    every writer to the disk's speed, which then is all a run measures. (Until 2026-12-01 this
+    looked in the wrong folder and deleted nothing: after the first run or two, every run
+    measured the disk.)
     """
-    for entry in data_dir.iterdir():
+    removed = 0
+    for entry in (data_dir / "uploads").iterdir():
         if entry.is_file() and len(entry.name) == 32:
             entry.unlink()
+            removed += 1
+    if not removed:
+        raise RuntimeError(f"no upload file found to remove under {data_dir}")
 
 
 def aof_cost(rounds: int = 3) -> None:

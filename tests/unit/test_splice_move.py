@@ -38,10 +38,11 @@ def open_fds() -> int:
     return len(os.listdir("/proc/self/fd"))
 
 
-def body_over(receiver, length: int) -> BodyReader:  # type: ignore[no-untyped-def]
-    """The request body as the gevent worker hands it to the app: gunicorn's Body, read by
-    `DirectInput`, iterated by `BodyReader`."""
-    receiver.setblocking(True)  # as gthread's sockets; `move` gives it a timeout itself
+def body_over(receiver, length: int, blocking: bool = True) -> BodyReader:  # type: ignore[no-untyped-def]
+    """The request body as the worker hands it to the app: gunicorn's Body, read by
+    `DirectInput`, iterated by `BodyReader`. `blocking`: a socket as gthread's are (`move`
+    gives it a timeout itself); else as gevent's."""
+    receiver.setblocking(blocking)
     reader = LengthReader(SocketUnreader(receiver), length)
     stream = body_stream({"wsgi.input": Body(reader)})
     assert isinstance(stream, DirectInput)
@@ -70,15 +71,18 @@ def store_and_info(tmp_path: Path) -> tuple[LocalStore, UploadInfo, Path]:
     return store, info, path
 
 
+@pytest.mark.parametrize("blocking", [True, False], ids=["gthread-socket", "gevent-socket"])
 def test_a_fast_body_lands_exactly_at_the_offset_synced_once(
-    tmp_path: Path, fdatasyncs: list[int]
+    tmp_path: Path, fdatasyncs: list[int], blocking: bool
 ) -> None:
     store, info, path = store_and_info(tmp_path)
     sender, receiver = tcp_pair()
     before = open_fds()
     sending = threading.Thread(target=sender.sendall, args=(BODY,))
     sending.start()
-    body = body_over(receiver, len(BODY))
+    if not blocking:
+        time.sleep(0.2)  # bytes already waiting: the thread starts on them at once
+    body = body_over(receiver, len(BODY), blocking)
     result = store.write(info, body)
     sending.join()
 

@@ -81,7 +81,7 @@ class EventPublisher:
         self.clock = clock
         self._append = client.register_script(_APPEND)
         self._queue: deque[_Outgoing] = deque()
-        self._trailing: dict[str, tuple[float, _Outgoing]] = {}
+        self._trailing: dict[str, tuple[float, UploadInfo]] = {}
         self._last_progress: OrderedDict[str, float] = OrderedDict()
         self._mutex = threading.Lock()
         self._wake = threading.Event()
@@ -110,18 +110,25 @@ class EventPublisher:
                 self._enqueue(self._outgoing("finished", info, {}))
 
     def progress(self, info: UploadInfo) -> None:
-        """A committed write that did not finish the upload: throttled (see the module doc)."""
+        """A committed write that did not finish the upload: throttled (see the module doc).
+
+        A held-back event keeps only the upload's latest state; its payload is made when it
+        is due, so the PATCHes in between (most of a fast upload's) cost a dictionary update,
+        and the sender is woken only when a new hold starts (its due time is then new).
+        """
         if info.is_partial:
             return
         now = time.monotonic()
-        outgoing = self._outgoing("progress", info, {})
         with self._mutex:
             last = self._last_progress.get(info.id)
             if last is not None and now - last < self.progress_interval:
-                self._trailing[info.id] = (last + self.progress_interval, outgoing)
-                self._ensure_sender()
-                self._wake.set()  # the sender recomputes when it must wake up
+                held = info.id in self._trailing
+                self._trailing[info.id] = (last + self.progress_interval, info)
+                if not held:
+                    self._ensure_sender()
+                    self._wake.set()  # the sender recomputes when it must wake up
                 return
+            outgoing = self._outgoing("progress", info, {})
             self._last_progress[info.id] = now
             self._last_progress.move_to_end(info.id)
             while len(self._last_progress) > THROTTLE_MEMORY:
@@ -183,11 +190,11 @@ class EventPublisher:
     def _take(self) -> list[_Outgoing]:
         now = time.monotonic()
         with self._mutex:
-            for upload_id, (due, outgoing) in list(self._trailing.items()):
+            for upload_id, (due, info) in list(self._trailing.items()):
                 if due <= now:
                     del self._trailing[upload_id]
                     self._last_progress[upload_id] = now
-                    self._queue.append(outgoing)
+                    self._queue.append(self._outgoing("progress", info, {}))
             batch = list(self._queue)
             self._queue.clear()
         return batch

@@ -52,6 +52,7 @@ if ARGV[4] == '1' then
   local grant = redis.call('HGET', KEYS[1], 'grant') or ''
   if owner ~= ARGV[5] or (ARGV[6] ~= '' and grant ~= ARGV[6]) then return {'foreign'} end
 end
+redis.set_repl(redis.REPL_NONE)
 if not redis.call('SET', KEYS[4], ARGV[1], 'NX', 'PX', ARGV[2]) then
   return {'locked', redis.call('GET', KEYS[4]) or ''}
 end
@@ -60,6 +61,15 @@ local parts = {}
 if ARGV[3] == '2' then parts = redis.call('ZRANGE', KEYS[2], 0, -1) end
 return {'ok', redis.call('HGETALL', KEYS[1]), parts}
 """
+"""Take a lock, and read the upload with it. The lock is taken in memory only
+(`redis.set_repl(redis.REPL_NONE)`: neither the append-only file nor replicas see the SET), so
+with `appendfsync always` taking it waits for no disk flush; only the commit does, and that is
+the write whose durability a client is promised. A lock is only worth its holder's fenced
+commit, and that is safe either way: after a Valkey restart or a failover the lock is gone (or,
+if an AOF rewrite caught it, it comes back as it was), so the old holder's commit is refused
+(`fenced`) and its client resumes from the last acknowledged offset. Its release (the commit's
+DEL, or `_DELETE_IF_VALUE`) is still propagated, so a lock an AOF rewrite or a full resync
+caught never outlives its release."""
 
 _REFRESH_LOCK = """
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then return {0, 0} end
