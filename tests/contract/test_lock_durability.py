@@ -82,6 +82,16 @@ def test_taking_a_lock_writes_nothing_to_disk_and_the_commit_does(
     assert aof_bytes(valkey) > before, "the commit must be on disk before its reply"
 
 
+def test_extending_a_lock_writes_nothing_to_disk(valkey: EmbeddedRedis, state: RedisState) -> None:
+    info = new_upload(state)
+    token = new_token()
+    assert state.try_lock(info.id, token, 1_000).acquired
+    before = aof_bytes(valkey)
+    assert state.refresh_lock(info.id, token, TTL_MS)[0]
+    assert state.client.pttl(state.keys.lock(info.id)) > 30_000, "the lock was not extended"
+    assert aof_bytes(valkey) == before, "extending a lock went to the append-only file"
+
+
 def test_a_commit_survives_kill_9_and_a_lock_held_then_is_gone(
     valkey: EmbeddedRedis, state: RedisState
 ) -> None:

@@ -74,15 +74,17 @@ caught never outlives its release."""
 _REFRESH_LOCK = """
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then return {0, 0} end
 if not ARGV[3] or redis.call('PTTL', KEYS[1]) < tonumber(ARGV[3]) then
+  redis.set_repl(redis.REPL_NONE)
   redis.call('PEXPIRE', KEYS[1], ARGV[2])
 end
 return {1, redis.call('EXISTS', KEYS[2])}
 """
 """A lock's refresh: (held, release requested). With ARGV[3] (the keeper's bulk refresh) the
 TTL is only extended once less than that many ms are left: the keeper asks every fraction of a
-second (to notice release requests), and a refresh that writes nothing is not appended to
-Valkey's AOF (no fsync with `appendfsync always`), where thousands of slow uploads' refreshes,
-five a second each, would otherwise be its main work."""
+second (to notice release requests), and thousands of slow uploads' extensions, five a second
+each, were Valkey's main work. The extension stays in memory, like the lock it extends (see
+`_TRY_LOCK`): it is neither appended to the AOF (no fsync with `appendfsync always`) nor
+replicated."""
 
 _DELETE_IF_VALUE = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
