@@ -93,8 +93,8 @@ class LocalCluster:
         try:
             for index in range(count):
                 self.nodes.append(self._launch(index))
-            for node in self.nodes:
-                self._wait_answering(node, timeout)
+            for index in range(count):
+                node = self.nodes[index] = self._answering(index, timeout)
                 with node.client() as client:
                     node.node_id = client.execute_command("CLUSTER", "MYID")
             self._assign_slots()
@@ -132,6 +132,27 @@ class LocalCluster:
         ]  # fmt: skip
         node.process = subprocess.Popen(args, stdin=subprocess.DEVNULL)
         return node
+
+    def _answering(self, index: int, timeout: float, attempts: int = 3) -> ClusterNode:
+        """Node `index`, answering; relaunched on fresh ports if one it was given got taken.
+
+        A port is picked free, then handed to Valkey: in between, another test (xdist runs two
+        at once) can bind it, and the node exits with "Address already in use".
+        """
+        node = self.nodes[index]
+        for attempt in range(attempts):
+            try:
+                self._wait_answering(node, timeout)
+                return node
+            except ClusterStartError:
+                log = node.directory / "server.log"
+                taken = log.exists() and "Address already in use" in log.read_text(errors="replace")
+                if not taken or attempt == attempts - 1:
+                    raise
+                log.rename(log.with_suffix(f".log.{attempt}"))  # the next attempt's log is its own
+                (node.directory / "nodes.conf").unlink(missing_ok=True)
+                node = self._launch(index)
+        raise AssertionError("unreachable")
 
     def _wait_answering(self, node: ClusterNode, timeout: float) -> None:
         deadline = time.monotonic() + timeout
