@@ -20,7 +20,7 @@ import contextlib
 import signal
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -36,6 +36,10 @@ FAILOVER_TIMEOUT_MS = 3000
 """Also the pause before the same master can be failed over again (twice this value)."""
 
 
+LISTENING = ("Ready to accept connections", "Sentinel ID is")
+"""What a data node's, and a sentinel's, log says once it listens."""
+
+
 @dataclass
 class Node:
     """One Valkey process (data node or sentinel) with its folder and port."""
@@ -44,6 +48,8 @@ class Node:
     port: int
     folder: Path
     process: subprocess.Popen[bytes] | None = None
+    relaunches: int = 0
+    """Times it was started again on a fresh port (its first one was taken meanwhile)."""
 
     @property
     def address(self) -> str:
@@ -190,7 +196,7 @@ class SentinelSet:
         if replica_of is not None:
             args += ["--replicaof", "127.0.0.1", str(replica_of.port)]
         node.process = subprocess.Popen(args, stdin=subprocess.DEVNULL)
-        self._wait_answers(node, self.node_client)
+        self._wait_answers(node, self.node_client, lambda: self._launch_data(node, replica_of))
 
     def _launch_sentinel(self, node: Node, master: Node) -> None:
         node.folder.mkdir(parents=True, exist_ok=True)
@@ -220,14 +226,35 @@ class SentinelSet:
         node.process = subprocess.Popen(
             [find_binary(), str(config), "--sentinel"], stdin=subprocess.DEVNULL
         )
-        self._wait_answers(node, self._sentinel)
+        self._wait_answers(node, self._sentinel, lambda: self._launch_sentinel(node, master))
 
-    def _wait_answers(self, node: Node, connect: object, timeout: float = 15) -> None:
+    def _wait_answers(
+        self, node: Node, connect: object, relaunch: Callable[[], None], timeout: float = 15
+    ) -> None:
+        """Until `node` answers, asked only once its log says it listens (`LISTENING`).
+
+        Its port was picked free, then handed to Valkey: in between, another test (xdist runs
+        two at once) can bind it. The node then logs "Address already in use" and exits, and
+        `relaunch` starts it again on a fresh port (three times at most). Asking before the log
+        says it listens could reach whoever took the port instead.
+        """
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             assert node.process is not None
+            log = node.log()
+            if "Address already in use" in log and node.relaunches < 3:
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    node.process.wait(5)
+                node.relaunches += 1
+                (node.folder / "server.log").rename(node.folder / f"server.log.{node.relaunches}")
+                node.port = free_port()
+                relaunch()
+                return
             if node.process.poll() is not None:
-                raise RuntimeError(f"{node.name} exited:\n{node.log()}")
+                raise RuntimeError(f"{node.name} exited:\n{log}")
+            if not any(mark in log for mark in LISTENING):
+                time.sleep(0.02)
+                continue
             with contextlib.suppress(redis.RedisError), connect(node) as client:  # type: ignore[operator]
                 if client.ping():
                     return
