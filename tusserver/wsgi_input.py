@@ -243,6 +243,15 @@ class DirectInput:
                 self._sock.settimeout(timeout)
 
     def _fill_pipe(self, pipes: Pipes, sock_fd: int, size: int) -> Filled | bytes:
+        """`fill_pipe` on a non-blocking socket; the socket's `SO_RCVLOWAT` is back at 1 after
+        it, on every way out: the setting outlives the request, and a keep-alive connection
+        left waiting for 32 KiB would never wake for a small next request."""
+        try:
+            return self._fill_pipe_waiting(pipes, sock_fd, size)
+        finally:
+            self._set_lowat(1)
+
+    def _fill_pipe_waiting(self, pipes: Pipes, sock_fd: int, size: int) -> Filled | bytes:
         if not self._wait_for_first_bytes(sock_fd, size):
             return ENDED
         waiting = self._waiting_bytes()

@@ -11,6 +11,7 @@ open.
 from __future__ import annotations
 
 import os
+import socket
 import threading
 import time
 from pathlib import Path
@@ -139,5 +140,24 @@ def test_an_interrupt_ends_a_fast_body_keeping_what_arrived(tmp_path: Path) -> N
     assert result.bytes_written == 2 * MiB
     assert path.read_bytes()[: OFFSET + 2 * MiB] == b"k" * OFFSET + BODY[: 2 * MiB]
     assert took < 5, "the interrupt must end the body, not the hold time or the client"
+    sender.close()
+    receiver.close()
+
+
+def test_the_socket_wakes_for_any_byte_after_a_slow_start(tmp_path: Path) -> None:
+    """A body whose first read found 32-64 KiB waiting (a slow start: copied, not spliced)
+    must leave the connection's SO_RCVLOWAT at 1. The setting outlives the request: a keep-alive
+    connection left waiting for 32 KiB never woke for a small next request (a browser's last,
+    99-byte PATCH hung until the client gave up)."""
+    sender, receiver = tcp_pair()
+    size = 5 * MiB
+    body = body_over(receiver, size, blocking=False)
+    sender.sendall(BODY[: 40 * 1024])
+    time.sleep(0.2)
+    stream = body.stream
+    piece = stream.fill_pipe(splice.Pipes(), size)  # type: ignore[attr-defined]
+    assert isinstance(piece, bytes | bytearray) and len(piece) == 40 * 1024
+    lowat = receiver.getsockopt(socket.SOL_SOCKET, socket.SO_RCVLOWAT)
+    assert lowat == 1, f"SO_RCVLOWAT left at {lowat}"
     sender.close()
     receiver.close()
